@@ -1,0 +1,27 @@
+//! kv-counter: counts how often it ran for `{"key": "..."}`, with kv 1.0 calls only (get + set).
+//! It imports `driftless:kv/store@1.1.0` (the SDK's kv 1.x level) but calls only functions that
+//! exist since 1.0, so it runs on a kv 1.0 host too; a host that dropped kv 1.x rejects it.
+use driftless_sdk::{Error, kv};
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize)]
+struct Input {
+    key: String,
+}
+
+#[derive(Serialize)]
+struct Output {
+    key: String,
+    count: i64,
+}
+
+fn bump(input: Input) -> Result<Output, Error> {
+    let count = match kv::v1::get(&input.key) {
+        None => 0,
+        Some(v) => v.parse::<i64>().map_err(|_| Error::fatal("corrupt-counter", format!("`{}` holds {v:?}, not a number", input.key)))?,
+    } + 1;
+    kv::v1::set(&input.key, &count.to_string())?;
+    Ok(Output { key: input.key, count })
+}
+
+driftless_sdk::export_task!(bump);
