@@ -6,3 +6,4 @@
 
 pub mod compat;
 pub mod host;
+pub mod engine;

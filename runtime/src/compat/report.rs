@@ -118,7 +118,8 @@ impl fmt::Display for CompatReport {
             Verdict::Rejected => "REJECTED",
         };
         writeln!(f, "{head}: {}", self.summary)?;
-        for i in &self.imports {
+        let is_quiet_wasi = |i: &&ImportVerdict| i.package.starts_with("wasi:") && i.status == Status::Satisfied;
+        for i in self.imports.iter().filter(|i| !is_quiet_wasi(i)) {
             let mark = match i.status {
                 Status::Satisfied => "ok  ",
                 Status::Degraded => "warn",
@@ -127,6 +128,13 @@ impl fmt::Display for CompatReport {
             let optional = if i.optional { " (optional)" } else { "" };
             writeln!(f, "  [{mark}] {}{optional}", i.import)?;
             writeln!(f, "         {}", i.message)?;
+        }
+        let wasi: Vec<&ImportVerdict> = self.imports.iter().filter(is_quiet_wasi).collect();
+        if !wasi.is_empty() {
+            let mut packages: Vec<&str> = wasi.iter().map(|i| i.package.as_str()).collect();
+            packages.dedup();
+            writeln!(f, "  [ok  ] {} WASI imports ({})", wasi.len(), packages.join(", "))?;
+            writeln!(f, "         provided by wasmtime-wasi")?;
         }
         let driftless: Vec<&str> =
             self.catalog.iter().map(String::as_str).filter(|m| !m.starts_with("wasi:")).collect();

@@ -71,6 +71,9 @@ pub enum CatalogError {
     /// Not of the form `namespace:package@version`.
     #[error("`{0}` is not a module version: write it as namespace:package@version, e.g. driftless:kv@1.0.0")]
     Malformed(String),
+    /// WASI cannot be narrowed.
+    #[error("`{0}`: WASI 0.2 is provided whole by wasmtime-wasi (wasi:*@0.2.12) and cannot be narrowed with --provide; name driftless modules only")]
+    Wasi(String),
     /// This build does not implement that package or version.
     #[error("this build of driftless does not implement {requested}; it implements {available}. Choose among those, or upgrade the runtime")]
     NotImplemented {
@@ -99,6 +102,9 @@ impl Catalog {
             let version = Version::parse(version).map_err(|_| CatalogError::Malformed(spec.to_string()))?;
             if !name.contains(':') {
                 return Err(CatalogError::Malformed(spec.to_string()));
+            }
+            if name.starts_with("wasi:") {
+                return Err(CatalogError::Wasi(spec.to_string()));
             }
             if !full.modules.iter().any(|m| m.name == name && m.version == version) {
                 let of_package: Vec<String> =
@@ -129,7 +135,7 @@ impl Catalog {
     }
 
     /// The versions provided of `package`, lowest first.
-    pub fn versions_of<'a>(&'a self, package: &'a str) -> impl Iterator<Item = &'a Module> + 'a {
+    pub fn versions_of<'a>(&'a self, package: &'a str) -> impl DoubleEndedIterator<Item = &'a Module> + 'a {
         self.modules.iter().filter(move |m| m.name == package)
     }
 
@@ -210,5 +216,6 @@ mod tests {
         assert!(err.to_string().contains("driftless:kv@1.0.0, driftless:kv@1.1.0, driftless:kv@2.0.0"), "{err}");
         assert!(matches!(Catalog::with_provides(&["kv"]), Err(CatalogError::Malformed(_))));
         assert!(matches!(Catalog::with_provides(&["driftless:kv@one"]), Err(CatalogError::Malformed(_))));
+        assert!(matches!(Catalog::with_provides(&["wasi:io@0.2.12"]), Err(CatalogError::Wasi(_))));
     }
 }

@@ -1,2 +1,30 @@
-//! host: the modules this runtime provides to jobs, and the catalog that says which.
+//! host: the modules this runtime provides to jobs (one file per WIT package), the catalog
+//! that says which versions a node provides, and the services they call out to.
+
+pub mod bindings;
 pub mod catalog;
+pub mod context;
+pub mod error;
+pub mod joblog;
+pub mod kv;
+pub mod linker;
+pub mod services;
+pub mod state;
+pub mod versioning;
+
+pub use catalog::{Catalog, CatalogError, Module};
+pub use error::{MissingImport, ServiceError};
+pub use joblog::{JobLog, LogContents};
+pub use services::{AttemptServices, KvBackend, KvBackendError, MemoryKv, MemoryServices};
+pub use state::{DeclaredImport, HostState, JobInfo};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_catalog_module_has_an_implementation() {
+        let implemented: Vec<&str> = linker::implementations::<HostState>().iter().map(|(id, _)| *id).collect();
+        assert_eq!(Catalog::full().driftless_ids(), implemented);
+    }
+}

@@ -1,0 +1,70 @@
+//! cli: the `driftless` command.
+
+mod check;
+mod run;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// driftless: run job code shipped as WebAssembly components, without flag days.
+#[derive(Debug, Parser)]
+#[command(name = "driftless", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a job's imports against this host's modules and print the compat report.
+    /// Exits 0 when the job would be accepted, 1 when rejected, 2 when the file is not a job.
+    Check(check::Args),
+    /// Run one attempt of a job locally, with the real host modules (kv in memory).
+    /// Exits 0 on success, 1 when the job failed or trapped, 2 when it cannot run here.
+    Run(run::Args),
+}
+
+/// Options shared by commands that build a local host.
+#[derive(Debug, clap::Args)]
+pub struct HostArgs {
+    /// Provide only these versions of a package (repeatable), e.g. `--provide driftless:kv@1.0.0`
+    /// to behave like an older host. Packages not named keep every version this build has.
+    #[arg(long = "provide", value_name = "PKG@VER", env = "DRIFTLESS_PROVIDE", value_delimiter = ',')]
+    pub provide: Vec<String>,
+}
+
+impl HostArgs {
+    fn catalog(&self) -> Result<driftless::host::Catalog> {
+        Ok(driftless::host::Catalog::with_provides(&self.provide)?)
+    }
+}
+
+/// The default compile-cache folder for local commands: `$XDG_CACHE_HOME/driftless` or
+/// `~/.cache/driftless`.
+fn default_cache_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|d| d.join("driftless"))
+}
+
+/// Parse arguments and run; returns the process exit code.
+pub fn main() -> Result<i32> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DRIFTLESS_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Run(args) => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(run::run(args))
+        }
+    }
+}
+
+fn read_component(path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+}

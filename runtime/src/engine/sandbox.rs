@@ -1,0 +1,168 @@
+//! A sandbox: the engine bound to one catalog. It turns component bytes into a [`Prepared`]
+//! job (inspected, judged, compiled, linked) and runs attempts of it.
+
+use super::attempt::{self, CancelToken, StoreData};
+use super::cache::hash_hex;
+use super::limits::Limits;
+use super::outcome::AttemptResult;
+use super::Engine;
+use crate::compat::{self, CompatReport, InspectError, Inspection, Verdict};
+use crate::host::bindings::Host_Pre;
+use crate::host::{AttemptServices, Catalog, DeclaredImport, HostState, JobInfo, JobLog, KvBackend, linker};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use wasmtime::component::Linker;
+
+/// Why component bytes cannot become a runnable job on this sandbox.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// Not a driftless component (not wasm, a core module, truncated, no `run`).
+    #[error(transparent)]
+    Invalid(#[from] InspectError),
+    /// The versioning rules reject its imports against this catalog.
+    #[error("{0}")]
+    Rejected(Box<CompatReport>),
+    /// wasmtime could not compile it (or it exceeds the engine's per-component caps).
+    #[error("the component was accepted but does not compile on this runtime: {0}")]
+    Compile(String),
+    /// The real linker refused what the rules accepted.
+    #[error(
+        "the component's imports passed the version check but the linker refused them: {message}. This is a driftless bug worth reporting, with the component"
+    )]
+    Link {
+        /// The report the rules produced.
+        report: Box<CompatReport>,
+        /// The linker's message.
+        message: String,
+    },
+}
+
+impl PrepareError {
+    /// The compat report, where one applies.
+    pub fn report(&self) -> Option<&CompatReport> {
+        match self {
+            PrepareError::Rejected(r) | PrepareError::Link { report: r, .. } => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// A job component ready to run on one sandbox.
+pub struct Prepared {
+    pub(crate) engine: Arc<Engine>,
+    /// blake3 of the component bytes, hex.
+    pub hash: String,
+    /// What was read from the component.
+    pub inspection: Inspection,
+    /// The verdict against the sandbox's catalog (accepted or degraded).
+    pub report: CompatReport,
+    pub(crate) declared: Arc<Vec<DeclaredImport>>,
+    pub(crate) pre: Host_Pre<StoreData>,
+}
+
+/// What one attempt needs besides the component.
+pub struct AttemptRequest {
+    /// The input bytes passed to `run`.
+    pub input: Vec<u8>,
+    /// Which job and attempt.
+    pub job: JobInfo,
+    /// The limits (memory is capped at the engine's maximum).
+    pub limits: Limits,
+    /// Progress and checkpoints.
+    pub services: Arc<dyn AttemptServices>,
+    /// Cancels the attempt.
+    pub cancel: CancelToken,
+}
+
+/// The engine bound to one catalog, with the kv backend its modules use.
+pub struct Sandbox {
+    engine: Arc<Engine>,
+    catalog: Arc<Catalog>,
+    linker: Linker<StoreData>,
+    kv: Arc<dyn KvBackend>,
+    prepared: Mutex<HashMap<String, Arc<Prepared>>>,
+}
+
+impl Sandbox {
+    /// Link WASI (no preopens, no sockets, no inherited environment) and every driftless
+    /// module `catalog` provides.
+    pub fn new(engine: Arc<Engine>, catalog: Catalog, kv: Arc<dyn KvBackend>) -> wasmtime::Result<Sandbox> {
+        let mut linker = Linker::new(engine.wasmtime());
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        linker::add_catalog(&mut linker, &catalog, attempt::host_of)?;
+        Ok(Sandbox { engine, catalog: Arc::new(catalog), linker, kv, prepared: Mutex::default() })
+    }
+
+    /// The catalog this sandbox provides.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Inspect and judge without compiling (dry-run admission).
+    pub fn check(&self, bytes: &[u8]) -> Result<(Inspection, CompatReport), InspectError> {
+        compat::check(bytes, &self.catalog)
+    }
+
+    /// Inspect, judge, compile (cached by hash) and link; the result is cached by hash.
+    pub fn prepare(&self, bytes: &[u8]) -> Result<Arc<Prepared>, PrepareError> {
+        let hash = hash_hex(bytes);
+        if let Some(p) = self.prepared.lock().expect("prepared lock").get(&hash) {
+            return Ok(p.clone());
+        }
+        let (inspection, report) = self.check(bytes)?;
+        if report.verdict == Verdict::Rejected {
+            return Err(PrepareError::Rejected(Box::new(report)));
+        }
+        let component =
+            self.engine.cache().get_or_compile(self.engine.wasmtime(), &hash, bytes).map_err(|e| PrepareError::Compile(e.to_string()))?;
+        let link_error = |e: wasmtime::Error| PrepareError::Link { report: Box::new(report.clone()), message: format!("{e:#}") };
+        let instance_pre = if report.verdict == Verdict::Degraded {
+            let mut linker = self.linker.clone();
+            linker::add_optional_stubs(&mut linker, &report).map_err(link_error)?;
+            linker.instantiate_pre(&component)
+        } else {
+            self.linker.instantiate_pre(&component)
+        }
+        .map_err(link_error)?;
+        let pre = Host_Pre::new(instance_pre).map_err(link_error)?;
+        let declared = report
+            .imports
+            .iter()
+            .map(|i| DeclaredImport {
+                name: i.import.split('@').next().unwrap_or(&i.import).to_string(),
+                version: i.version.clone(),
+                optional: i.optional,
+                missing_functions: i.missing_functions.clone(),
+            })
+            .collect();
+        let prepared = Arc::new(Prepared {
+            engine: self.engine.clone(),
+            hash: hash.clone(),
+            inspection,
+            report,
+            declared: Arc::new(declared),
+            pre,
+        });
+        self.prepared.lock().expect("prepared lock").insert(hash, prepared.clone());
+        Ok(prepared)
+    }
+
+    /// Run one attempt of a prepared job.
+    pub async fn run(&self, prepared: &Prepared, mut request: AttemptRequest) -> AttemptResult {
+        request.limits.memory_bytes = request.limits.memory_bytes.min(self.engine.config().max_memory_bytes);
+        let host = HostState {
+            job: request.job.clone(),
+            catalog: self.catalog.clone(),
+            declared: prepared.declared.clone(),
+            kv: self.kv.clone(),
+            services: request.services.clone(),
+            log: JobLog::new(request.limits.log_bytes as usize),
+        };
+        attempt::run(prepared, request, host).await
+    }
+}
