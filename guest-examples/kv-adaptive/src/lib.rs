@@ -10,6 +10,10 @@ driftless_sdk::optional_imports!("driftless:kv/store@1.1.0");
 #[derive(Deserialize)]
 struct Input {
     key: String,
+    /// Call kv 1.1's `increment` without asking first: shows what a job that forgets to
+    /// check gets on an older host (a trap naming the missing function).
+    #[serde(default)]
+    skip_check: bool,
 }
 
 #[derive(Serialize, Debug, PartialEq)]
@@ -23,8 +27,14 @@ struct Output {
 }
 
 fn bump(input: Input) -> Result<Output, Error> {
-    let host_kv = versioning::provided("driftless:kv").iter().map(|v| v.to_string()).collect();
-    if versioning::supports("driftless:kv", "^1.1") {
+    let host_kv: Vec<String> = versioning::provided("driftless:kv").iter().map(|v| v.to_string()).collect();
+    if !input.skip_check && !versioning::supports("driftless:kv", "^1") {
+        return Err(Error::fatal(
+            "kv-unavailable",
+            format!("this job needs driftless:kv 1.x; this host provides kv {host_kv:?}: run it on a node that provides kv 1.x"),
+        ));
+    }
+    if input.skip_check || versioning::supports("driftless:kv", "^1.1") {
         let count = kv::v1::increment(&input.key, 1)?;
         // get-many reads back the counter together with a key that is never set.
         let read = kv::v1::get_many(&[&input.key, "kv-adaptive/unset"]);
@@ -54,6 +64,13 @@ mod tests {
         let out = host.run_json(super::bump, json!({"key": "k"})).unwrap();
         assert_eq!(out["path"], "kv-1.1");
         assert_eq!(out["count"], 1);
+    }
+
+    #[test]
+    fn refuses_cleanly_without_any_kv_1() {
+        let host = Host::new().provide("driftless:kv", "2.0.0");
+        let err = host.run_json(super::bump, json!({"key": "k"})).unwrap_err();
+        assert_eq!(err.code, "kv-unavailable");
     }
 
     #[test]

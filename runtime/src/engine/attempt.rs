@@ -170,14 +170,18 @@ fn classify(e: &wasmtime::Error, data: &StoreData, limits: &Limits) -> Outcome {
     if let Some(service) = e.downcast_ref::<ServiceError>() {
         return trapped(TrapReason::HostError, format!("a host service failed: {service}"));
     }
-    let detail = format!("{e:?}");
+    let detail = e.downcast_ref::<wasmtime::WasmBacktrace>().map(|bt| {
+        let frames: Vec<String> = bt.to_string().lines().take(12).map(str::to_string).collect();
+        format!("\n{}", frames.join("\n"))
+    });
+    let detail = detail.unwrap_or_default();
     match e.downcast_ref::<Trap>() {
         Some(Trap::StackOverflow) => trapped(
             TrapReason::StackOverflow,
             "the job exhausted its stack (endless or very deep recursion) and was stopped; make the recursion iterative or bounded".into(),
         ),
         Some(Trap::Interrupt) => timed_out(limits),
-        Some(trap) => trapped(TrapReason::WasmTrap, format!("the job trapped: {trap}. It is a bug in the job (a panic, or an invalid operation); details: {detail}")),
+        Some(trap) => trapped(TrapReason::WasmTrap, format!("the job trapped: {trap}. It is a bug in the job (a panic, or an invalid operation).{detail}")),
         None if detail.contains("concurrent limit") || detail.contains("resource limit exceeded") => trapped(
             TrapReason::ResourceLimit,
             format!("the attempt could not be instantiated within its limits: {e:#}. Another attempt may succeed when the node is less busy"),
