@@ -26,25 +26,45 @@ fn main() {
     let mut each = Vec::new();
     for member in &members {
         let is_bin = examples.join(member).join("src/main.rs").exists();
-        let file = if is_bin { format!("{member}.wasm") } else { format!("{}.wasm", member.replace('-', "_")) };
+        let file = if is_bin {
+            format!("{member}.wasm")
+        } else {
+            format!("{}.wasm", member.replace('-', "_"))
+        };
         let path = release.join(&file);
-        assert!(path.exists(), "guest example {member} did not produce {}", path.display());
+        assert!(
+            path.exists(),
+            "guest example {member} did not produce {}",
+            path.display()
+        );
         let ident = member.replace('-', "_");
         let konst = ident.to_uppercase();
-        out.push_str(&format!("/// The `{member}` guest example.\npub const {konst}: &str = {:?};\n", path.display().to_string()));
+        out.push_str(&format!(
+            "/// The `{member}` guest example.\npub const {konst}: &str = {:?};\n",
+            path.display().to_string()
+        ));
         all.push(format!("({member:?}, {konst})"));
         each.push(format!("        $m!({ident}, {konst});"));
     }
-    out.push_str(&format!("\n/// Every guest example, by crate name.\npub const ALL: &[(&str, &str)] = &[{}];\n", all.join(", ")));
+    out.push_str(&format!(
+        "\n/// Every guest example, by crate name.\npub const ALL: &[(&str, &str)] = &[{}];\n",
+        all.join(", ")
+    ));
     out.push_str(&format!(
         "\n/// Call `$m!(ident, CONST)` once per guest example.\n#[macro_export]\nmacro_rules! foreach_example {{\n    ($m:ident) => {{\n{}\n    }};\n}}\n",
         each.join("\n")
     ));
-    fs::write(PathBuf::from(env::var("OUT_DIR").unwrap()).join("examples.rs"), out).unwrap();
+    fs::write(
+        PathBuf::from(env::var("OUT_DIR").unwrap()).join("examples.rs"),
+        out,
+    )
+    .unwrap();
 }
 
 fn rerun_on_tree(dir: &Path) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.file_name().is_some_and(|n| n == "target") {
@@ -59,35 +79,60 @@ fn rerun_on_tree(dir: &Path) {
 }
 
 fn ensure_target() {
-    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
     match installed {
-        Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == "wasm32-wasip2") => {}
+        Ok(out)
+            if String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.trim() == "wasm32-wasip2") => {}
         Ok(_) => {
-            println!("cargo:warning=installing the wasm32-wasip2 target with rustup (first build only)");
-            let status = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status().expect("run rustup");
-            assert!(status.success(), "`rustup target add wasm32-wasip2` failed; run it by hand and build again");
+            println!(
+                "cargo:warning=installing the wasm32-wasip2 target with rustup (first build only)"
+            );
+            let status = Command::new("rustup")
+                .args(["target", "add", "wasm32-wasip2"])
+                .status()
+                .expect("run rustup");
+            assert!(
+                status.success(),
+                "`rustup target add wasm32-wasip2` failed; run it by hand and build again"
+            );
         }
-        Err(e) => println!("cargo:warning=rustup not found ({e}); assuming the wasm32-wasip2 target is installed"),
+        Err(e) => println!(
+            "cargo:warning=rustup not found ({e}); assuming the wasm32-wasip2 target is installed"
+        ),
     }
 }
 
 fn build_examples(examples: &Path) {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(examples).args(["build", "--release", "--target", "wasm32-wasip2"]);
+    cmd.current_dir(examples)
+        .args(["build", "--release", "--target", "wasm32-wasip2"]);
     // The outer build's settings are for the host target, not for the guests.
     for (key, _) in env::vars() {
-        if key.starts_with("CARGO_") && key != "CARGO_HOME" || key == "RUSTFLAGS" || key == "RUSTC_WRAPPER" || key == "RUSTC_WORKSPACE_WRAPPER" {
+        if key.starts_with("CARGO_") && key != "CARGO_HOME"
+            || key == "RUSTFLAGS"
+            || key == "RUSTC_WRAPPER"
+            || key == "RUSTC_WORKSPACE_WRAPPER"
+        {
             cmd.env_remove(&key);
         }
     }
     let status = cmd.status().expect("run cargo for the guest examples");
-    assert!(status.success(), "building guest-examples failed; run `cargo build --release --target wasm32-wasip2` in guest-examples/ to see why");
+    assert!(
+        status.success(),
+        "building guest-examples failed; run `cargo build --release --target wasm32-wasip2` in guest-examples/ to see why"
+    );
 }
 
 fn members(examples: &Path) -> Vec<String> {
     let manifest = fs::read_to_string(examples.join("Cargo.toml")).unwrap();
-    let start = manifest.find("members = [").expect("guest-examples/Cargo.toml lists members");
+    let start = manifest
+        .find("members = [")
+        .expect("guest-examples/Cargo.toml lists members");
     let end = start + manifest[start..].find(']').unwrap();
     manifest[start + "members = [".len()..end]
         .split(',')

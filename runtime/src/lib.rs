@@ -5,5 +5,5 @@
 //! and runs attempts under limits.
 
 pub mod compat;
-pub mod host;
 pub mod engine;
+pub mod host;

@@ -33,8 +33,12 @@ pub fn progress(percent: u8, message: &str) {
 
 /// Save `state` as this job's checkpoint (JSON). A later attempt can [`load_checkpoint`] it.
 pub fn save_checkpoint<T: Serialize>(state: &T) -> Result<(), crate::Error> {
-    let bytes = serde_json::to_vec(state)
-        .map_err(|e| crate::Error::fatal("bad-checkpoint", format!("the checkpoint could not be encoded as JSON: {e}")))?;
+    let bytes = serde_json::to_vec(state).map_err(|e| {
+        crate::Error::fatal(
+            "bad-checkpoint",
+            format!("the checkpoint could not be encoded as JSON: {e}"),
+        )
+    })?;
     sys::context_checkpoint_save(&bytes);
     Ok(())
 }

@@ -18,12 +18,20 @@ pub struct Error {
 impl Error {
     /// An error another attempt cannot fix (bad input, a missing capability).
     pub fn fatal(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { code: code.into(), message: message.into(), retryable: false }
+        Self {
+            code: code.into(),
+            message: message.into(),
+            retryable: false,
+        }
     }
 
     /// An error another attempt may not hit (a dependency that was briefly down).
     pub fn retryable(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { code: code.into(), message: message.into(), retryable: true }
+        Self {
+            code: code.into(),
+            message: message.into(),
+            retryable: true,
+        }
     }
 
     /// The input was understood but is not acceptable: a fatal `bad-input` error.
@@ -42,12 +50,20 @@ impl std::error::Error for Error {}
 
 impl From<Error> for JobError {
     fn from(e: Error) -> Self {
-        JobError { code: e.code, message: e.message, retryable: e.retryable }
+        JobError {
+            code: e.code,
+            message: e.message,
+            retryable: e.retryable,
+        }
     }
 }
 
 impl From<JobError> for Error {
     fn from(e: JobError) -> Self {
-        Error { code: e.code, message: e.message, retryable: e.retryable }
+        Error {
+            code: e.code,
+            message: e.message,
+            retryable: e.retryable,
+        }
     }
 }

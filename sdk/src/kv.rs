@@ -46,7 +46,11 @@ impl From<Error> for crate::Error {
             ErrorCode::WrongType => "kv-wrong-type",
             ErrorCode::Unavailable => "kv-unavailable",
         };
-        crate::Error { code: code.into(), message: e.message, retryable: e.code == ErrorCode::Unavailable }
+        crate::Error {
+            code: code.into(),
+            message: e.message,
+            retryable: e.code == ErrorCode::Unavailable,
+        }
     }
 }
 
@@ -61,7 +65,10 @@ macro_rules! convert_error {
                     C::WrongType => ErrorCode::WrongType,
                     C::Unavailable => ErrorCode::Unavailable,
                 };
-                Error { code, message: e.message }
+                Error {
+                    code,
+                    message: e.message,
+                }
             }
         }
     };

@@ -95,7 +95,10 @@ pub mod __private {
     use crate::bindings::driftless::job::types::JobError;
 
     /// Decode JSON input, call the job, encode its output: what [`crate::export_task!`] expands to.
-    pub fn run_json<I, O, E>(input: &[u8], job: impl FnOnce(I) -> Result<O, E>) -> Result<Vec<u8>, JobError>
+    pub fn run_json<I, O, E>(
+        input: &[u8],
+        job: impl FnOnce(I) -> Result<O, E>,
+    ) -> Result<Vec<u8>, JobError>
     where
         I: serde::de::DeserializeOwned,
         O: serde::Serialize,
@@ -109,7 +112,10 @@ pub mod __private {
         })?;
         let output = job(decoded).map_err(|e| JobError::from(e.into()))?;
         serde_json::to_vec(&output).map_err(|e| {
-            JobError::from(Error::fatal("bad-output", format!("the job's output could not be encoded as JSON: {e}")))
+            JobError::from(Error::fatal(
+                "bad-output",
+                format!("the job's output could not be encoded as JSON: {e}"),
+            ))
         })
     }
 }

@@ -69,7 +69,10 @@ mod imp {
         versioning::level()
     }
     pub fn versioning_catalog() -> Vec<(String, String)> {
-        versioning::catalog().into_iter().map(|m| (m.name, m.version)).collect()
+        versioning::catalog()
+            .into_iter()
+            .map(|m| (m.name, m.version))
+            .collect()
     }
     pub fn versioning_provided(package: &str) -> Vec<String> {
         versioning::provided(package)
@@ -100,7 +103,11 @@ mod imp {
         with_host(|h| h.checkpoint.clone())
     }
     pub fn kv1_get(key: &str) -> Option<String> {
-        with_host(|h| h.kv1("get").get("", key).map(|v| String::from_utf8_lossy(&v).into_owned()))
+        with_host(|h| {
+            h.kv1("get")
+                .get("", key)
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
+        })
     }
     pub fn kv1_set(key: &str, value: &str) -> Result<(), KvError> {
         with_host(|h| h.kv1("set").set("", key, value.as_bytes()))
@@ -114,7 +121,12 @@ mod imp {
     pub fn kv1_get_many(keys: &[String]) -> Vec<Option<String>> {
         with_host(|h| {
             let kv = h.kv1_1("get-many");
-            keys.iter().map(|k| kv.get("", k).map(|v| String::from_utf8_lossy(&v).into_owned())).collect()
+            keys.iter()
+                .map(|k| {
+                    kv.get("", k)
+                        .map(|v| String::from_utf8_lossy(&v).into_owned())
+                })
+                .collect()
         })
     }
     pub fn kv1_increment(key: &str, delta: i64) -> Result<i64, KvError> {
@@ -142,10 +154,21 @@ mod imp {
         1
     }
     pub fn versioning_catalog() -> Vec<(String, String)> {
-        with_host(|h| h.catalog.iter().map(|(p, v)| (p.clone(), v.to_string())).collect())
+        with_host(|h| {
+            h.catalog
+                .iter()
+                .map(|(p, v)| (p.clone(), v.to_string()))
+                .collect()
+        })
     }
     pub fn versioning_provided(package: &str) -> Vec<String> {
-        with_host(|h| h.catalog.iter().filter(|(p, _)| p == package).map(|(_, v)| v.to_string()).collect())
+        with_host(|h| {
+            h.catalog
+                .iter()
+                .filter(|(p, _)| p == package)
+                .map(|(_, v)| v.to_string())
+                .collect()
+        })
     }
     pub fn versioning_declared() -> Vec<DeclaredImport> {
         Vec::new()

@@ -70,8 +70,10 @@ impl Host {
         {
             let mut s = host.state.borrow_mut();
             s.versioning_enabled = true;
-            s.catalog =
-                SDK_CATALOG.iter().map(|(p, v)| (p.to_string(), Version::parse(v).expect("valid"))).collect();
+            s.catalog = SDK_CATALOG
+                .iter()
+                .map(|(p, v)| (p.to_string(), Version::parse(v).expect("valid")))
+                .collect();
         }
         host
     }
@@ -82,7 +84,8 @@ impl Host {
     pub fn provide(self, package: &str, version: &str) -> Self {
         {
             let mut s = self.state.borrow_mut();
-            let version = Version::parse(version).expect("provide() takes a semver version such as 1.0.0");
+            let version =
+                Version::parse(version).expect("provide() takes a semver version such as 1.0.0");
             if !s.restricted {
                 s.catalog.retain(|(p, _)| p != package);
             }
@@ -100,7 +103,11 @@ impl Host {
 
     /// Put `value` under `key` in `bucket` (`""` is kv 1.x's keyspace) before the job runs.
     pub fn with_kv(self, bucket: &str, key: &str, value: &[u8]) -> Self {
-        self.state.borrow_mut().kv.0.insert((bucket.to_string(), key.to_string()), value.to_vec());
+        self.state
+            .borrow_mut()
+            .kv
+            .0
+            .insert((bucket.to_string(), key.to_string()), value.to_vec());
         self
     }
 
@@ -129,7 +136,9 @@ impl Host {
         E: Into<crate::Error>,
     {
         let bytes = serde_json::to_vec(&input).expect("a JSON value encodes");
-        let out = self.run(|| crate::__private::run_json(&bytes, job)).map_err(crate::Error::from)?;
+        let out = self
+            .run(|| crate::__private::run_json(&bytes, job))
+            .map_err(crate::Error::from)?;
         Ok(serde_json::from_slice(&out).expect("run_json writes JSON"))
     }
 
@@ -178,7 +187,10 @@ impl HostState {
             Level::Warn => "warn",
             Level::Error => "error",
         };
-        self.logs.push(LogLine { level, message: message.to_string() });
+        self.logs.push(LogLine {
+            level,
+            message: message.to_string(),
+        });
     }
 
     pub(crate) fn progress(&mut self, percent: u8, message: &str) {
@@ -187,13 +199,24 @@ impl HostState {
 
     fn require(&mut self, package: &str, min: &str, function: &str) -> &mut Kv {
         let min = Version::parse(min).expect("valid");
-        let ok = self.catalog.iter().any(|(p, v)| p == package && v.major == min.major && *v >= min);
+        let ok = self
+            .catalog
+            .iter()
+            .any(|(p, v)| p == package && v.major == min.major && *v >= min);
         if !ok {
-            let provided: Vec<String> =
-                self.catalog.iter().filter(|(p, _)| p == package).map(|(_, v)| v.to_string()).collect();
+            let provided: Vec<String> = self
+                .catalog
+                .iter()
+                .filter(|(p, _)| p == package)
+                .map(|(_, v)| v.to_string())
+                .collect();
             panic!(
                 "optional import not provided: `{package}/store@{min}#{function}` is not available on this host (it provides {package} {}); check `versioning::supports` before calling it",
-                if provided.is_empty() { "no version".to_string() } else { provided.join(", ") }
+                if provided.is_empty() {
+                    "no version".to_string()
+                } else {
+                    provided.join(", ")
+                }
             );
         }
         &mut self.kv
@@ -223,27 +246,44 @@ impl Kv {
 
     pub(crate) fn set(&mut self, bucket: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
         if key.is_empty() {
-            return Err(KvError { code: ErrorCode::InvalidKey, message: "the key is empty".into() });
+            return Err(KvError {
+                code: ErrorCode::InvalidKey,
+                message: "the key is empty".into(),
+            });
         }
-        self.0.insert((bucket.to_string(), key.to_string()), value.to_vec());
+        self.0
+            .insert((bucket.to_string(), key.to_string()), value.to_vec());
         Ok(())
     }
 
     pub(crate) fn delete(&mut self, bucket: &str, key: &str) -> bool {
-        self.0.remove(&(bucket.to_string(), key.to_string())).is_some()
+        self.0
+            .remove(&(bucket.to_string(), key.to_string()))
+            .is_some()
     }
 
     pub(crate) fn list_keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
-        self.0.keys().filter(|(b, k)| b == bucket && k.starts_with(prefix)).map(|(_, k)| k.clone()).collect()
+        self.0
+            .keys()
+            .filter(|(b, k)| b == bucket && k.starts_with(prefix))
+            .map(|(_, k)| k.clone())
+            .collect()
     }
 
-    pub(crate) fn increment(&mut self, bucket: &str, key: &str, delta: i64) -> Result<i64, KvError> {
+    pub(crate) fn increment(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        delta: i64,
+    ) -> Result<i64, KvError> {
         let current = match self.get(bucket, key) {
             None => 0,
-            Some(v) => String::from_utf8_lossy(&v).parse::<i64>().map_err(|_| KvError {
-                code: ErrorCode::WrongType,
-                message: format!("the value under `{key}` is not an integer"),
-            })?,
+            Some(v) => String::from_utf8_lossy(&v)
+                .parse::<i64>()
+                .map_err(|_| KvError {
+                    code: ErrorCode::WrongType,
+                    message: format!("the value under `{key}` is not an integer"),
+                })?,
         };
         let next = current + delta;
         self.set(bucket, key, next.to_string().as_bytes())?;

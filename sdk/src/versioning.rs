@@ -26,7 +26,11 @@ pub fn enabled() -> bool {
 
 /// The capability level the host implements (1 today), or 0 when [`enabled`] is false.
 pub fn level() -> u32 {
-    if enabled() { sys::versioning_level() } else { 0 }
+    if enabled() {
+        sys::versioning_level()
+    } else {
+        0
+    }
 }
 
 /// Every module the host provides, as `(package, version)`.
@@ -45,8 +49,10 @@ pub fn provided(package: &str) -> Vec<Version> {
     if !enabled() {
         return Vec::new();
     }
-    let mut versions: Vec<Version> =
-        sys::versioning_provided(package).iter().filter_map(|v| Version::parse(v).ok()).collect();
+    let mut versions: Vec<Version> = sys::versioning_provided(package)
+        .iter()
+        .filter_map(|v| Version::parse(v).ok())
+        .collect();
     versions.sort_by(|a, b| b.cmp(a));
     versions
 }

@@ -1,7 +1,9 @@
 //! The driftless test harness: the guest examples (built by `build.rs`), a shared engine, and
 //! helpers to prepare and run jobs through the real host against a chosen catalog.
 
-use driftless::engine::{AttemptRequest, AttemptResult, CancelToken, Engine, EngineConfig, Limits, PrepareError, Sandbox};
+use driftless::engine::{
+    AttemptRequest, AttemptResult, CancelToken, Engine, EngineConfig, Limits, PrepareError, Sandbox,
+};
 use driftless::host::{Catalog, JobInfo, MemoryKv, MemoryServices};
 use std::sync::{Arc, OnceLock};
 
@@ -46,7 +48,15 @@ impl Host {
 /// One engine per test process (memory cache only), as the daemon has one per process.
 pub fn engine() -> Arc<Engine> {
     static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
-    ENGINE.get_or_init(|| Engine::new(EngineConfig { max_instances: 32, ..EngineConfig::default() }).expect("engine starts")).clone()
+    ENGINE
+        .get_or_init(|| {
+            Engine::new(EngineConfig {
+                max_instances: 32,
+                ..EngineConfig::default()
+            })
+            .expect("engine starts")
+        })
+        .clone()
 }
 
 /// A sandbox for `host` with a fresh in-memory kv store.
@@ -61,11 +71,20 @@ pub fn bytes(path: &str) -> Vec<u8> {
 
 /// Limits for tests: the defaults with a short timeout, so hostile jobs end quickly.
 pub fn test_limits() -> Limits {
-    Limits { timeout_ms: 500, memory_bytes: 32 << 20, ..Limits::default() }
+    Limits {
+        timeout_ms: 500,
+        memory_bytes: 32 << 20,
+        ..Limits::default()
+    }
 }
 
 /// Prepare `bytes` on `sandbox` and run one attempt with `input` (JSON).
-pub async fn run(sandbox: &Sandbox, bytes: &[u8], input: &serde_json::Value, limits: Limits) -> Result<AttemptResult, PrepareError> {
+pub async fn run(
+    sandbox: &Sandbox,
+    bytes: &[u8],
+    input: &serde_json::Value,
+    limits: Limits,
+) -> Result<AttemptResult, PrepareError> {
     run_with(sandbox, bytes, input, limits, CancelToken::new()).await
 }
 
@@ -91,7 +110,12 @@ pub async fn run_with(
 /// The output of a succeeded attempt as JSON, or a panic that shows the outcome and log.
 pub fn output_json(result: &AttemptResult) -> serde_json::Value {
     match &result.outcome {
-        driftless::engine::Outcome::Succeeded { output } => serde_json::from_slice(output).expect("output is JSON"),
-        other => panic!("expected success, got {other:?}\nlog:\n{}", result.log.text()),
+        driftless::engine::Outcome::Succeeded { output } => {
+            serde_json::from_slice(output).expect("output is JSON")
+        }
+        other => panic!(
+            "expected success, got {other:?}\nlog:\n{}",
+            result.log.text()
+        ),
     }
 }

@@ -27,13 +27,21 @@ struct Case {
 }
 
 fn hello() -> Case {
-    Case { input: json!({"greeting": "hi", "n": [1, 2]}), on: |_| Expect::Output(Verdict::Accepted, json!({"greeting": "hi", "n": [1, 2]})) }
+    Case {
+        input: json!({"greeting": "hi", "n": [1, 2]}),
+        on: |_| Expect::Output(Verdict::Accepted, json!({"greeting": "hi", "n": [1, 2]})),
+    }
 }
 
 fn wordcount() -> Case {
     Case {
         input: json!({"text": "the cat and the hat\nthe end"}),
-        on: |_| Expect::Output(Verdict::Accepted, json!({"words": 7, "lines": 2, "top": [["the", 3], ["and", 1], ["cat", 1]]})),
+        on: |_| {
+            Expect::Output(
+                Verdict::Accepted,
+                json!({"words": 7, "lines": 2, "top": [["the", 3], ["and", 1], ["cat", 1]]}),
+            )
+        },
     }
 }
 
@@ -42,8 +50,13 @@ fn kv_counter() -> Case {
         input: json!({"key": "visits"}),
         on: |host| match host {
             // Built against kv 1.1 but calling only 1.0 functions: runs on a 1.0 host too.
-            Host::Current | Host::Kv10 | Host::Kv11 => Expect::Output(Verdict::Accepted, json!({"key": "visits", "count": 1})),
-            Host::Kv2 => Expect::Rejected(&["this host dropped 1.x", "the host is ahead, so rebuild the job against kv 2.x"]),
+            Host::Current | Host::Kv10 | Host::Kv11 => {
+                Expect::Output(Verdict::Accepted, json!({"key": "visits", "count": 1}))
+            }
+            Host::Kv2 => Expect::Rejected(&[
+                "this host dropped 1.x",
+                "the host is ahead, so rebuild the job against kv 2.x",
+            ]),
         },
     }
 }
@@ -56,9 +69,15 @@ fn kv_adaptive() -> Case {
                 Verdict::Accepted,
                 json!({"key": "visits", "count": 1, "path": "kv-1.1", "host_kv": ["2.0.0", "1.1.0", "1.0.0"]}),
             ),
-            Host::Kv11 => Expect::Output(Verdict::Accepted, json!({"key": "visits", "count": 1, "path": "kv-1.1", "host_kv": ["1.1.0"]})),
+            Host::Kv11 => Expect::Output(
+                Verdict::Accepted,
+                json!({"key": "visits", "count": 1, "path": "kv-1.1", "host_kv": ["1.1.0"]}),
+            ),
             // Degraded: kv 1.1's calls are stubbed, and the job takes its kv 1.0 path.
-            Host::Kv10 => Expect::Output(Verdict::Degraded, json!({"key": "visits", "count": 1, "path": "kv-1.0", "host_kv": ["1.0.0"]})),
+            Host::Kv10 => Expect::Output(
+                Verdict::Degraded,
+                json!({"key": "visits", "count": 1, "path": "kv-1.0", "host_kv": ["1.0.0"]}),
+            ),
             // Its optional kv 1.x import is missing entirely: the job notices and says so.
             Host::Kv2 => Expect::JobError("kv-unavailable"),
         },
@@ -69,32 +88,51 @@ fn kv_v2() -> Case {
     Case {
         input: json!({"key": "visits"}),
         on: |host| match host {
-            Host::Current | Host::Kv2 => {
-                Expect::Output(Verdict::Accepted, json!({"key": "visits", "bucket": "counters", "count": 1, "kv": "2.x"}))
-            }
-            Host::Kv10 | Host::Kv11 => Expect::Rejected(&["job built against kv 2.x", "the job is ahead, so upgrade the runtime"]),
+            Host::Current | Host::Kv2 => Expect::Output(
+                Verdict::Accepted,
+                json!({"key": "visits", "bucket": "counters", "count": 1, "kv": "2.x"}),
+            ),
+            Host::Kv10 | Host::Kv11 => Expect::Rejected(&[
+                "job built against kv 2.x",
+                "the job is ahead, so upgrade the runtime",
+            ]),
         },
     }
 }
 
 fn spin_forever() -> Case {
-    Case { input: json!(null), on: |_| Expect::Trap(TrapReason::Timeout) }
+    Case {
+        input: json!(null),
+        on: |_| Expect::Trap(TrapReason::Timeout),
+    }
 }
 
 fn memory_bomb() -> Case {
-    Case { input: json!(null), on: |_| Expect::Trap(TrapReason::MemoryLimit) }
+    Case {
+        input: json!(null),
+        on: |_| Expect::Trap(TrapReason::MemoryLimit),
+    }
 }
 
 fn deep_recursion() -> Case {
-    Case { input: json!({}), on: |_| Expect::Trap(TrapReason::StackOverflow) }
+    Case {
+        input: json!({}),
+        on: |_| Expect::Trap(TrapReason::StackOverflow),
+    }
 }
 
 fn huge_output() -> Case {
-    Case { input: json!({"output_bytes": 2 << 20}), on: |_| Expect::Trap(TrapReason::OutputTooLarge) }
+    Case {
+        input: json!({"output_bytes": 2 << 20}),
+        on: |_| Expect::Trap(TrapReason::OutputTooLarge),
+    }
 }
 
 fn cli_command() -> Case {
-    Case { input: json!(null), on: |_| Expect::Invalid("is a WASI command") }
+    Case {
+        input: json!(null),
+        on: |_| Expect::Invalid("is a WASI command"),
+    }
 }
 
 async fn check(name: &str, path: &str, case: Case) {
@@ -105,12 +143,23 @@ async fn check(name: &str, path: &str, case: Case) {
         let result = run(&sandbox, &bytes, &case.input, test_limits()).await;
         match ((case.on)(host), result) {
             (Expect::Output(verdict, want), Ok(r)) => {
-                assert_eq!(sandbox.prepare(&bytes).unwrap().report.verdict, verdict, "{at}: verdict");
+                assert_eq!(
+                    sandbox.prepare(&bytes).unwrap().report.verdict,
+                    verdict,
+                    "{at}: verdict"
+                );
                 match &r.outcome {
                     Outcome::Succeeded { output } => {
-                        assert_eq!(serde_json::from_slice::<Value>(output).unwrap(), want, "{at}: output")
+                        assert_eq!(
+                            serde_json::from_slice::<Value>(output).unwrap(),
+                            want,
+                            "{at}: output"
+                        )
                     }
-                    other => panic!("{at}: expected output, got {other:?}\nlog: {}", r.log.text()),
+                    other => panic!(
+                        "{at}: expected output, got {other:?}\nlog: {}",
+                        r.log.text()
+                    ),
                 }
             }
             (Expect::JobError(code), Ok(r)) => match &r.outcome {
@@ -118,7 +167,12 @@ async fn check(name: &str, path: &str, case: Case) {
                 other => panic!("{at}: expected job error {code}, got {other:?}"),
             },
             (Expect::Trap(reason), Ok(r)) => {
-                assert_eq!(r.outcome.trap_reason(), Some(reason), "{at}: {:?}", r.outcome)
+                assert_eq!(
+                    r.outcome.trap_reason(),
+                    Some(reason),
+                    "{at}: {:?}",
+                    r.outcome
+                )
             }
             (Expect::Rejected(fragments), Err(PrepareError::Rejected(report))) => {
                 assert_eq!(report.verdict, Verdict::Rejected);
@@ -127,7 +181,10 @@ async fn check(name: &str, path: &str, case: Case) {
                     assert!(text.contains(f), "{at}: report lacks {f:?}:\n{text}");
                 }
             }
-            (Expect::Invalid(fragment), Err(PrepareError::Invalid(e @ InspectError::MissingRun(_)))) => {
+            (
+                Expect::Invalid(fragment),
+                Err(PrepareError::Invalid(e @ InspectError::MissingRun(_))),
+            ) => {
                 assert!(e.to_string().contains(fragment), "{at}: {e}")
             }
             (_, other) => panic!("{at}: unexpected result {:?}", other.map(|r| r.outcome)),

@@ -21,7 +21,8 @@ fn descend(depth: u64, limit: u64, acc: u64) -> u64 {
     if depth >= limit {
         return acc;
     }
-    descend(depth + 1, limit, acc.rotate_left(7) ^ depth).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (acc >> 3)
+    descend(depth + 1, limit, acc.rotate_left(7) ^ depth).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (acc >> 3)
 }
 
 fn recurse(input: Input) -> Result<u64, Error> {

@@ -27,11 +27,16 @@ struct Output {
 }
 
 fn bump(input: Input) -> Result<Output, Error> {
-    let host_kv: Vec<String> = versioning::provided("driftless:kv").iter().map(|v| v.to_string()).collect();
+    let host_kv: Vec<String> = versioning::provided("driftless:kv")
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
     if !input.skip_check && !versioning::supports("driftless:kv", "^1") {
         return Err(Error::fatal(
             "kv-unavailable",
-            format!("this job needs driftless:kv 1.x; this host provides kv {host_kv:?}: run it on a node that provides kv 1.x"),
+            format!(
+                "this job needs driftless:kv 1.x; this host provides kv {host_kv:?}: run it on a node that provides kv 1.x"
+            ),
         ));
     }
     if input.skip_check || versioning::supports("driftless:kv", "^1.1") {
@@ -39,16 +44,31 @@ fn bump(input: Input) -> Result<Output, Error> {
         // get-many reads back the counter together with a key that is never set.
         let read = kv::v1::get_many(&[&input.key, "kv-adaptive/unset"]);
         if read[0].as_deref() != Some(count.to_string().as_str()) || read[1].is_some() {
-            return Err(Error::fatal("inconsistent", format!("get-many returned {read:?} after increment to {count}")));
+            return Err(Error::fatal(
+                "inconsistent",
+                format!("get-many returned {read:?} after increment to {count}"),
+            ));
         }
-        return Ok(Output { key: input.key, count, path: "kv-1.1", host_kv });
+        return Ok(Output {
+            key: input.key,
+            count,
+            path: "kv-1.1",
+            host_kv,
+        });
     }
     let count = match kv::v1::get(&input.key) {
         None => 0,
-        Some(v) => v.parse::<i64>().map_err(|_| Error::fatal("corrupt-counter", format!("`{}` holds {v:?}", input.key)))?,
+        Some(v) => v
+            .parse::<i64>()
+            .map_err(|_| Error::fatal("corrupt-counter", format!("`{}` holds {v:?}", input.key)))?,
     } + 1;
     kv::v1::set(&input.key, &count.to_string())?;
-    Ok(Output { key: input.key, count, path: "kv-1.0", host_kv })
+    Ok(Output {
+        key: input.key,
+        count,
+        path: "kv-1.0",
+        host_kv,
+    })
 }
 
 driftless_sdk::export_task!(bump);
@@ -75,7 +95,9 @@ mod tests {
 
     #[test]
     fn falls_back_to_get_and_set_on_a_kv_1_0_host() {
-        let host = Host::new().provide("driftless:kv", "1.0.0").with_kv("", "k", b"41");
+        let host = Host::new()
+            .provide("driftless:kv", "1.0.0")
+            .with_kv("", "k", b"41");
         let out = host.run_json(super::bump, json!({"key": "k"})).unwrap();
         assert_eq!(out["path"], "kv-1.0");
         assert_eq!(out["count"], 42);

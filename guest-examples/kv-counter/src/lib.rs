@@ -18,10 +18,18 @@ struct Output {
 fn bump(input: Input) -> Result<Output, Error> {
     let count = match kv::v1::get(&input.key) {
         None => 0,
-        Some(v) => v.parse::<i64>().map_err(|_| Error::fatal("corrupt-counter", format!("`{}` holds {v:?}, not a number", input.key)))?,
+        Some(v) => v.parse::<i64>().map_err(|_| {
+            Error::fatal(
+                "corrupt-counter",
+                format!("`{}` holds {v:?}, not a number", input.key),
+            )
+        })?,
     } + 1;
     kv::v1::set(&input.key, &count.to_string())?;
-    Ok(Output { key: input.key, count })
+    Ok(Output {
+        key: input.key,
+        count,
+    })
 }
 
 driftless_sdk::export_task!(bump);

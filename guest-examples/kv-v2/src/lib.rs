@@ -26,9 +26,17 @@ fn bump(input: Input) -> Result<Output, Error> {
     let count = kv::v2::increment(&input.bucket, &input.key, 1)?;
     let stored = kv::v2::get(&input.bucket, &input.key)?.unwrap_or_default();
     if stored != count.to_string().into_bytes() {
-        return Err(Error::fatal("inconsistent", "the stored counter does not match the increment"));
+        return Err(Error::fatal(
+            "inconsistent",
+            "the stored counter does not match the increment",
+        ));
     }
-    Ok(Output { key: input.key, bucket: input.bucket, count, kv: "2.x" })
+    Ok(Output {
+        key: input.key,
+        bucket: input.bucket,
+        count,
+        kv: "2.x",
+    })
 }
 
 driftless_sdk::export_task!(bump);

@@ -30,7 +30,12 @@ enum Command {
 pub struct HostArgs {
     /// Provide only these versions of a package (repeatable), e.g. `--provide driftless:kv@1.0.0`
     /// to behave like an older host. Packages not named keep every version this build has.
-    #[arg(long = "provide", value_name = "PKG@VER", env = "DRIFTLESS_PROVIDE", value_delimiter = ',')]
+    #[arg(
+        long = "provide",
+        value_name = "PKG@VER",
+        env = "DRIFTLESS_PROVIDE",
+        value_delimiter = ','
+    )]
     pub provide: Vec<String>,
 }
 
@@ -53,7 +58,10 @@ fn default_cache_dir() -> Option<PathBuf> {
 pub fn main() -> Result<i32> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DRIFTLESS_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DRIFTLESS_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match cli.command {

@@ -2,7 +2,9 @@
 
 use super::{HostArgs, default_cache_dir, read_component};
 use anyhow::{Context, Result};
-use driftless::engine::{AttemptRequest, CancelToken, Engine, EngineConfig, Limits, Outcome, PrepareError, Sandbox};
+use driftless::engine::{
+    AttemptRequest, CancelToken, Engine, EngineConfig, Limits, Outcome, PrepareError, Sandbox,
+};
 use driftless::host::{JobInfo, MemoryKv, MemoryServices};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,7 +44,8 @@ pub async fn run(args: Args) -> Result<i32> {
             std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)?;
             buf
         }
-        Some(p) => std::fs::read(p).with_context(|| format!("cannot read the input file {}", p.display()))?,
+        Some(p) => std::fs::read(p)
+            .with_context(|| format!("cannot read the input file {}", p.display()))?,
         None => args.input.clone().into_bytes(),
     };
     let engine = Engine::new(EngineConfig {
@@ -50,7 +53,8 @@ pub async fn run(args: Args) -> Result<i32> {
         max_instances: 4,
         ..EngineConfig::default()
     })?;
-    let sandbox = Sandbox::new(engine, catalog, Arc::new(MemoryKv::default())).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let sandbox = Sandbox::new(engine, catalog, Arc::new(MemoryKv::default()))
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let prepared = match sandbox.prepare(&bytes) {
         Ok(p) => p,
         Err(PrepareError::Rejected(report)) => {
@@ -65,7 +69,11 @@ pub async fn run(args: Args) -> Result<i32> {
     if !args.json && prepared.report.verdict != driftless::compat::Verdict::Accepted {
         eprintln!("{}", prepared.report);
     }
-    let limits = Limits { timeout_ms: args.timeout_ms, memory_bytes: args.memory_mib << 20, ..Limits::default() };
+    let limits = Limits {
+        timeout_ms: args.timeout_ms,
+        memory_bytes: args.memory_mib << 20,
+        ..Limits::default()
+    };
     let request = AttemptRequest {
         input,
         job: JobInfo::one_off("local", "local"),
@@ -87,14 +95,28 @@ pub async fn run(args: Args) -> Result<i32> {
         }
         match &result.outcome {
             Outcome::Succeeded { output } => println!("{}", render_output(output)),
-            Outcome::Failed { code, message, retryable } => {
-                eprintln!("job failed: {code}: {message}{}", if *retryable { " (retryable)" } else { "" })
+            Outcome::Failed {
+                code,
+                message,
+                retryable,
+            } => {
+                eprintln!(
+                    "job failed: {code}: {message}{}",
+                    if *retryable { " (retryable)" } else { "" }
+                )
             }
-            Outcome::Trapped { reason, message } => eprintln!("attempt stopped ({}): {message}", serde_json::to_value(reason)?.as_str().unwrap_or("?")),
+            Outcome::Trapped { reason, message } => eprintln!(
+                "attempt stopped ({}): {message}",
+                serde_json::to_value(reason)?.as_str().unwrap_or("?")
+            ),
         }
         eprintln!("({:.1} ms)", result.duration.as_secs_f64() * 1000.0);
     }
-    Ok(if matches!(result.outcome, Outcome::Succeeded { .. }) { 0 } else { 1 })
+    Ok(if matches!(result.outcome, Outcome::Succeeded { .. }) {
+        0
+    } else {
+        1
+    })
 }
 
 /// Output as pretty JSON when it is JSON, else as text.

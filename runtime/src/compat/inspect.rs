@@ -13,8 +13,7 @@ use wasmtime::wasmparser::{Parser, Payload};
 pub const OPTIONAL_IMPORTS_SECTION: &str = "driftless:optional-imports";
 
 /// The signature a driftless job's `run` export must have (world `driftless:job/task@1.0.0`).
-pub const RUN_SIGNATURE: &str =
-    "func(input: list<u8>) -> result<list<u8>, record { code: string, message: string, retryable: bool }>";
+pub const RUN_SIGNATURE: &str = "func(input: list<u8>) -> result<list<u8>, record { code: string, message: string, retryable: bool }>";
 
 /// One interface a component imports.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -88,10 +87,15 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection, InspectError> {
         Ok(decoding::DecodedWasm::Component(resolve, world)) => (resolve, world),
         Ok(decoding::DecodedWasm::WitPackage(..)) => {
             return Err(InspectError::Malformed {
-                detail: "it is a binary WIT package (interface definitions), not a job component".into(),
+                detail: "it is a binary WIT package (interface definitions), not a job component"
+                    .into(),
             });
         }
-        Err(e) => return Err(InspectError::Malformed { detail: format!("{e:#}") }),
+        Err(e) => {
+            return Err(InspectError::Malformed {
+                detail: format!("{e:#}"),
+            });
+        }
     };
     let world = &resolve.worlds[world];
 
@@ -109,7 +113,10 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection, InspectError> {
     match run {
         None => return Err(InspectError::MissingRun(missing_run_message(&export_names))),
         Some(found) if found != RUN_SIGNATURE => {
-            return Err(InspectError::WrongRun { found, expected: RUN_SIGNATURE.into() });
+            return Err(InspectError::WrongRun {
+                found,
+                expected: RUN_SIGNATURE.into(),
+            });
         }
         Some(_) => {}
     }
@@ -128,10 +135,17 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection, InspectError> {
             WorldItem::Type { .. } => {}
         }
     }
-    Ok(Inspection { imports, optional: optional_imports(bytes) })
+    Ok(Inspection {
+        imports,
+        optional: optional_imports(bytes),
+    })
 }
 
-fn interface_import(resolve: &Resolve, key: &WorldKey, id: wasmtime::component::wit_parser::InterfaceId) -> Import {
+fn interface_import(
+    resolve: &Resolve,
+    key: &WorldKey,
+    id: wasmtime::component::wit_parser::InterfaceId,
+) -> Import {
     let iface = &resolve.interfaces[id];
     let name = resolve.name_world_key(key);
     let (package, version) = match iface.package {
@@ -141,12 +155,26 @@ fn interface_import(resolve: &Resolve, key: &WorldKey, id: wasmtime::component::
         }
         None => (String::new(), None),
     };
-    let functions = iface.functions.iter().map(|(n, f)| (n.clone(), signature::function(resolve, f))).collect();
-    Import { name, package, interface: iface.name.clone().unwrap_or_default(), version, functions }
+    let functions = iface
+        .functions
+        .iter()
+        .map(|(n, f)| (n.clone(), signature::function(resolve, f)))
+        .collect();
+    Import {
+        name,
+        package,
+        interface: iface.name.clone().unwrap_or_default(),
+        version,
+        functions,
+    }
 }
 
 fn missing_run_message(exports: &[String]) -> String {
-    let listed = if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") };
+    let listed = if exports.is_empty() {
+        "nothing".to_string()
+    } else {
+        exports.join(", ")
+    };
     if exports.iter().any(|e| e.starts_with("wasi:cli/run")) {
         format!(
             "the component is a WASI command (it exports {listed}), not a driftless task: a task exports `run`. Make the job a library crate (crate-type = [\"cdylib\"]) and export its function with `driftless_sdk::export_task!`"
@@ -163,7 +191,9 @@ fn missing_run_message(exports: &[String]) -> String {
 fn optional_imports(bytes: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
     for payload in Parser::new(0).parse_all(bytes) {
-        let Ok(Payload::CustomSection(section)) = payload else { continue };
+        let Ok(Payload::CustomSection(section)) = payload else {
+            continue;
+        };
         if section.name() != OPTIONAL_IMPORTS_SECTION {
             continue;
         }
@@ -184,7 +214,9 @@ mod tests {
     #[test]
     fn run_signature_matches_the_job_world() {
         let mut resolve = Resolve::new();
-        let pkg = resolve.push_str("job.wit", include_str!("../../../wit/job@1.0.0/job.wit")).unwrap();
+        let pkg = resolve
+            .push_str("job.wit", include_str!("../../../wit/job@1.0.0/job.wit"))
+            .unwrap();
         let world = resolve.select_world(&[pkg], Some("task")).unwrap();
         let run = resolve.worlds[world]
             .exports
@@ -200,9 +232,19 @@ mod tests {
     #[test]
     fn refuses_what_is_not_a_component() {
         assert_eq!(inspect(b"").unwrap_err(), InspectError::NotWasm);
-        assert_eq!(inspect(b"{\"hello\": 1}").unwrap_err(), InspectError::NotWasm);
-        assert_eq!(inspect(b"\0asm\x01\0\0\0").unwrap_err(), InspectError::CoreModule);
-        assert!(InspectError::CoreModule.to_string().contains("--target wasm32-wasip2"));
+        assert_eq!(
+            inspect(b"{\"hello\": 1}").unwrap_err(),
+            InspectError::NotWasm
+        );
+        assert_eq!(
+            inspect(b"\0asm\x01\0\0\0").unwrap_err(),
+            InspectError::CoreModule
+        );
+        assert!(
+            InspectError::CoreModule
+                .to_string()
+                .contains("--target wasm32-wasip2")
+        );
         let err = inspect(b"\0asm\x0d\0\x01\0\x07\x05").unwrap_err();
         assert!(matches!(err, InspectError::Malformed { .. }), "{err:?}");
     }

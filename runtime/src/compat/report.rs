@@ -118,7 +118,8 @@ impl fmt::Display for CompatReport {
             Verdict::Rejected => "REJECTED",
         };
         writeln!(f, "{head}: {}", self.summary)?;
-        let is_quiet_wasi = |i: &&ImportVerdict| i.package.starts_with("wasi:") && i.status == Status::Satisfied;
+        let is_quiet_wasi =
+            |i: &&ImportVerdict| i.package.starts_with("wasi:") && i.status == Status::Satisfied;
         for i in self.imports.iter().filter(|i| !is_quiet_wasi(i)) {
             let mark = match i.status {
                 Status::Satisfied => "ok  ",
@@ -133,11 +134,20 @@ impl fmt::Display for CompatReport {
         if !wasi.is_empty() {
             let mut packages: Vec<&str> = wasi.iter().map(|i| i.package.as_str()).collect();
             packages.dedup();
-            writeln!(f, "  [ok  ] {} WASI imports ({})", wasi.len(), packages.join(", "))?;
+            writeln!(
+                f,
+                "  [ok  ] {} WASI imports ({})",
+                wasi.len(),
+                packages.join(", ")
+            )?;
             writeln!(f, "         provided by wasmtime-wasi")?;
         }
-        let driftless: Vec<&str> =
-            self.catalog.iter().map(String::as_str).filter(|m| !m.starts_with("wasi:")).collect();
+        let driftless: Vec<&str> = self
+            .catalog
+            .iter()
+            .map(String::as_str)
+            .filter(|m| !m.starts_with("wasi:"))
+            .collect();
         write!(f, "host provides: {}", driftless.join(", "))
     }
 }

@@ -9,15 +9,31 @@ use semver::Version;
 /// Judge every import against `catalog`. `optional` holds the job's optional-import patterns
 /// (`driftless:kv/store@1.1.0`, `driftless:kv/store`, or a whole package `driftless:kv`).
 pub fn judge(imports: &[Import], optional: &[String], catalog: &Catalog) -> CompatReport {
-    let verdicts: Vec<ImportVerdict> =
-        imports.iter().map(|i| judge_one(i, is_optional(i, optional), catalog)).collect();
-    let rejected = verdicts.iter().filter(|v| v.status == Status::Rejected).count();
-    let degraded = verdicts.iter().filter(|v| v.status == Status::Degraded).count();
+    let verdicts: Vec<ImportVerdict> = imports
+        .iter()
+        .map(|i| judge_one(i, is_optional(i, optional), catalog))
+        .collect();
+    let rejected = verdicts
+        .iter()
+        .filter(|v| v.status == Status::Rejected)
+        .count();
+    let degraded = verdicts
+        .iter()
+        .filter(|v| v.status == Status::Degraded)
+        .count();
     let (verdict, summary) = if rejected > 0 {
-        let names: Vec<&str> = verdicts.iter().filter(|v| v.status == Status::Rejected).map(|v| v.import.as_str()).collect();
+        let names: Vec<&str> = verdicts
+            .iter()
+            .filter(|v| v.status == Status::Rejected)
+            .map(|v| v.import.as_str())
+            .collect();
         (
             Verdict::Rejected,
-            format!("{rejected} of {} imports cannot be satisfied by this host: {}", verdicts.len(), names.join(", ")),
+            format!(
+                "{rejected} of {} imports cannot be satisfied by this host: {}",
+                verdicts.len(),
+                names.join(", ")
+            ),
         )
     } else if degraded > 0 {
         (
@@ -27,14 +43,24 @@ pub fn judge(imports: &[Import], optional: &[String], catalog: &Catalog) -> Comp
             ),
         )
     } else {
-        (Verdict::Accepted, format!("all {} imports are satisfied by this host", verdicts.len()))
+        (
+            Verdict::Accepted,
+            format!("all {} imports are satisfied by this host", verdicts.len()),
+        )
     };
-    CompatReport { verdict, catalog: catalog.ids(), imports: verdicts, summary }
+    CompatReport {
+        verdict,
+        catalog: catalog.ids(),
+        imports: verdicts,
+        summary,
+    }
 }
 
 fn is_optional(import: &Import, patterns: &[String]) -> bool {
     let unversioned = format!("{}/{}", import.package, import.interface);
-    patterns.iter().any(|p| p == &import.name || p == &unversioned || p == &import.package)
+    patterns
+        .iter()
+        .any(|p| p == &import.name || p == &unversioned || p == &import.package)
 }
 
 /// `kv` from `driftless:kv`, for messages.
@@ -43,7 +69,11 @@ fn short(package: &str) -> &str {
 }
 
 fn list(versions: &[&Module]) -> String {
-    versions.iter().map(|m| m.version.to_string()).collect::<Vec<_>>().join(", ")
+    versions
+        .iter()
+        .map(|m| m.version.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn judge_one(import: &Import, optional: bool, catalog: &Catalog) -> ImportVerdict {
@@ -64,10 +94,21 @@ fn judge_one(import: &Import, optional: bool, catalog: &Catalog) -> ImportVerdic
     };
     let fail = |mut v: ImportVerdict, rule: Rule, message: String| {
         v.rule = rule;
-        v.status = if optional { Status::Degraded } else { Status::Rejected };
-        v.missing_functions = if optional { v.functions.clone() } else { Vec::new() };
+        v.status = if optional {
+            Status::Degraded
+        } else {
+            Status::Rejected
+        };
+        v.missing_functions = if optional {
+            v.functions.clone()
+        } else {
+            Vec::new()
+        };
         v.message = if optional {
-            format!("{message}. Declared optional: the job runs, and its calls to {} trap", fn_list(&v.functions))
+            format!(
+                "{message}. Declared optional: the job runs, and its calls to {} trap",
+                fn_list(&v.functions)
+            )
         } else {
             message
         };
@@ -78,7 +119,10 @@ fn judge_one(import: &Import, optional: bool, catalog: &Catalog) -> ImportVerdic
         return fail(
             v,
             Rule::Unsupported,
-            format!("`{}` is not an interface of a versioned package; driftless jobs import host modules such as driftless:kv/store@1.1.0. Rebuild the job with driftless-sdk", import.name),
+            format!(
+                "`{}` is not an interface of a versioned package; driftless jobs import host modules such as driftless:kv/store@1.1.0. Rebuild the job with driftless-sdk",
+                import.name
+            ),
         );
     }
     if provided.is_empty() {
@@ -105,8 +149,16 @@ fn judge_one(import: &Import, optional: bool, catalog: &Catalog) -> ImportVerdic
 
     let class = Class::of(version);
     // wasmtime's linker: the exact name first, else the highest version in the class.
-    let in_class: Vec<&Module> = provided.iter().copied().filter(|m| class.contains(&m.version)).collect();
-    let resolved = in_class.iter().find(|m| &m.version == version).or(in_class.last()).copied();
+    let in_class: Vec<&Module> = provided
+        .iter()
+        .copied()
+        .filter(|m| class.contains(&m.version))
+        .collect();
+    let resolved = in_class
+        .iter()
+        .find(|m| &m.version == version)
+        .or(in_class.last())
+        .copied();
     let Some(resolved) = resolved else {
         let highest = &provided.last().expect("non-empty").version;
         let lowest = &provided.first().expect("non-empty").version;
@@ -149,9 +201,16 @@ fn judge_one(import: &Import, optional: bool, catalog: &Catalog) -> ImportVerdic
     }
     let Some(interfaces) = &resolved.interfaces else {
         // Interfaces the linker checks itself (WASI): the class rule is all the catalog knows.
-        v.rule = if host_older { Rule::FunctionsMatch } else { Rule::HostSameOrNewer };
+        v.rule = if host_older {
+            Rule::FunctionsMatch
+        } else {
+            Rule::HostSameOrNewer
+        };
         v.message = if host_older {
-            format!("job built against {version}, host provides {}: the linker checks each function", resolved.version)
+            format!(
+                "job built against {version}, host provides {}: the linker checks each function",
+                resolved.version
+            )
         } else {
             format!("provided by {}", resolved.id())
         };
@@ -166,7 +225,11 @@ fn judge_one(import: &Import, optional: bool, catalog: &Catalog) -> ImportVerdic
             format!(
                 "{pkg_v} has no interface `{}`: {}",
                 import.interface,
-                if host_older { "the job is ahead, so upgrade the runtime" } else { "check the interface name the job was built against" }
+                if host_older {
+                    "the job is ahead, so upgrade the runtime"
+                } else {
+                    "check the interface name the job was built against"
+                }
             ),
         );
     };
@@ -177,7 +240,11 @@ fn judge_one(import: &Import, optional: bool, catalog: &Catalog) -> ImportVerdic
         .map(|(name, _)| name.clone())
         .collect();
     if missing.is_empty() {
-        v.rule = if host_older { Rule::FunctionsMatch } else { Rule::HostSameOrNewer };
+        v.rule = if host_older {
+            Rule::FunctionsMatch
+        } else {
+            Rule::HostSameOrNewer
+        };
         v.message = if host_older {
             format!(
                 "job built against {version}, host provides {}: older, but it has every function the job uses ({})",
@@ -190,7 +257,10 @@ fn judge_one(import: &Import, optional: bool, catalog: &Catalog) -> ImportVerdic
         return v;
     }
 
-    let retyped: Vec<&String> = missing.iter().filter(|m| host_functions.contains_key(*m)).collect();
+    let retyped: Vec<&String> = missing
+        .iter()
+        .filter(|m| host_functions.contains_key(*m))
+        .collect();
     let detail = if retyped.is_empty() {
         format!("{} lacks {}", resolved.id(), fn_list(&missing))
     } else {
@@ -198,7 +268,11 @@ fn judge_one(import: &Import, optional: bool, catalog: &Catalog) -> ImportVerdic
             "{} lacks or has different types for {} (different: {})",
             resolved.id(),
             fn_list(&missing),
-            retyped.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            retyped
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     };
     v.rule = Rule::MissingFunctions;
@@ -230,5 +304,9 @@ fn fn_list(functions: &[String]) -> String {
     if functions.is_empty() {
         return "no functions".into();
     }
-    functions.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
+    functions
+        .iter()
+        .map(|f| format!("`{f}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -7,7 +7,11 @@ use wasmtime::component::wit_parser::{Function, Handle, Resolve, Type, TypeDefKi
 
 /// `func(key: string) -> option<string>`.
 pub fn function(resolve: &Resolve, f: &Function) -> String {
-    let params: Vec<String> = f.params.iter().map(|p| format!("{}: {}", p.name, ty(resolve, &p.ty))).collect();
+    let params: Vec<String> = f
+        .params
+        .iter()
+        .map(|p| format!("{}: {}", p.name, ty(resolve, &p.ty)))
+        .collect();
     let mut out = format!("func({})", params.join(", "));
     if let Some(result) = &f.result {
         out.push_str(" -> ");
@@ -38,8 +42,11 @@ pub fn ty(resolve: &Resolve, t: &Type) -> String {
             match &def.kind {
                 TypeDefKind::Type(inner) => ty(resolve, inner),
                 TypeDefKind::Record(r) => {
-                    let fields: Vec<String> =
-                        r.fields.iter().map(|f| format!("{}: {}", f.name, ty(resolve, &f.ty))).collect();
+                    let fields: Vec<String> = r
+                        .fields
+                        .iter()
+                        .map(|f| format!("{}: {}", f.name, ty(resolve, &f.ty)))
+                        .collect();
                     format!("record {{ {} }}", fields.join(", "))
                 }
                 TypeDefKind::Variant(v) => {
@@ -67,18 +74,30 @@ pub fn ty(resolve: &Resolve, t: &Type) -> String {
                 }
                 TypeDefKind::Option(t) => format!("option<{}>", ty(resolve, t)),
                 TypeDefKind::Result(r) => {
-                    let part = |t: &Option<Type>| t.as_ref().map_or("_".to_string(), |t| ty(resolve, t));
+                    let part =
+                        |t: &Option<Type>| t.as_ref().map_or("_".to_string(), |t| ty(resolve, t));
                     format!("result<{}, {}>", part(&r.ok), part(&r.err))
                 }
                 TypeDefKind::List(t) => format!("list<{}>", ty(resolve, t)),
                 TypeDefKind::Map(k, v) => format!("map<{}, {}>", ty(resolve, k), ty(resolve, v)),
                 TypeDefKind::FixedLengthList(t, n) => format!("list<{}, {n}>", ty(resolve, t)),
-                TypeDefKind::Future(t) => format!("future<{}>", t.as_ref().map_or("_".into(), |t| ty(resolve, t))),
-                TypeDefKind::Stream(t) => format!("stream<{}>", t.as_ref().map_or("_".into(), |t| ty(resolve, t))),
+                TypeDefKind::Future(t) => format!(
+                    "future<{}>",
+                    t.as_ref().map_or("_".into(), |t| ty(resolve, t))
+                ),
+                TypeDefKind::Stream(t) => format!(
+                    "stream<{}>",
+                    t.as_ref().map_or("_".into(), |t| ty(resolve, t))
+                ),
                 TypeDefKind::Resource => format!("resource {}", def.name.as_deref().unwrap_or("?")),
-                TypeDefKind::Handle(Handle::Own(r)) => format!("own<{}>", resolve.types[*r].name.as_deref().unwrap_or("?")),
+                TypeDefKind::Handle(Handle::Own(r)) => {
+                    format!("own<{}>", resolve.types[*r].name.as_deref().unwrap_or("?"))
+                }
                 TypeDefKind::Handle(Handle::Borrow(r)) => {
-                    format!("borrow<{}>", resolve.types[*r].name.as_deref().unwrap_or("?"))
+                    format!(
+                        "borrow<{}>",
+                        resolve.types[*r].name.as_deref().unwrap_or("?")
+                    )
                 }
                 TypeDefKind::Unknown => "unknown".into(),
             }

@@ -63,7 +63,10 @@ pub(crate) struct StoreData {
 
 impl WasiView for StoreData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -72,7 +75,11 @@ pub(crate) fn host_of(data: &mut StoreData) -> &mut HostState {
     &mut data.host
 }
 
-pub(crate) async fn run(prepared: &Prepared, request: AttemptRequest, host: HostState) -> AttemptResult {
+pub(crate) async fn run(
+    prepared: &Prepared,
+    request: AttemptRequest,
+    host: HostState,
+) -> AttemptResult {
     let started = Instant::now();
     let log = host.log.clone();
     let limits = request.limits;
@@ -99,17 +106,32 @@ pub(crate) async fn run(prepared: &Prepared, request: AttemptRequest, host: Host
             ),
         },
         Some(Ok(Ok(output))) => Outcome::Succeeded { output },
-        Some(Ok(Err(e))) => Outcome::Failed { code: e.code, message: e.message, retryable: e.retryable },
+        Some(Ok(Err(e))) => Outcome::Failed {
+            code: e.code,
+            message: e.message,
+            retryable: e.retryable,
+        },
         Some(Err(e)) => classify(&e, store.data(), &limits),
         None if request.cancel.is_cancelled() => cancelled(),
         None => timed_out(&limits),
     };
-    AttemptResult { outcome, log: log.contents(), duration: started.elapsed() }
+    AttemptResult {
+        outcome,
+        log: log.contents(),
+        duration: started.elapsed(),
+    }
 }
 
-fn new_store(prepared: &Prepared, request: &AttemptRequest, host: HostState, log: &JobLog) -> Store<StoreData> {
+fn new_store(
+    prepared: &Prepared,
+    request: &AttemptRequest,
+    host: HostState,
+    log: &JobLog,
+) -> Store<StoreData> {
     let mut wasi = WasiCtx::builder();
-    wasi.env(versioning::ENV.0, versioning::ENV.1).stdout(log.stream(Source::Stdout)).stderr(log.stream(Source::Stderr));
+    wasi.env(versioning::ENV.0, versioning::ENV.1)
+        .stdout(log.stream(Source::Stdout))
+        .stderr(log.stream(Source::Stderr));
     let data = StoreData {
         wasi: wasi.build(),
         table: ResourceTable::new(),
@@ -138,7 +160,10 @@ fn new_store(prepared: &Prepared, request: &AttemptRequest, host: HostState, log
 }
 
 fn cancelled() -> Outcome {
-    Outcome::Trapped { reason: TrapReason::Cancelled, message: "the attempt was cancelled while it ran".into() }
+    Outcome::Trapped {
+        reason: TrapReason::Cancelled,
+        message: "the attempt was cancelled while it ran".into(),
+    }
 }
 
 fn timed_out(limits: &Limits) -> Outcome {
@@ -161,17 +186,27 @@ fn classify(e: &wasmtime::Error, data: &StoreData, limits: &Limits) -> Outcome {
     if let Some(hit) = e.downcast_ref::<LimitHit>().or(data.limiter.hit.as_ref()) {
         return trapped(
             TrapReason::MemoryLimit,
-            format!("{hit}. The attempt was stopped; submit the job with a larger memory limit if it really needs more"),
+            format!(
+                "{hit}. The attempt was stopped; submit the job with a larger memory limit if it really needs more"
+            ),
         );
     }
     if let Some(missing) = e.downcast_ref::<MissingImport>() {
         return trapped(TrapReason::MissingImport, missing.to_string());
     }
     if let Some(service) = e.downcast_ref::<ServiceError>() {
-        return trapped(TrapReason::HostError, format!("a host service failed: {service}"));
+        return trapped(
+            TrapReason::HostError,
+            format!("a host service failed: {service}"),
+        );
     }
     let detail = e.downcast_ref::<wasmtime::WasmBacktrace>().map(|bt| {
-        let frames: Vec<String> = bt.to_string().lines().take(12).map(str::to_string).collect();
+        let frames: Vec<String> = bt
+            .to_string()
+            .lines()
+            .take(12)
+            .map(str::to_string)
+            .collect();
         format!("\n{}", frames.join("\n"))
     });
     let detail = detail.unwrap_or_default();

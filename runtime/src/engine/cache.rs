@@ -46,7 +46,9 @@ pub enum CacheError {
     #[error("the component does not compile: {0}")]
     Compile(String),
     /// The cache folder or key could not be used.
-    #[error("the compile cache at {path} cannot be used ({source}); check the data directory's permissions and free space")]
+    #[error(
+        "the compile cache at {path} cannot be used ({source}); check the data directory's permissions and free space"
+    )]
     Io {
         /// The path involved.
         path: PathBuf,
@@ -86,7 +88,10 @@ fn fingerprint(engine: &wasmtime::Engine) -> String {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
-    move |source| CacheError::Io { path: path.to_path_buf(), source }
+    move |source| CacheError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn load_or_make_key(base: &Path) -> Result<[u8; 32], CacheError> {
@@ -97,7 +102,10 @@ fn load_or_make_key(base: &Path) -> Result<[u8; 32], CacheError> {
         return Ok(key);
     }
     let mut key = [0u8; 32];
-    getrandom::fill(&mut key).map_err(|e| CacheError::Io { path: path.clone(), source: std::io::Error::other(e) })?;
+    getrandom::fill(&mut key).map_err(|e| CacheError::Io {
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })?;
     let tmp = base.join(format!("cache.key.{}", std::process::id()));
     {
         let mut options = fs::OpenOptions::new();
@@ -161,7 +169,12 @@ impl CompileCache {
     }
 
     /// The compiled component for `bytes` (whose hash is `hash`), compiling at most once.
-    pub fn get_or_compile(&self, engine: &wasmtime::Engine, hash: &str, bytes: &[u8]) -> Result<Component, CacheError> {
+    pub fn get_or_compile(
+        &self,
+        engine: &wasmtime::Engine,
+        hash: &str,
+        bytes: &[u8],
+    ) -> Result<Component, CacheError> {
         if let Some(c) = self.memory.lock().expect("cache lock").0.get(hash) {
             self.memory_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(c.clone());
@@ -172,7 +185,8 @@ impl CompileCache {
                 c
             }
             None => {
-                let c = Component::new(engine, bytes).map_err(|e| CacheError::Compile(format!("{e:#}")))?;
+                let c = Component::new(engine, bytes)
+                    .map_err(|e| CacheError::Compile(format!("{e:#}")))?;
                 self.compiles.fetch_add(1, Ordering::Relaxed);
                 self.store(hash, &c)?;
                 c
@@ -215,13 +229,18 @@ impl CompileCache {
     }
 
     fn store(&self, hash: &str, component: &Component) -> Result<(), CacheError> {
-        let Some(path) = self.artifact_path(hash) else { return Ok(()) };
-        let artifact = component.serialize().map_err(|e| CacheError::Compile(format!("{e:#}")))?;
+        let Some(path) = self.artifact_path(hash) else {
+            return Ok(());
+        };
+        let artifact = component
+            .serialize()
+            .map_err(|e| CacheError::Compile(format!("{e:#}")))?;
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         {
             let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
             f.write_all(MAGIC).map_err(io(&tmp))?;
-            f.write_all(self.mac(hash, &artifact).as_bytes()).map_err(io(&tmp))?;
+            f.write_all(self.mac(hash, &artifact).as_bytes())
+                .map_err(io(&tmp))?;
             f.write_all(&artifact).map_err(io(&tmp))?;
             f.sync_all().map_err(io(&tmp))?;
         }

@@ -84,18 +84,34 @@ impl AttemptLimiter {
 }
 
 impl wasmtime::ResourceLimiter for AttemptLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired as u64 > self.limits.memory_bytes {
-            let hit = LimitHit::Memory { desired: desired as u64, limit: self.limits.memory_bytes };
+            let hit = LimitHit::Memory {
+                desired: desired as u64,
+                limit: self.limits.memory_bytes,
+            };
             self.hit = Some(hit.clone());
             return Err(wasmtime::Error::new(hit));
         }
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired as u64 > u64::from(self.limits.table_elements) {
-            let hit = LimitHit::Table { desired: desired as u64, limit: u64::from(self.limits.table_elements) };
+            let hit = LimitHit::Table {
+                desired: desired as u64,
+                limit: u64::from(self.limits.table_elements),
+            };
             self.hit = Some(hit.clone());
             return Err(wasmtime::Error::new(hit));
         }

@@ -38,7 +38,12 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { cache_dir: None, max_instances: 128, max_memory_bytes: 1 << 30, max_wasm_stack: 1 << 20 }
+        EngineConfig {
+            cache_dir: None,
+            max_instances: 128,
+            max_memory_bytes: 1 << 30,
+            max_wasm_stack: 1 << 20,
+        }
     }
 }
 
@@ -84,9 +89,14 @@ impl Engine {
             .max_wasm_stack(config.max_wasm_stack)
             .async_stack_size(config.max_wasm_stack + (1 << 20))
             .wasm_component_model(true);
-        let wasmtime = wasmtime::Engine::new(&wc).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        let wasmtime =
+            wasmtime::Engine::new(&wc).map_err(|e| EngineError::Config(format!("{e:#}")))?;
         let cache = cache::CompileCache::new(&wasmtime, config.cache_dir.as_deref())?;
-        let engine = Arc::new(Engine { wasmtime, cache, config });
+        let engine = Arc::new(Engine {
+            wasmtime,
+            cache,
+            config,
+        });
         spawn_ticker(Arc::downgrade(&engine));
         Ok(engine)
     }

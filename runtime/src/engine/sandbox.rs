@@ -1,14 +1,16 @@
 //! A sandbox: the engine bound to one catalog. It turns component bytes into a [`Prepared`]
 //! job (inspected, judged, compiled, linked) and runs attempts of it.
 
+use super::Engine;
 use super::attempt::{self, CancelToken, StoreData};
 use super::cache::hash_hex;
 use super::limits::Limits;
 use super::outcome::AttemptResult;
-use super::Engine;
 use crate::compat::{self, CompatReport, InspectError, Inspection, Verdict};
 use crate::host::bindings::Host_Pre;
-use crate::host::{AttemptServices, Catalog, DeclaredImport, HostState, JobInfo, JobLog, KvBackend, linker};
+use crate::host::{
+    AttemptServices, Catalog, DeclaredImport, HostState, JobInfo, JobLog, KvBackend, linker,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use wasmtime::component::Linker;
@@ -86,11 +88,21 @@ pub struct Sandbox {
 impl Sandbox {
     /// Link WASI (no preopens, no sockets, no inherited environment) and every driftless
     /// module `catalog` provides.
-    pub fn new(engine: Arc<Engine>, catalog: Catalog, kv: Arc<dyn KvBackend>) -> wasmtime::Result<Sandbox> {
+    pub fn new(
+        engine: Arc<Engine>,
+        catalog: Catalog,
+        kv: Arc<dyn KvBackend>,
+    ) -> wasmtime::Result<Sandbox> {
         let mut linker = Linker::new(engine.wasmtime());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         linker::add_catalog(&mut linker, &catalog, attempt::host_of)?;
-        Ok(Sandbox { engine, catalog: Arc::new(catalog), linker, kv, prepared: Mutex::default() })
+        Ok(Sandbox {
+            engine,
+            catalog: Arc::new(catalog),
+            linker,
+            kv,
+            prepared: Mutex::default(),
+        })
     }
 
     /// The catalog this sandbox provides.
@@ -118,9 +130,15 @@ impl Sandbox {
         if report.verdict == Verdict::Rejected {
             return Err(PrepareError::Rejected(Box::new(report)));
         }
-        let component =
-            self.engine.cache().get_or_compile(self.engine.wasmtime(), &hash, bytes).map_err(|e| PrepareError::Compile(e.to_string()))?;
-        let link_error = |e: wasmtime::Error| PrepareError::Link { report: Box::new(report.clone()), message: format!("{e:#}") };
+        let component = self
+            .engine
+            .cache()
+            .get_or_compile(self.engine.wasmtime(), &hash, bytes)
+            .map_err(|e| PrepareError::Compile(e.to_string()))?;
+        let link_error = |e: wasmtime::Error| PrepareError::Link {
+            report: Box::new(report.clone()),
+            message: format!("{e:#}"),
+        };
         let instance_pre = if report.verdict == Verdict::Degraded {
             let mut linker = self.linker.clone();
             linker::add_optional_stubs(&mut linker, &report).map_err(link_error)?;
@@ -148,13 +166,19 @@ impl Sandbox {
             declared: Arc::new(declared),
             pre,
         });
-        self.prepared.lock().expect("prepared lock").insert(hash, prepared.clone());
+        self.prepared
+            .lock()
+            .expect("prepared lock")
+            .insert(hash, prepared.clone());
         Ok(prepared)
     }
 
     /// Run one attempt of a prepared job.
     pub async fn run(&self, prepared: &Prepared, mut request: AttemptRequest) -> AttemptResult {
-        request.limits.memory_bytes = request.limits.memory_bytes.min(self.engine.config().max_memory_bytes);
+        request.limits.memory_bytes = request
+            .limits
+            .memory_bytes
+            .min(self.engine.config().max_memory_bytes);
         let host = HostState {
             job: request.job.clone(),
             catalog: self.catalog.clone(),

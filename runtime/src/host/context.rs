@@ -26,12 +26,16 @@ impl context::Host for HostState {
             Level::Warn => "warn",
             Level::Error => "error",
         };
-        self.log.append(Source::Context, format!("[{level}] {message}\n").as_bytes());
+        self.log
+            .append(Source::Context, format!("[{level}] {message}\n").as_bytes());
         Ok(())
     }
 
     async fn progress(&mut self, percent: u8, message: String) -> wasmtime::Result<()> {
-        self.services.progress(percent.min(100), &message).await.map_err(wasmtime::Error::new)
+        self.services
+            .progress(percent.min(100), &message)
+            .await
+            .map_err(wasmtime::Error::new)
     }
 
     async fn checkpoint_save(&mut self, data: Vec<u8>) -> wasmtime::Result<()> {
@@ -41,15 +45,24 @@ impl context::Host for HostState {
                 data.len()
             ))));
         }
-        self.services.checkpoint_save(&data).await.map_err(wasmtime::Error::new)
+        self.services
+            .checkpoint_save(&data)
+            .await
+            .map_err(wasmtime::Error::new)
     }
 
     async fn checkpoint_load(&mut self) -> wasmtime::Result<Option<Vec<u8>>> {
-        self.services.checkpoint_load().await.map_err(wasmtime::Error::new)
+        self.services
+            .checkpoint_load()
+            .await
+            .map_err(wasmtime::Error::new)
     }
 }
 
 /// Link `driftless:job/context@1.0.0`.
-pub fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: fn(&mut T) -> &mut HostState) -> wasmtime::Result<()> {
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut HostState,
+) -> wasmtime::Result<()> {
     context::add_to_linker::<T, HasSelf<HostState>>(linker, get)
 }

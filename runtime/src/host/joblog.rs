@@ -47,7 +47,10 @@ impl LogContents {
     pub fn text(&self) -> String {
         let mut out: String = self.chunks.iter().map(|c| c.text.as_str()).collect();
         if self.dropped_bytes > 0 {
-            out.push_str(&format!("\n[driftless: log truncated, {} more bytes dropped]\n", self.dropped_bytes));
+            out.push_str(&format!(
+                "\n[driftless: log truncated, {} more bytes dropped]\n",
+                self.dropped_bytes
+            ));
         }
         out
     }
@@ -63,7 +66,10 @@ pub struct JobLog {
 impl JobLog {
     /// A log that keeps at most `cap` bytes.
     pub fn new(cap: usize) -> Self {
-        JobLog { inner: Arc::default(), cap }
+        JobLog {
+            inner: Arc::default(),
+            cap,
+        }
     }
 
     /// Append bytes from `source`, keeping what fits under the cap.
@@ -79,7 +85,10 @@ impl JobLog {
         let text = String::from_utf8_lossy(kept);
         match log.chunks.last_mut() {
             Some(last) if last.source == source => last.text.push_str(&text),
-            _ => log.chunks.push(Chunk { source, text: text.into_owned() }),
+            _ => log.chunks.push(Chunk {
+                source,
+                text: text.into_owned(),
+            }),
         }
     }
 
@@ -90,7 +99,10 @@ impl JobLog {
 
     /// A WASI output stream that writes into this log.
     pub fn stream(&self, source: Source) -> LogStream {
-        LogStream { log: self.clone(), source }
+        LogStream {
+            log: self.clone(),
+            source,
+        }
     }
 }
 
@@ -136,7 +148,11 @@ impl Pollable for LogStream {
 }
 
 impl tokio::io::AsyncWrite for LogStream {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.log.append(self.source, buf);
         Poll::Ready(Ok(buf.len()))
     }
@@ -162,6 +178,9 @@ mod tests {
         assert_eq!(c.bytes, 10);
         assert_eq!(c.dropped_bytes, 2);
         assert_eq!(c.chunks.len(), 3);
-        assert_eq!(c.text(), "abcdefghij\n[driftless: log truncated, 2 more bytes dropped]\n");
+        assert_eq!(
+            c.text(),
+            "abcdefghij\n[driftless: log truncated, 2 more bytes dropped]\n"
+        );
     }
 }

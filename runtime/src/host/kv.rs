@@ -36,7 +36,10 @@ impl From<KvBackendError> for Failure {
             KvBackendError::NotANumber(_) | KvBackendError::Overflow(_) => Code::WrongType,
             KvBackendError::Unavailable(_) => Code::Unavailable,
         };
-        Failure { code, message: e.to_string() }
+        Failure {
+            code,
+            message: e.to_string(),
+        }
     }
 }
 
@@ -44,7 +47,10 @@ fn check(bucket: &str, key: &str, value: Option<&[u8]>) -> Result<(), Failure> {
     if key.is_empty() || key.len() > MAX_KEY_BYTES || bucket.len() > MAX_KEY_BYTES {
         return Err(Failure {
             code: Code::InvalidKey,
-            message: format!("keys must be 1 to {MAX_KEY_BYTES} bytes and buckets at most {MAX_KEY_BYTES} bytes (got a {}-byte key)", key.len()),
+            message: format!(
+                "keys must be 1 to {MAX_KEY_BYTES} bytes and buckets at most {MAX_KEY_BYTES} bytes (got a {}-byte key)",
+                key.len()
+            ),
         });
     }
     if let Some(v) = value
@@ -52,7 +58,10 @@ fn check(bucket: &str, key: &str, value: Option<&[u8]>) -> Result<(), Failure> {
     {
         return Err(Failure {
             code: Code::TooLarge,
-            message: format!("values are limited to {MAX_VALUE_BYTES} bytes (got {}); split the value or store a digest", v.len()),
+            message: format!(
+                "values are limited to {MAX_VALUE_BYTES} bytes (got {}); split the value or store a digest",
+                v.len()
+            ),
         });
     }
     Ok(())
@@ -85,7 +94,10 @@ impl HostState {
 
     async fn kv_increment(&self, bucket: &str, key: &str, delta: i64) -> Result<i64, Failure> {
         check(bucket, key, None)?;
-        Ok(self.kv.increment(&self.job.kv_scope, bucket, key, delta).await?)
+        Ok(self
+            .kv
+            .increment(&self.job.kv_scope, bucket, key, delta)
+            .await?)
     }
 
     /// 1.x `get`: no error channel, so an invalid key reads as absent and an unavailable
@@ -94,7 +106,11 @@ impl HostState {
         if check(V1_BUCKET, key, None).is_err() {
             return Ok(None);
         }
-        let value = self.kv.get(&self.job.kv_scope, V1_BUCKET, key).await.map_err(trap)?;
+        let value = self
+            .kv
+            .get(&self.job.kv_scope, V1_BUCKET, key)
+            .await
+            .map_err(trap)?;
         Ok(value.map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
@@ -132,8 +148,15 @@ macro_rules! kv1_common {
             self.kv1_get(&key).await
         }
 
-        async fn set(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), $module::store::Error>> {
-            Ok(self.kv_set(V1_BUCKET, &key, value.as_bytes()).await.map_err(Into::into))
+        async fn set(
+            &mut self,
+            key: String,
+            value: String,
+        ) -> wasmtime::Result<Result<(), $module::store::Error>> {
+            Ok(self
+                .kv_set(V1_BUCKET, &key, value.as_bytes())
+                .await
+                .map_err(Into::into))
         }
 
         async fn delete(&mut self, key: String) -> wasmtime::Result<bool> {
@@ -161,44 +184,88 @@ impl kv1_1_0::store::Host for HostState {
         Ok(out)
     }
 
-    async fn increment(&mut self, key: String, delta: i64) -> wasmtime::Result<Result<i64, kv1_1_0::store::Error>> {
-        Ok(self.kv_increment(V1_BUCKET, &key, delta).await.map_err(Into::into))
+    async fn increment(
+        &mut self,
+        key: String,
+        delta: i64,
+    ) -> wasmtime::Result<Result<i64, kv1_1_0::store::Error>> {
+        Ok(self
+            .kv_increment(V1_BUCKET, &key, delta)
+            .await
+            .map_err(Into::into))
     }
 }
 
 impl kv2_0_0::store::Host for HostState {
-    async fn get(&mut self, bucket: String, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, kv2_0_0::store::Error>> {
+    async fn get(
+        &mut self,
+        bucket: String,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, kv2_0_0::store::Error>> {
         Ok(self.kv_get(&bucket, &key).await.map_err(Into::into))
     }
 
-    async fn set(&mut self, bucket: String, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), kv2_0_0::store::Error>> {
+    async fn set(
+        &mut self,
+        bucket: String,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), kv2_0_0::store::Error>> {
         Ok(self.kv_set(&bucket, &key, &value).await.map_err(Into::into))
     }
 
-    async fn delete(&mut self, bucket: String, key: String) -> wasmtime::Result<Result<bool, kv2_0_0::store::Error>> {
+    async fn delete(
+        &mut self,
+        bucket: String,
+        key: String,
+    ) -> wasmtime::Result<Result<bool, kv2_0_0::store::Error>> {
         Ok(self.kv_delete(&bucket, &key).await.map_err(Into::into))
     }
 
-    async fn list_keys(&mut self, bucket: String, prefix: String) -> wasmtime::Result<Result<Vec<String>, kv2_0_0::store::Error>> {
-        Ok(self.kv_list(&bucket, &prefix).await.map_err(|e| Failure::from(e).into()))
+    async fn list_keys(
+        &mut self,
+        bucket: String,
+        prefix: String,
+    ) -> wasmtime::Result<Result<Vec<String>, kv2_0_0::store::Error>> {
+        Ok(self
+            .kv_list(&bucket, &prefix)
+            .await
+            .map_err(|e| Failure::from(e).into()))
     }
 
-    async fn increment(&mut self, bucket: String, key: String, delta: i64) -> wasmtime::Result<Result<i64, kv2_0_0::store::Error>> {
-        Ok(self.kv_increment(&bucket, &key, delta).await.map_err(Into::into))
+    async fn increment(
+        &mut self,
+        bucket: String,
+        key: String,
+        delta: i64,
+    ) -> wasmtime::Result<Result<i64, kv2_0_0::store::Error>> {
+        Ok(self
+            .kv_increment(&bucket, &key, delta)
+            .await
+            .map_err(Into::into))
     }
 }
 
 /// Link `driftless:kv/store@1.0.0`.
-pub fn add_v1_0<T: Send + 'static>(linker: &mut Linker<T>, get: fn(&mut T) -> &mut HostState) -> wasmtime::Result<()> {
+pub fn add_v1_0<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut HostState,
+) -> wasmtime::Result<()> {
     kv1_0_0::store::add_to_linker::<T, HasSelf<HostState>>(linker, get)
 }
 
 /// Link `driftless:kv/store@1.1.0`.
-pub fn add_v1_1<T: Send + 'static>(linker: &mut Linker<T>, get: fn(&mut T) -> &mut HostState) -> wasmtime::Result<()> {
+pub fn add_v1_1<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut HostState,
+) -> wasmtime::Result<()> {
     kv1_1_0::store::add_to_linker::<T, HasSelf<HostState>>(linker, get)
 }
 
 /// Link `driftless:kv/store@2.0.0`.
-pub fn add_v2_0<T: Send + 'static>(linker: &mut Linker<T>, get: fn(&mut T) -> &mut HostState) -> wasmtime::Result<()> {
+pub fn add_v2_0<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut HostState,
+) -> wasmtime::Result<()> {
     kv2_0_0::store::add_to_linker::<T, HasSelf<HostState>>(linker, get)
 }

@@ -33,7 +33,9 @@ pub fn add_catalog<T: Send + 'static>(
         let (_, add) = table
             .iter()
             .find(|(known, _)| *known == id)
-            .ok_or_else(|| wasmtime::format_err!("the catalog lists {id}, which this build does not implement"))?;
+            .ok_or_else(|| {
+                wasmtime::format_err!("the catalog lists {id}, which this build does not implement")
+            })?;
         add(linker, get)?;
     }
     Ok(())
@@ -42,13 +44,24 @@ pub fn add_catalog<T: Send + 'static>(
 /// Link stubs for the functions of optional imports this host lacks (from a degraded
 /// report), into the instance the linker's semver lookup resolves the import to, so the real
 /// functions next to them keep working. Each stub traps with [`MissingImport`].
-pub fn add_optional_stubs<T: Send + 'static>(linker: &mut Linker<T>, report: &CompatReport) -> wasmtime::Result<()> {
+pub fn add_optional_stubs<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    report: &CompatReport,
+) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
-    for import in report.imports.iter().filter(|i| i.status == Status::Degraded) {
+    for import in report
+        .imports
+        .iter()
+        .filter(|i| i.status == Status::Degraded)
+    {
         let host = if import.provided.is_empty() {
             format!("it provides no version of {}", import.package)
         } else {
-            format!("it provides {} {}", import.package, import.provided.join(", "))
+            format!(
+                "it provides {} {}",
+                import.package,
+                import.provided.join(", ")
+            )
         };
         // `driftless:kv/store@1.1.0` → interface part `driftless:kv/store`.
         let unversioned = import.import.split('@').next().unwrap_or(&import.import);
@@ -58,8 +71,13 @@ pub fn add_optional_stubs<T: Send + 'static>(linker: &mut Linker<T>, report: &Co
         };
         let mut instance = linker.instance(&instance_name)?;
         for function in &import.missing_functions {
-            let missing = MissingImport { function: format!("{}#{function}", import.import), host: host.clone() };
-            instance.func_new(function, move |_store, _ty, _params, _results| Err(wasmtime::Error::new(missing.clone())))?;
+            let missing = MissingImport {
+                function: format!("{}#{function}", import.import),
+                host: host.clone(),
+            };
+            instance.func_new(function, move |_store, _ty, _params, _results| {
+                Err(wasmtime::Error::new(missing.clone()))
+            })?;
         }
     }
     Ok(())

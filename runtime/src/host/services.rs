@@ -11,7 +11,9 @@ use std::sync::Mutex;
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum KvBackendError {
     /// The stored value is not an integer (for `increment`).
-    #[error("the value under `{0}` is not a decimal integer, so it cannot be incremented; set it to a number first")]
+    #[error(
+        "the value under `{0}` is not a decimal integer, so it cannot be incremented; set it to a number first"
+    )]
     NotANumber(String),
     /// Incrementing would overflow a signed 64-bit integer.
     #[error("incrementing `{0}` would overflow a 64-bit integer")]
@@ -26,15 +28,37 @@ pub enum KvBackendError {
 #[async_trait]
 pub trait KvBackend: Send + Sync {
     /// The value under the key.
-    async fn get(&self, scope: &str, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvBackendError>;
+    async fn get(
+        &self,
+        scope: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, KvBackendError>;
     /// Replace the value under the key.
-    async fn set(&self, scope: &str, bucket: &str, key: &str, value: &[u8]) -> Result<(), KvBackendError>;
+    async fn set(
+        &self,
+        scope: &str,
+        bucket: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), KvBackendError>;
     /// Remove the key; true if it existed.
     async fn delete(&self, scope: &str, bucket: &str, key: &str) -> Result<bool, KvBackendError>;
     /// Keys with the prefix, in byte order.
-    async fn list_keys(&self, scope: &str, bucket: &str, prefix: &str) -> Result<Vec<String>, KvBackendError>;
+    async fn list_keys(
+        &self,
+        scope: &str,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<String>, KvBackendError>;
     /// Atomically add `delta` to the decimal integer under the key (missing = 0).
-    async fn increment(&self, scope: &str, bucket: &str, key: &str, delta: i64) -> Result<i64, KvBackendError>;
+    async fn increment(
+        &self,
+        scope: &str,
+        bucket: &str,
+        key: &str,
+        delta: i64,
+    ) -> Result<i64, KvBackendError>;
 }
 
 /// Per-attempt services behind `driftless:job/context`. Every call may be refused (for the
@@ -60,7 +84,11 @@ fn k(scope: &str, bucket: &str, key: &str) -> (String, String, String) {
 }
 
 /// Parse a stored counter and add `delta` (shared by every backend).
-pub fn add_to_counter(key: &str, current: Option<&[u8]>, delta: i64) -> Result<i64, KvBackendError> {
+pub fn add_to_counter(
+    key: &str,
+    current: Option<&[u8]>,
+    delta: i64,
+) -> Result<i64, KvBackendError> {
     let n = match current {
         None => 0,
         Some(bytes) => std::str::from_utf8(bytes)
@@ -68,22 +96,52 @@ pub fn add_to_counter(key: &str, current: Option<&[u8]>, delta: i64) -> Result<i
             .and_then(|s| s.trim().parse::<i64>().ok())
             .ok_or_else(|| KvBackendError::NotANumber(key.to_string()))?,
     };
-    n.checked_add(delta).ok_or_else(|| KvBackendError::Overflow(key.to_string()))
+    n.checked_add(delta)
+        .ok_or_else(|| KvBackendError::Overflow(key.to_string()))
 }
 
 #[async_trait]
 impl KvBackend for MemoryKv {
-    async fn get(&self, scope: &str, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvBackendError> {
-        Ok(self.data.lock().expect("kv lock").get(&k(scope, bucket, key)).cloned())
+    async fn get(
+        &self,
+        scope: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, KvBackendError> {
+        Ok(self
+            .data
+            .lock()
+            .expect("kv lock")
+            .get(&k(scope, bucket, key))
+            .cloned())
     }
-    async fn set(&self, scope: &str, bucket: &str, key: &str, value: &[u8]) -> Result<(), KvBackendError> {
-        self.data.lock().expect("kv lock").insert(k(scope, bucket, key), value.to_vec());
+    async fn set(
+        &self,
+        scope: &str,
+        bucket: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), KvBackendError> {
+        self.data
+            .lock()
+            .expect("kv lock")
+            .insert(k(scope, bucket, key), value.to_vec());
         Ok(())
     }
     async fn delete(&self, scope: &str, bucket: &str, key: &str) -> Result<bool, KvBackendError> {
-        Ok(self.data.lock().expect("kv lock").remove(&k(scope, bucket, key)).is_some())
+        Ok(self
+            .data
+            .lock()
+            .expect("kv lock")
+            .remove(&k(scope, bucket, key))
+            .is_some())
     }
-    async fn list_keys(&self, scope: &str, bucket: &str, prefix: &str) -> Result<Vec<String>, KvBackendError> {
+    async fn list_keys(
+        &self,
+        scope: &str,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<String>, KvBackendError> {
         let data = self.data.lock().expect("kv lock");
         Ok(data
             .range(k(scope, bucket, prefix)..)
@@ -91,7 +149,13 @@ impl KvBackend for MemoryKv {
             .map(|((_, _, key), _)| key.clone())
             .collect())
     }
-    async fn increment(&self, scope: &str, bucket: &str, key: &str, delta: i64) -> Result<i64, KvBackendError> {
+    async fn increment(
+        &self,
+        scope: &str,
+        bucket: &str,
+        key: &str,
+        delta: i64,
+    ) -> Result<i64, KvBackendError> {
         let mut data = self.data.lock().expect("kv lock");
         let entry = k(scope, bucket, key);
         let next = add_to_counter(key, data.get(&entry).map(Vec::as_slice), delta)?;

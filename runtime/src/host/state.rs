@@ -25,7 +25,13 @@ pub struct JobInfo {
 impl JobInfo {
     /// A one-off job (the CLI's `run`): attempt 1 of 1, kv scoped to `scope`.
     pub fn one_off(job_id: &str, scope: &str) -> Self {
-        JobInfo { job_id: job_id.into(), attempt: 1, max_attempts: 1, task: None, kv_scope: scope.into() }
+        JobInfo {
+            job_id: job_id.into(),
+            attempt: 1,
+            max_attempts: 1,
+            task: None,
+            kv_scope: scope.into(),
+        }
     }
 }
 

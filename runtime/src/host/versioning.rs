@@ -22,11 +22,24 @@ impl versioning::Host for HostState {
     }
 
     async fn catalog(&mut self) -> wasmtime::Result<Vec<Module>> {
-        Ok(self.catalog.modules().iter().map(|m| Module { name: m.name.clone(), version: m.version.to_string() }).collect())
+        Ok(self
+            .catalog
+            .modules()
+            .iter()
+            .map(|m| Module {
+                name: m.name.clone(),
+                version: m.version.to_string(),
+            })
+            .collect())
     }
 
     async fn provided(&mut self, name: String) -> wasmtime::Result<Vec<String>> {
-        Ok(self.catalog.versions_of(&name).rev().map(|m| m.version.to_string()).collect())
+        Ok(self
+            .catalog
+            .versions_of(&name)
+            .rev()
+            .map(|m| m.version.to_string())
+            .collect())
     }
 
     async fn declared(&mut self) -> wasmtime::Result<Vec<DeclaredImport>> {
@@ -42,26 +55,44 @@ impl versioning::Host for HostState {
             .collect())
     }
 
-    async fn satisfies(&mut self, version: String, requirement: String) -> wasmtime::Result<Result<bool, String>> {
+    async fn satisfies(
+        &mut self,
+        version: String,
+        requirement: String,
+    ) -> wasmtime::Result<Result<bool, String>> {
         let req = match parse_req(&requirement) {
             Ok(r) => r,
             Err(e) => return Ok(Err(e)),
         };
         Ok(Version::parse(&version)
             .map(|v| req.matches(&v))
-            .map_err(|e| format!("`{version}` is not a semver version ({e}); write it as MAJOR.MINOR.PATCH")))
+            .map_err(|e| {
+                format!("`{version}` is not a semver version ({e}); write it as MAJOR.MINOR.PATCH")
+            }))
     }
 
-    async fn find(&mut self, name: String, requirement: String) -> wasmtime::Result<Result<Option<String>, String>> {
+    async fn find(
+        &mut self,
+        name: String,
+        requirement: String,
+    ) -> wasmtime::Result<Result<Option<String>, String>> {
         let req = match parse_req(&requirement) {
             Ok(r) => r,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(Ok(self.catalog.versions_of(&name).rev().find(|m| req.matches(&m.version)).map(|m| m.version.to_string())))
+        Ok(Ok(self
+            .catalog
+            .versions_of(&name)
+            .rev()
+            .find(|m| req.matches(&m.version))
+            .map(|m| m.version.to_string())))
     }
 }
 
 /// Link `driftless:versioning/versioning@1.0.0`.
-pub fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: fn(&mut T) -> &mut HostState) -> wasmtime::Result<()> {
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut HostState,
+) -> wasmtime::Result<()> {
     versioning::add_to_linker::<T, HasSelf<HostState>>(linker, get)
 }
