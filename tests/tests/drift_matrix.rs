@@ -128,6 +128,25 @@ fn huge_output() -> Case {
     }
 }
 
+fn sandbox_probe() -> Case {
+    Case {
+        input: json!(null),
+        on: |_| {
+            Expect::Output(
+                Verdict::Accepted,
+                json!({
+                    "env": ["WORKFLOW_VERSIONING=1"],
+                    "args": [],
+                    "fs_root": "denied: No such file or directory (os error 44)",
+                    "fs_tmp": "denied: No such file or directory (os error 44)",
+                    "versioning_enabled": true,
+                    "versioning_level": 1,
+                }),
+            )
+        },
+    }
+}
+
 fn cli_command() -> Case {
     Case {
         input: json!(null),
