@@ -4,6 +4,12 @@
 //! ([`compat`]), its host modules are implemented in [`host`], and [`engine`] compiles it once
 //! and runs attempts under limits.
 
+pub mod agent;
+pub mod api;
 pub mod compat;
+pub mod daemon;
 pub mod engine;
 pub mod host;
+pub mod metrics;
+pub mod node;
+pub mod store;

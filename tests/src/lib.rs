@@ -119,3 +119,5 @@ pub fn output_json(result: &AttemptResult) -> serde_json::Value {
         ),
     }
 }
+
+pub mod daemon;

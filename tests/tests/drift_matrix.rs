@@ -147,6 +147,18 @@ fn sandbox_probe() -> Case {
     }
 }
 
+fn slow() -> Case {
+    Case {
+        input: json!({"ms": 20, "tag": "t"}),
+        on: |_| {
+            Expect::Output(
+                Verdict::Accepted,
+                json!({"tag": "t", "slept_ms": 20, "attempt": 1}),
+            )
+        },
+    }
+}
+
 fn cli_command() -> Case {
     Case {
         input: json!(null),

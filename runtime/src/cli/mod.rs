@@ -2,6 +2,7 @@
 
 mod check;
 mod run;
+mod serve;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -20,6 +21,8 @@ enum Command {
     /// Check a job's imports against this host's modules and print the compat report.
     /// Exits 0 when the job would be accepted, 1 when rejected, 2 when the file is not a job.
     Check(check::Args),
+    /// Run the daemon: HTTP API, durable store and agents.
+    Serve(serve::Args),
     /// Run one attempt of a job locally, with the real host modules (kv in memory).
     /// Exits 0 on success, 1 when the job failed or trapped, 2 when it cannot run here.
     Run(run::Args),
@@ -57,19 +60,22 @@ fn default_cache_dir() -> Option<PathBuf> {
 /// Parse arguments and run; returns the process exit code.
 pub fn main() -> Result<i32> {
     let cli = Cli::parse();
+    let default_log = if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("DRIFTLESS_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| default_log.into()),
         )
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
         Command::Check(args) => check::run(args),
-        Command::Run(args) => {
-            let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(run::run(args))
-        }
+        Command::Run(args) => tokio::runtime::Runtime::new()?.block_on(run::run(args)),
+        Command::Serve(args) => tokio::runtime::Runtime::new()?.block_on(serve::run(args)),
     }
 }
 

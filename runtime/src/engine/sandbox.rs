@@ -117,16 +117,47 @@ impl Sandbox {
 
     /// Inspect and judge without compiling (dry-run admission).
     pub fn check(&self, bytes: &[u8]) -> Result<(Inspection, CompatReport), InspectError> {
-        compat::check(bytes, &self.catalog)
+        self.check_with(bytes, &[])
+    }
+
+    /// As [`check`](Self::check), with extra optional imports.
+    pub fn check_with(
+        &self,
+        bytes: &[u8],
+        extra_optional: &[String],
+    ) -> Result<(Inspection, CompatReport), InspectError> {
+        let mut inspection = compat::inspect(bytes)?;
+        for o in extra_optional {
+            if !inspection.optional.contains(o) {
+                inspection.optional.push(o.clone());
+            }
+        }
+        let report = compat::rules::judge(&inspection.imports, &inspection.optional, &self.catalog);
+        Ok((inspection, report))
     }
 
     /// Inspect, judge, compile (cached by hash) and link; the result is cached by hash.
     pub fn prepare(&self, bytes: &[u8]) -> Result<Arc<Prepared>, PrepareError> {
+        self.prepare_with(bytes, &[])
+    }
+
+    /// As [`prepare`](Self::prepare), with optional imports declared at submission on top of
+    /// those the component declares itself.
+    pub fn prepare_with(
+        &self,
+        bytes: &[u8],
+        extra_optional: &[String],
+    ) -> Result<Arc<Prepared>, PrepareError> {
         let hash = hash_hex(bytes);
-        if let Some(p) = self.prepared.lock().expect("prepared lock").get(&hash) {
+        let key = if extra_optional.is_empty() {
+            hash.clone()
+        } else {
+            format!("{hash}+{}", extra_optional.join(","))
+        };
+        if let Some(p) = self.prepared.lock().expect("prepared lock").get(&key) {
             return Ok(p.clone());
         }
-        let (inspection, report) = self.check(bytes)?;
+        let (inspection, report) = self.check_with(bytes, extra_optional)?;
         if report.verdict == Verdict::Rejected {
             return Err(PrepareError::Rejected(Box::new(report)));
         }

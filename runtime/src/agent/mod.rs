@@ -1,0 +1,219 @@
+//! agent: executors with stable identities (`<node>/<n>`) that claim attempts, keep their
+//! leases alive, run them, and record the result, every write fenced by the lease token.
+//!
+//! An agent that starts under an identity first recovers what an earlier incarnation of that
+//! identity left running (at once, not after the lease); a reaper returns attempts whose lease
+//! expired (dead agents elsewhere) to the queue.
+
+pub mod retry;
+mod services;
+
+use crate::engine::{AttemptRequest, CancelToken};
+use crate::host::JobInfo;
+use crate::node::Node;
+use crate::store::{AttemptEnd, Claim, JobFailure, Next, StoreError, now_ms};
+use services::LeasedServices;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+
+/// Start the node's agents and its reaper. They run until the process ends.
+pub fn start(node: Arc<Node>) -> Vec<JoinHandle<()>> {
+    let mut handles: Vec<JoinHandle<()>> = (0..node.config.agents)
+        .map(|n| tokio::spawn(agent_loop(node.clone(), node.agent_id(n))))
+        .collect();
+    handles.push(tokio::spawn(reaper(node)));
+    handles
+}
+
+async fn agent_loop(node: Arc<Node>, id: String) {
+    match node
+        .store
+        .recover_agent(&id, &node.config.node, now_ms())
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::info!(agent = %id, attempts = n, "recovered attempts an earlier incarnation of this agent left running")
+        }
+        Err(e) => {
+            tracing::error!(agent = %id, error = %e, "could not recover this agent's earlier attempts; the reaper will")
+        }
+    }
+    loop {
+        // Register interest before claiming, so a job inserted meanwhile is not missed.
+        let woken = node.wake.notified();
+        match node
+            .store
+            .claim(&id, node.config.lease.as_millis() as i64, now_ms())
+            .await
+        {
+            Ok(Some(claim)) => run_claim(&node, &id, claim).await,
+            Ok(None) => {
+                tokio::select! {
+                    _ = woken => {}
+                    _ = tokio::time::sleep(node.config.poll) => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(agent = %id, error = %e, "claim failed; retrying");
+                tokio::time::sleep(node.config.poll).await;
+            }
+        }
+    }
+}
+
+async fn reaper(node: Arc<Node>) {
+    loop {
+        tokio::time::sleep(node.config.reap_every).await;
+        match node.store.reap_expired(now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!(
+                    attempts = n,
+                    "returned attempts with expired leases to the queue"
+                );
+                node.wake.notify_waiters();
+            }
+            Err(e) => tracing::warn!(error = %e, "reaping expired leases failed"),
+        }
+    }
+}
+
+/// Run one claimed attempt to its end and record it.
+async fn run_claim(node: &Arc<Node>, agent: &str, claim: Claim) {
+    let job = &claim.job;
+    let token = claim.lease_token.clone();
+    let cancel = CancelToken::new();
+    node.running
+        .lock()
+        .expect("running lock")
+        .insert(job.id.clone(), cancel.clone());
+    let heartbeat = tokio::spawn(keep_lease(node.clone(), token.clone(), cancel.clone()));
+
+    let started = std::time::Instant::now();
+    let (state, next, outcome_json, log) = match prepare(node, &claim).await {
+        Err(failure) => (
+            crate::store::AttemptState::Failed,
+            Next::Fail(failure.clone()),
+            serde_json::json!({"kind": "rejected-at-claim", "message": failure.message}),
+            String::new(),
+        ),
+        Ok(prepared) => {
+            let request = AttemptRequest {
+                input: job.input.clone(),
+                job: JobInfo {
+                    job_id: job.id.clone(),
+                    attempt: claim.attempt,
+                    max_attempts: job.max_attempts,
+                    task: job.task.clone(),
+                    kv_scope: job.kv_scope.clone(),
+                },
+                limits: job.limits,
+                services: Arc::new(LeasedServices::new(
+                    node.store.clone(),
+                    token.clone(),
+                    job.id.clone(),
+                )),
+                cancel: cancel.clone(),
+            };
+            let result = node.sandbox.run(&prepared, request).await;
+            let (state, next) = retry::decide(&result.outcome, claim.attempt, job.max_attempts);
+            node.metrics
+                .attempt_finished(&result.outcome, result.duration);
+            (
+                state,
+                next,
+                retry::outcome_record(&result.outcome),
+                result.log.text(),
+            )
+        }
+    };
+    heartbeat.abort();
+    node.running.lock().expect("running lock").remove(&job.id);
+
+    let end = AttemptEnd {
+        state,
+        outcome: outcome_json,
+        log,
+        next,
+    };
+    match node.store.finish_attempt(&token, end, now_ms()).await {
+        Ok(status) => {
+            tracing::debug!(agent, job = %job.id, attempt = claim.attempt, status = status.as_str(), ms = started.elapsed().as_millis() as u64, "attempt finished");
+            if status.is_terminal() {
+                node.metrics.job_finished(status);
+                let _ = node.finished.send(job.id.clone());
+            } else {
+                node.wake.notify_waiters();
+            }
+        }
+        Err(StoreError::StaleLease) => {
+            tracing::warn!(agent, job = %job.id, attempt = claim.attempt, "the attempt's lease was taken over while it ran; its result was refused (the job is recorded by its newer attempt)");
+        }
+        Err(e) => {
+            tracing::error!(agent, job = %job.id, error = %e, "could not record the attempt's result; its lease will expire and the job will run again")
+        }
+    }
+}
+
+/// Look the component up and prepare it on this node; the version check runs again here.
+async fn prepare(node: &Node, claim: &Claim) -> Result<Arc<crate::engine::Prepared>, JobFailure> {
+    let job = &claim.job;
+    let fail = |code: &str, message: String| JobFailure {
+        code: code.into(),
+        message,
+        retryable: false,
+    };
+    let bytes = match node.store.get_blob(&job.component).await {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            return Err(fail(
+                "component-missing",
+                format!("the job's component {} is not in the store", job.component),
+            ));
+        }
+        Err(e) => {
+            return Err(JobFailure {
+                code: "store-unavailable".into(),
+                message: e.to_string(),
+                retryable: true,
+            });
+        }
+    };
+    node.sandbox
+        .prepare_with(&bytes, &job.optional_imports)
+        .map_err(|e| {
+            fail(
+                "rejected-at-claim",
+                format!(
+                    "this node ({}) cannot run the job any more: {e}",
+                    node.config.node
+                ),
+            )
+        })
+}
+
+/// Extend the lease until the attempt ends; stop the attempt if the lease is lost or the job
+/// is cancelled.
+async fn keep_lease(node: Arc<Node>, token: String, cancel: CancelToken) {
+    loop {
+        tokio::time::sleep(node.config.heartbeat).await;
+        match node
+            .store
+            .heartbeat(&token, node.config.lease.as_millis() as i64, now_ms())
+            .await
+        {
+            Ok(false) => {}
+            Ok(true) => {
+                cancel.cancel();
+                return;
+            }
+            Err(StoreError::StaleLease) => {
+                tracing::warn!("an attempt lost its lease; stopping it");
+                cancel.cancel();
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed; will retry"),
+        }
+    }
+}

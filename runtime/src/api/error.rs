@@ -1,0 +1,107 @@
+//! One error type for the HTTP API: a status, a stable `code`, a message that says what to do,
+//! and the compat report where one applies.
+
+use crate::compat::CompatReport;
+use crate::engine::PrepareError;
+use crate::store::StoreError;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An API error.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// What happened and what to do.
+    pub message: String,
+    /// The compat report, for version-check rejections.
+    pub report: Option<Box<CompatReport>>,
+}
+
+impl ApiError {
+    /// An error without a report.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            report: None,
+        }
+    }
+
+    /// 400 `bad-request`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", message)
+    }
+
+    /// 404 `not-found`.
+    pub fn not_found(what: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("{what} does not exist; check the id (GET /v1/jobs lists jobs)"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({"error": {"code": self.code, "message": self.message}});
+        if let Some(report) = self.report {
+            body["report"] = serde_json::to_value(&*report).unwrap_or_default();
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ApiError::not_found(what),
+            StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            StoreError::StaleLease => {
+                ApiError::new(StatusCode::CONFLICT, "stale-lease", e.to_string())
+            }
+            StoreError::Backend(m) => {
+                tracing::error!(error = %m, "store failure");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store-unavailable",
+                    "the job store failed; nothing was changed. Retry shortly; if it persists, check the daemon's log and disk",
+                )
+            }
+        }
+    }
+}
+
+impl From<PrepareError> for ApiError {
+    fn from(e: PrepareError) -> Self {
+        match e {
+            PrepareError::Invalid(i) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid-component", i.to_string())
+            }
+            PrepareError::Rejected(report) => ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "rejected",
+                message: format!(
+                    "the job's imports do not fit this host, so nothing was stored: {}",
+                    report.summary
+                ),
+                report: Some(report),
+            },
+            PrepareError::Compile(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "does-not-compile", m)
+            }
+            PrepareError::Link { report, message } => ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "link-failed",
+                message,
+                report: Some(report),
+            },
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! `/v1/jobs` and `/v1/components`: submit, look up, list, wait, cancel, logs.
+
+use super::error::ApiError;
+use super::{AppState, view};
+use crate::engine::{Limits, hash_hex};
+use crate::store::{JobStatus, NewJob, now_ms};
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Most attempts a job may ask for.
+const MAX_ATTEMPTS: u32 = 100;
+/// Longest wait a client may ask for, in seconds.
+const MAX_WAIT_SECS: u64 = 60;
+
+/// Options of a job, as a JSON spec (multipart `spec` part, or a JSON body naming an uploaded
+/// component), or as query parameters with an `application/wasm` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// The component's blake3 hash (JSON submissions of an uploaded component).
+    pub component: Option<String>,
+    /// The input, any JSON value (default `null`).
+    pub input: Option<Value>,
+    /// Wall-clock limit per attempt, in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Memory limit per attempt, in MiB.
+    pub memory_mib: Option<u64>,
+    /// Attempts allowed in all (default 3).
+    pub max_attempts: Option<u32>,
+    /// Imports the job can run without, on top of those the component declares.
+    #[serde(default)]
+    pub optional_imports: Vec<String>,
+}
+
+/// Query parameters for `application/wasm` submissions.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitQuery {
+    /// The input as JSON text.
+    input: Option<String>,
+    timeout_ms: Option<u64>,
+    memory_mib: Option<u64>,
+    max_attempts: Option<u32>,
+    /// Comma-separated optional imports.
+    optional: Option<String>,
+}
+
+impl SubmitQuery {
+    fn into_spec(self) -> Result<JobSpec, ApiError> {
+        let input = match self.input {
+            None => None,
+            Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
+                ApiError::bad_request(format!("the `input` query parameter is not JSON ({e}); URL-encode a JSON value, e.g. input=%7B%22key%22%3A1%7D"))
+            })?),
+        };
+        Ok(JobSpec {
+            component: None,
+            input,
+            timeout_ms: self.timeout_ms,
+            memory_mib: self.memory_mib,
+            max_attempts: self.max_attempts,
+            optional_imports: self
+                .optional
+                .map(|o| {
+                    o.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+}
+
+fn parse_spec(bytes: &[u8]) -> Result<JobSpec, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad-spec",
+            format!("the job spec is not valid ({e}); it is a JSON object with optional fields component, input, timeout_ms, memory_mib, max_attempts, optional_imports"),
+        )
+    })
+}
+
+fn limits(state: &AppState, spec: &JobSpec) -> Result<(Limits, u32), ApiError> {
+    let mut limits = Limits::default();
+    if let Some(t) = spec.timeout_ms {
+        if t == 0 || t > 3_600_000 {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad-spec",
+                "timeout_ms must be between 1 and 3600000 (one hour)",
+            ));
+        }
+        limits.timeout_ms = t;
+    }
+    if let Some(m) = spec.memory_mib {
+        let cap = state.node.sandbox.engine().config().max_memory_bytes >> 20;
+        if m == 0 || m > cap {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad-spec",
+                format!("memory_mib must be between 1 and {cap} on this node"),
+            ));
+        }
+        limits.memory_bytes = m << 20;
+    }
+    let attempts = spec.max_attempts.unwrap_or(3);
+    if attempts == 0 || attempts > MAX_ATTEMPTS {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad-spec",
+            format!("max_attempts must be between 1 and {MAX_ATTEMPTS}"),
+        ));
+    }
+    Ok((limits, attempts))
+}
+
+async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
+    let limit = state.node.config.max_upload_bytes;
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large(limit))
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too-large",
+        format!(
+            "the upload is larger than this node accepts ({limit} bytes); nothing was stored. Strip debug info (`strip = true` in the release profile) or raise --max-upload-bytes"
+        ),
+    )
+}
+
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// `POST /v1/jobs`.
+pub async fn submit(
+    State(state): State<AppState>,
+    Query(query): Query<SubmitQuery>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let headers = request.headers().clone();
+    let idempotency_key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let (component, spec) = match content_type(&headers).as_str() {
+        "application/wasm" | "application/octet-stream" => {
+            let spec = query.into_spec()?;
+            (read_body(&state, request.into_body()).await?.to_vec(), spec)
+        }
+        "multipart/form-data" => {
+            let mut multipart = Multipart::from_request(request, &state)
+                .await
+                .map_err(|e| {
+                    ApiError::bad_request(format!("the multipart body is malformed: {e}"))
+                })?;
+            let (mut component, mut spec) = (None, JobSpec::default());
+            while let Some(field) = multipart.next_field().await.map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    too_large(state.node.config.max_upload_bytes)
+                } else {
+                    ApiError::bad_request(format!("the multipart body is malformed: {e}"))
+                }
+            })? {
+                let name = field.name().unwrap_or("").to_string();
+                let data = field
+                    .bytes()
+                    .await
+                    .map_err(|_| too_large(state.node.config.max_upload_bytes))?;
+                match name.as_str() {
+                    "component" => component = Some(data.to_vec()),
+                    "spec" => spec = parse_spec(&data)?,
+                    other => {
+                        return Err(ApiError::bad_request(format!(
+                            "unexpected multipart part `{other}`; send `component` (the .wasm) and optionally `spec` (JSON)"
+                        )));
+                    }
+                }
+            }
+            let component = component.ok_or_else(|| {
+                ApiError::bad_request(
+                    "the multipart body has no `component` part; attach the .wasm as `component`",
+                )
+            })?;
+            (component, spec)
+        }
+        "application/json" => {
+            let spec = parse_spec(&read_body(&state, request.into_body()).await?)?;
+            let hash = spec.component.clone().ok_or_else(|| {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad-spec", "a JSON submission names an uploaded component by hash in `component`; upload it first with PUT /v1/components, or send the .wasm as application/wasm")
+            })?;
+            let bytes = state.node.store.get_blob(&hash).await?.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "unknown-component",
+                    format!(
+                        "no component with hash {hash} is stored; upload it with PUT /v1/components"
+                    ),
+                )
+            })?;
+            (bytes, spec)
+        }
+        other => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                format!(
+                    "content type `{other}` is not accepted; send the component as application/wasm, multipart/form-data (component + spec), or a JSON spec naming an uploaded component"
+                ),
+            ));
+        }
+    };
+    if let Some(hash) = &spec.component
+        && *hash != hash_hex(&component)
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad-spec",
+            "the spec's `component` hash does not match the uploaded component; leave it out when uploading",
+        ));
+    }
+    let (limits, max_attempts) = limits(&state, &spec)?;
+    let prepared = match state
+        .node
+        .sandbox
+        .prepare_with(&component, &spec.optional_imports)
+    {
+        Ok(p) => p,
+        Err(e) => {
+            state.node.metrics.job_rejected();
+            return Err(e.into());
+        }
+    };
+    state
+        .node
+        .store
+        .put_blob(&prepared.hash, &component)
+        .await?;
+    let id = format!("job_{}", uuid::Uuid::now_v7().simple());
+    let input = serde_json::to_vec(&spec.input.unwrap_or(Value::Null)).expect("JSON encodes");
+    let inserted = state
+        .node
+        .store
+        .insert_job(NewJob {
+            kv_scope: id.clone(),
+            id,
+            component: prepared.hash.clone(),
+            input,
+            max_attempts,
+            limits,
+            optional_imports: spec.optional_imports,
+            report: serde_json::to_value(&prepared.report).unwrap_or_default(),
+            task: None,
+            idempotency_key,
+            now_ms: now_ms(),
+        })
+        .await?;
+    if inserted.created {
+        state.node.metrics.job_submitted();
+        state.node.wake.notify_waiters();
+    }
+    let status = if inserted.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let body = json!({"job": view::job(&inserted.job), "created": inserted.created, "report": prepared.report});
+    Ok((
+        status,
+        [(header::LOCATION, format!("/v1/jobs/{}", inserted.job.id))],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// `PUT /v1/components`: upload once, submit many by hash.
+pub async fn put_component(
+    State(state): State<AppState>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(&state, body).await?;
+    let prepared = state.node.sandbox.prepare(&bytes)?;
+    let created = state.node.store.put_blob(&prepared.hash, &bytes).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({"component": prepared.hash, "created": created, "report": prepared.report})),
+    )
+        .into_response())
+}
+
+/// Query of `GET /v1/jobs/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetQuery {
+    /// Wait up to this many seconds for the job to finish.
+    wait: Option<u64>,
+}
+
+/// `GET /v1/jobs/{id}[?wait=SECONDS]`.
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<GetQuery>,
+) -> Result<Response, ApiError> {
+    let wait = Duration::from_secs(q.wait.unwrap_or(0).min(MAX_WAIT_SECS));
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut finished = state.node.finished.subscribe();
+    loop {
+        let record = state
+            .node
+            .store
+            .get_job(&id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
+        if record.job.status.is_terminal() || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(view::record(&record)).into_response());
+        }
+        // Wake on this job finishing (here or, via polling, elsewhere), or at the deadline.
+        let poll = tokio::time::sleep(
+            Duration::from_millis(500).min(deadline - tokio::time::Instant::now()),
+        );
+        tokio::pin!(poll);
+        loop {
+            tokio::select! {
+                msg = finished.recv() => match msg {
+                    Ok(done) if done == id => break,
+                    Ok(_) => continue,
+                    Err(_) => break,
+                },
+                _ = &mut poll => break,
+            }
+        }
+    }
+}
+
+/// Query of `GET /v1/jobs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    /// Page size (default 50, at most 500).
+    limit: Option<u32>,
+    /// The `next` cursor of the previous page.
+    before: Option<i64>,
+}
+
+/// `GET /v1/jobs?status=&limit=&before=`.
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(JobStatus::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unknown status `{s}`; use queued, running, succeeded, failed or cancelled"
+            ))
+        })?),
+    };
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let jobs = state.node.store.list_jobs(status, q.before, limit).await?;
+    let next = if jobs.len() as u32 == limit {
+        jobs.last().map(|j| j.seq)
+    } else {
+        None
+    };
+    Ok(Json(
+        json!({"jobs": jobs.iter().map(view::job).collect::<Vec<_>>(), "next": next}),
+    ))
+}
+
+/// `POST /v1/jobs/{id}/cancel`.
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let job = state.node.store.cancel_job(&id, now_ms()).await?;
+    if job.status == JobStatus::Running
+        && let Some(token) = state.node.running.lock().expect("running lock").get(&id)
+    {
+        token.cancel();
+    }
+    if job.status == JobStatus::Cancelled {
+        let _ = state.node.finished.send(id.clone());
+    }
+    Ok(Json(view::job(&job)))
+}
+
+/// `GET /v1/jobs/{id}/logs`: every attempt's log, as text.
+pub async fn logs(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let record = state
+        .node
+        .store
+        .get_job(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
+    let mut text = String::new();
+    for a in &record.attempt_list {
+        text.push_str(&format!(
+            "=== attempt {} on {} ({}) ===\n",
+            a.number,
+            a.agent,
+            a.state.as_str()
+        ));
+        text.push_str(a.log.as_deref().unwrap_or(""));
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+}
+
+/// `GET /v1/jobs/{id}/events`: the job's history.
+pub async fn events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if state.node.store.get_job(&id).await?.is_none() {
+        return Err(ApiError::not_found(format!("job {id}")));
+    }
+    Ok(Json(json!({"events": state.node.store.events(&id).await?})))
+}

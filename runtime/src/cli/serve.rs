@@ -1,0 +1,78 @@
+//! `driftless serve`: the daemon on its embedded default (SQLite under a data directory).
+
+use super::HostArgs;
+use anyhow::Result;
+use driftless::daemon::{Daemon, DaemonConfig};
+use driftless::node::NodeConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on; `127.0.0.1:0` picks a free port (the bound address is printed).
+    #[arg(long, env = "DRIFTLESS_LISTEN", default_value = "127.0.0.1:7878")]
+    listen: SocketAddr,
+    /// Where jobs, components, kv data and compiled artifacts are kept.
+    #[arg(long, env = "DRIFTLESS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Agents (attempts run at once); default: one per core.
+    #[arg(long, env = "DRIFTLESS_AGENTS")]
+    agents: Option<usize>,
+    /// This node's name; agent identities are `<node>/<n>`.
+    #[arg(long, env = "DRIFTLESS_NODE", default_value = "node-1")]
+    node: String,
+    #[command(flatten)]
+    host: HostArgs,
+    /// Largest component upload, in bytes.
+    #[arg(long, env = "DRIFTLESS_MAX_UPLOAD_BYTES", default_value_t = 32 << 20)]
+    max_upload_bytes: usize,
+    /// How long an attempt's lease lasts without a heartbeat, in milliseconds.
+    #[arg(long, env = "DRIFTLESS_LEASE_MS", default_value_t = 30_000)]
+    lease_ms: u64,
+    /// How often expired leases are reaped, in milliseconds.
+    #[arg(long, env = "DRIFTLESS_REAP_MS", default_value_t = 5_000)]
+    reap_ms: u64,
+}
+
+/// `$XDG_DATA_HOME/driftless` or `~/.local/share/driftless`, else `./driftless-data`.
+fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .map(|d| d.join("driftless"))
+        .unwrap_or_else(|| PathBuf::from("driftless-data"))
+}
+
+pub async fn run(args: Args) -> Result<i32> {
+    let mut node = NodeConfig {
+        node: args.node,
+        max_upload_bytes: args.max_upload_bytes,
+        ..NodeConfig::default()
+    };
+    if let Some(n) = args.agents {
+        anyhow::ensure!(n >= 1, "--agents must be at least 1");
+        node.agents = n;
+    }
+    node.lease = Duration::from_millis(args.lease_ms);
+    node.heartbeat = Duration::from_millis((args.lease_ms / 3).max(1));
+    node.reap_every = Duration::from_millis(args.reap_ms);
+    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+    let config = DaemonConfig {
+        listen: args.listen,
+        data_dir: data_dir.clone(),
+        catalog: args.host.catalog()?,
+        node,
+    };
+    let daemon = Daemon::start(config).await?;
+    println!(
+        "driftless listening on http://{} (node {}, {} agents, data in {})",
+        daemon.addr,
+        daemon.node.config.node,
+        daemon.node.config.agents,
+        data_dir.display()
+    );
+    tracing::info!(addr = %daemon.addr, "serving");
+    daemon.wait().await?;
+    Ok(0)
+}

@@ -1,0 +1,160 @@
+//! Counters and a histogram for `GET /metrics` (Prometheus text format).
+
+use crate::engine::{CacheStats, Outcome};
+use crate::store::{JobStatus, StoreStats};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the attempt-duration histogram, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0,
+];
+
+/// The node's counters.
+#[derive(Default)]
+pub struct Metrics {
+    submitted: AtomicU64,
+    rejected: AtomicU64,
+    finished: Mutex<BTreeMap<&'static str, u64>>,
+    attempts: Mutex<BTreeMap<String, u64>>,
+    duration: Mutex<([u64; BUCKETS.len()], u64, f64)>,
+}
+
+impl Metrics {
+    /// A job was accepted.
+    pub fn job_submitted(&self) {
+        self.submitted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A submission was refused by the version check or as invalid.
+    pub fn job_rejected(&self) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A job reached a terminal status on this node.
+    pub fn job_finished(&self, status: JobStatus) {
+        *self
+            .finished
+            .lock()
+            .expect("metrics")
+            .entry(status.as_str())
+            .or_default() += 1;
+    }
+
+    /// An attempt ended.
+    pub fn attempt_finished(&self, outcome: &Outcome, took: Duration) {
+        let label = match outcome {
+            Outcome::Succeeded { .. } => "succeeded".to_string(),
+            Outcome::Failed { .. } => "failed".to_string(),
+            Outcome::Trapped { reason, .. } => serde_json::to_value(reason)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+        };
+        *self
+            .attempts
+            .lock()
+            .expect("metrics")
+            .entry(label)
+            .or_default() += 1;
+        let secs = took.as_secs_f64();
+        let mut h = self.duration.lock().expect("metrics");
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if secs <= *le {
+                h.0[i] += 1;
+            }
+        }
+        h.1 += 1;
+        h.2 += secs;
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self, stats: &StoreStats, cache: CacheStats) -> String {
+        let mut out = String::new();
+        let queued = stats
+            .jobs
+            .iter()
+            .find(|(s, _)| *s == JobStatus::Queued)
+            .map_or(0, |(_, n)| *n);
+        let _ = writeln!(
+            out,
+            "# HELP driftless_queue_depth Jobs waiting for an agent.\n# TYPE driftless_queue_depth gauge\ndriftless_queue_depth {queued}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP driftless_jobs Jobs in the store by status.\n# TYPE driftless_jobs gauge"
+        );
+        for (s, n) in &stats.jobs {
+            let _ = writeln!(out, "driftless_jobs{{status=\"{}\"}} {n}", s.as_str());
+        }
+        let _ = writeln!(
+            out,
+            "# HELP driftless_jobs_submitted_total Jobs accepted by this node.\n# TYPE driftless_jobs_submitted_total counter\ndriftless_jobs_submitted_total {}",
+            self.submitted.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP driftless_jobs_rejected_total Submissions refused (version check or invalid component).\n# TYPE driftless_jobs_rejected_total counter\ndriftless_jobs_rejected_total {}",
+            self.rejected.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP driftless_jobs_finished_total Jobs finished on this node by outcome.\n# TYPE driftless_jobs_finished_total counter"
+        );
+        for (s, n) in self.finished.lock().expect("metrics").iter() {
+            let _ = writeln!(out, "driftless_jobs_finished_total{{outcome=\"{s}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP driftless_attempts_total Attempts run on this node by outcome.\n# TYPE driftless_attempts_total counter"
+        );
+        for (s, n) in self.attempts.lock().expect("metrics").iter() {
+            let _ = writeln!(out, "driftless_attempts_total{{outcome=\"{s}\"}} {n}");
+        }
+        let h = self.duration.lock().expect("metrics");
+        let _ = writeln!(
+            out,
+            "# HELP driftless_attempt_duration_seconds Wall-clock time of attempts.\n# TYPE driftless_attempt_duration_seconds histogram"
+        );
+        for (i, le) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "driftless_attempt_duration_seconds_bucket{{le=\"{le}\"}} {}",
+                h.0[i]
+            );
+        }
+        let _ = writeln!(
+            out,
+            "driftless_attempt_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+            h.1
+        );
+        let _ = writeln!(
+            out,
+            "driftless_attempt_duration_seconds_sum {}\ndriftless_attempt_duration_seconds_count {}",
+            h.2, h.1
+        );
+        let _ = writeln!(
+            out,
+            "# HELP driftless_compile_cache_total Compile-cache lookups by result.\n# TYPE driftless_compile_cache_total counter"
+        );
+        let _ = writeln!(
+            out,
+            "driftless_compile_cache_total{{result=\"memory-hit\"}} {}",
+            cache.memory_hits
+        );
+        let _ = writeln!(
+            out,
+            "driftless_compile_cache_total{{result=\"disk-hit\"}} {}",
+            cache.disk_hits
+        );
+        let _ = writeln!(
+            out,
+            "driftless_compile_cache_total{{result=\"compiled\"}} {}",
+            cache.compiles
+        );
+        out
+    }
+}

@@ -1,0 +1,119 @@
+//! store: everything durable, behind one [`Store`] trait the rest of the runtime uses.
+//!
+//! SQLite ([`sqlite::SqliteStore`]) is the embedded default: WAL mode, fsynced commits, and a
+//! single writer thread that commits many requests per fsync (group commit). Every write
+//! about an attempt is fenced by its lease token; a stale token gets [`StoreError::StaleLease`].
+
+mod kv;
+pub mod sqlite;
+mod types;
+
+pub use kv::StoreKv;
+pub use types::*;
+
+use async_trait::async_trait;
+
+/// Why a store call failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum StoreError {
+    /// The attempt's lease is no longer valid (it expired and was reaped, or the attempt was
+    /// recovered by a restarted agent): the write was refused and nothing changed.
+    #[error(
+        "the attempt's lease is no longer valid (it expired or was taken over); the write was refused"
+    )]
+    StaleLease,
+    /// No such job (or blob).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed.
+    #[error("the store failed: {0}")]
+    Backend(String),
+}
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The durable store. Implementations: [`sqlite::SqliteStore`].
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Store a component by hash (content-addressed: the same bytes are stored once).
+    /// Returns true when the bytes were new.
+    async fn put_blob(&self, hash: &str, bytes: &[u8]) -> StoreResult<bool>;
+    /// A stored component's bytes.
+    async fn get_blob(&self, hash: &str) -> StoreResult<Option<Vec<u8>>>;
+
+    /// Insert a job (status `queued`). With an idempotency key already used, nothing is
+    /// inserted and the existing job is returned with `created = false`.
+    async fn insert_job(&self, job: NewJob) -> StoreResult<Inserted>;
+    /// One job with its attempts.
+    async fn get_job(&self, id: &str) -> StoreResult<Option<JobRecord>>;
+    /// Jobs, newest first, optionally by status; `before` is the `seq` cursor of the last page.
+    async fn list_jobs(
+        &self,
+        status: Option<JobStatus>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Job>>;
+    /// The job's events, oldest first.
+    async fn events(&self, id: &str) -> StoreResult<Vec<Event>>;
+    /// Request cancellation: a queued job is cancelled at once; a running one is flagged and
+    /// its agent stops it. Returns the job after the change.
+    async fn cancel_job(&self, id: &str, now_ms: i64) -> StoreResult<Job>;
+
+    /// Claim the next runnable job for `agent`, in one transaction: mark it running, count
+    /// the attempt, and record the agent and a fresh lease token.
+    async fn claim(&self, agent: &str, lease_ms: i64, now_ms: i64) -> StoreResult<Option<Claim>>;
+    /// Extend a lease. Returns whether cancellation was requested for the job.
+    async fn heartbeat(&self, token: &str, lease_ms: i64, now_ms: i64) -> StoreResult<bool>;
+    /// Record progress of a running attempt (fenced).
+    async fn set_progress(&self, token: &str, percent: u8, message: &str) -> StoreResult<()>;
+    /// Save the job's checkpoint from a running attempt (fenced).
+    async fn save_checkpoint(&self, token: &str, data: &[u8]) -> StoreResult<()>;
+    /// The job's checkpoint.
+    async fn load_checkpoint(&self, job_id: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// End an attempt and move its job on, fenced by the token.
+    async fn finish_attempt(
+        &self,
+        token: &str,
+        end: AttemptEnd,
+        now_ms: i64,
+    ) -> StoreResult<JobStatus>;
+
+    /// Return the attempts an earlier incarnation of `agent` left running to the queue (or
+    /// fail their jobs when out of attempts). Returns how many.
+    async fn recover_agent(&self, agent: &str, node: &str, now_ms: i64) -> StoreResult<u64>;
+    /// Return attempts whose lease expired to the queue (or fail their jobs). Returns how many.
+    async fn reap_expired(&self, now_ms: i64) -> StoreResult<u64>;
+
+    /// Counts for metrics and readiness.
+    async fn stats(&self) -> StoreResult<StoreStats>;
+
+    /// kv: the value under (scope, bucket, key).
+    async fn kv_get(&self, scope: &str, bucket: &str, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// kv: replace the value.
+    async fn kv_set(&self, scope: &str, bucket: &str, key: &str, value: &[u8]) -> StoreResult<()>;
+    /// kv: remove; true if it existed.
+    async fn kv_delete(&self, scope: &str, bucket: &str, key: &str) -> StoreResult<bool>;
+    /// kv: keys with a prefix, in byte order.
+    async fn kv_list(&self, scope: &str, bucket: &str, prefix: &str) -> StoreResult<Vec<String>>;
+    /// kv: atomically add to a decimal integer (missing = 0). The outer error is the
+    /// store's; the inner one is the value's (not a number, overflow).
+    async fn kv_increment(
+        &self,
+        scope: &str,
+        bucket: &str,
+        key: &str,
+        delta: i64,
+    ) -> StoreResult<Result<i64, crate::host::KvBackendError>>;
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,154 @@
+//! A real `driftless serve` process for end-to-end tests: started on 127.0.0.1 with an
+//! ephemeral port and its own data directory, killed when dropped.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running daemon process.
+pub struct DaemonProcess {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+}
+
+impl DaemonProcess {
+    /// Start `bin serve` on a free loopback port with `data_dir` and `extra` arguments; waits
+    /// for the line that announces the address. Its log goes to `data_dir/daemon.log`.
+    pub fn start(bin: &str, data_dir: &Path, extra: &[&str]) -> DaemonProcess {
+        std::fs::create_dir_all(data_dir).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.join("daemon.log"))
+            .unwrap();
+        let mut child = Command::new(bin)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("DRIFTLESS_LOG", "warn,driftless=info")
+            .env_remove("DRIFTLESS_PROVIDE")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start driftless serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            for _ in lines {}
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                let log = std::fs::read_to_string(data_dir.join("daemon.log")).unwrap_or_default();
+                panic!("the daemon did not announce its address; its log:\n{log}")
+            });
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .expect("address in the first line")
+            .to_string();
+        DaemonProcess {
+            child,
+            url,
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    /// `kill -9`: no chance to clean up.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("daemon.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A small JSON client for the API.
+pub struct Client {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Client {
+    /// A client for the daemon at `url`.
+    pub fn new(url: &str) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            url: url.to_string(),
+        }
+    }
+
+    /// `POST /v1/jobs` with the component as `application/wasm`; `query` holds options.
+    pub async fn submit(
+        &self,
+        wasm: &[u8],
+        query: &[(&str, String)],
+        idempotency_key: Option<&str>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}/v1/jobs", self.url))
+            .query(query)
+            .header("content-type", "application/wasm")
+            .body(wasm.to_vec());
+        if let Some(k) = idempotency_key {
+            req = req.header("idempotency-key", k);
+        }
+        Self::json(req.send().await.expect("submit")).await
+    }
+
+    /// Any request, answered as (status, JSON or text as a JSON string).
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> (u16, Value) {
+        Self::json(req.send().await.expect("request")).await
+    }
+
+    /// A request builder for `method path`.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.url))
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(self.request(reqwest::Method::GET, path)).await
+    }
+
+    /// Wait (long-poll) until the job is terminal, up to `secs` per poll and 120 s in all.
+    pub async fn wait(&self, id: &str) -> Value {
+        for _ in 0..12 {
+            let (status, job) = self.get(&format!("/v1/jobs/{id}?wait=10")).await;
+            assert_eq!(status, 200, "{job}");
+            if ["succeeded", "failed", "cancelled"].contains(&job["status"].as_str().unwrap_or(""))
+            {
+                return job;
+            }
+        }
+        panic!("job {id} did not finish in 120 s");
+    }
+
+    async fn json(resp: reqwest::Response) -> (u16, Value) {
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
