@@ -11,7 +11,7 @@ mod services;
 use crate::engine::{AttemptRequest, CancelToken};
 use crate::host::JobInfo;
 use crate::node::Node;
-use crate::store::{AttemptEnd, Claim, JobFailure, Next, StoreError, now_ms};
+use crate::store::{AttemptEnd, Claim, JobFailure, StoreError, now_ms};
 use services::LeasedServices;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -92,12 +92,11 @@ async fn run_claim(node: &Arc<Node>, agent: &str, claim: Claim) {
 
     let started = std::time::Instant::now();
     let (state, next, outcome_json, log) = match prepare(node, &claim).await {
-        Err(failure) => (
-            crate::store::AttemptState::Failed,
-            Next::Fail(failure.clone()),
-            serde_json::json!({"kind": "rejected-at-claim", "message": failure.message}),
-            String::new(),
-        ),
+        Err(failure) => {
+            let record = serde_json::json!({"kind": failure.code, "message": failure.message});
+            let (state, next) = retry::after_failure(failure, job.attempts, job.max_attempts);
+            (state, next, record, String::new())
+        }
         Ok(prepared) => {
             let request = AttemptRequest {
                 input: job.input.clone(),
@@ -117,7 +116,7 @@ async fn run_claim(node: &Arc<Node>, agent: &str, claim: Claim) {
                 cancel: cancel.clone(),
             };
             let result = node.sandbox.run(&prepared, request).await;
-            let (state, next) = retry::decide(&result.outcome, claim.attempt, job.max_attempts);
+            let (state, next) = retry::decide(&result.outcome, job.attempts, job.max_attempts);
             node.metrics
                 .attempt_finished(&result.outcome, result.duration);
             (

@@ -52,6 +52,12 @@ pub fn decide(outcome: &Outcome, attempt: u32, max_attempts: u32) -> (AttemptSta
             retryable: trap_is_retryable(*reason),
         },
     };
+    after_failure(failure, attempt, max_attempts)
+}
+
+/// What happens to a job whose attempt number `attempt` failed: retry after a backoff while
+/// the failure is retryable and attempts are left, else fail for good.
+pub fn after_failure(failure: JobFailure, attempt: u32, max_attempts: u32) -> (AttemptState, Next) {
     if failure.retryable && attempt < max_attempts {
         let after_ms = backoff_ms(attempt);
         (AttemptState::Failed, Next::Retry { failure, after_ms })

@@ -5,6 +5,8 @@ use crate::compat::CompatReport;
 use crate::engine::PrepareError;
 use crate::store::StoreError;
 use axum::Json;
+use axum::extract::FromRequestParts;
+use axum::extract::rejection::QueryRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -103,5 +105,19 @@ impl From<PrepareError> for ApiError {
                 report: Some(report),
             },
         }
+    }
+}
+
+/// `axum::extract::Query` whose rejection is the API's JSON error (`bad-request`).
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        ApiError::bad_request(format!(
+            "the query string is not valid: {}; see GET /openapi.json for each route's parameters",
+            e.body_text()
+        ))
     }
 }

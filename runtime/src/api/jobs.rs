@@ -1,12 +1,12 @@
 //! `/v1/jobs` and `/v1/components`: submit, look up, list, wait, cancel, logs.
 
-use super::error::ApiError;
+use super::error::{ApiError, Query};
 use super::{AppState, view};
 use crate::engine::{Limits, hash_hex};
 use crate::store::{JobStatus, NewJob, now_ms};
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -129,7 +129,8 @@ async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
         .map_err(|_| too_large(limit))
 }
 
-fn too_large(limit: usize) -> ApiError {
+/// 413 `too-large`: nothing was stored.
+pub(super) fn too_large(limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "too-large",

@@ -38,7 +38,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
 ];
+
+/// Whether a concrete path matches a route template (`{x}` matches one segment).
+fn route_matches(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len()
+        && t.iter()
+            .zip(&p)
+            .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
+}
 
 /// The whole app.
 pub fn router(node: Arc<Node>) -> Router {
@@ -56,7 +66,9 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics))
+        .route("/openapi.json", get(system::openapi))
         .fallback(system::not_found)
+        .method_not_allowed_fallback(system::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
@@ -65,4 +77,47 @@ pub fn router(node: Arc<Node>) -> Router {
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// The checked-in OpenAPI document describes exactly the routes the router serves.
+    #[test]
+    fn openapi_document_matches_the_routes() {
+        let doc: serde_json::Value =
+            serde_json::from_str(system::OPENAPI).expect("openapi.json is JSON");
+        let documented: BTreeSet<(String, String)> = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .iter()
+            .flat_map(|(path, ops)| {
+                ops.as_object()
+                    .expect("operations")
+                    .keys()
+                    .filter(|k| !matches!(k.as_str(), "parameters" | "summary" | "description"))
+                    .map(move |m| (m.to_uppercase(), path.clone()))
+            })
+            .collect();
+        let served: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        let undocumented: Vec<_> = served.difference(&documented).collect();
+        let stale: Vec<_> = documented.difference(&served).collect();
+        assert!(
+            undocumented.is_empty() && stale.is_empty(),
+            "runtime/openapi.json is out of sync with api::ROUTES: undocumented {undocumented:?}, documented but not served {stale:?}"
+        );
+    }
+
+    #[test]
+    fn route_templates_match_one_segment_per_parameter() {
+        assert!(route_matches("/v1/jobs/{id}", "/v1/jobs/job_1"));
+        assert!(!route_matches("/v1/jobs/{id}", "/v1/jobs/job_1/logs"));
+        assert!(!route_matches("/v1/jobs/{id}", "/v1/jobs/"));
+        assert!(route_matches("/healthz", "/healthz"));
+    }
 }

@@ -12,13 +12,9 @@ use serde_json::{Value, json};
 /// `POST /v1/check`: the compat report for a component, without storing anything.
 pub async fn check(State(state): State<AppState>, body: Body) -> Result<Json<Value>, ApiError> {
     let limit = state.node.config.max_upload_bytes;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-large",
-            format!("the upload is larger than this node accepts ({limit} bytes)"),
-        )
-    })?;
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| super::jobs::too_large(limit))?;
     let (_, report) =
         state.node.sandbox.check(&bytes).map_err(|e| {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid-component", e.to_string())
@@ -58,6 +54,32 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
         .metrics
         .render(&stats, state.node.sandbox.engine().cache_stats());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+/// The OpenAPI document, as checked in.
+pub const OPENAPI: &str = include_str!("../../openapi.json");
+
+/// `GET /openapi.json`.
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// A known path with a method it does not have: a JSON 405.
+pub async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiError {
+    let allowed: Vec<&str> = super::ROUTES
+        .iter()
+        .filter(|(_, p)| super::route_matches(p, uri.path()))
+        .map(|(m, _)| *m)
+        .collect();
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        format!(
+            "{} does not take {method}; use {}",
+            uri.path(),
+            allowed.join(" or ")
+        ),
+    )
 }
 
 /// Anything else: a JSON 404 that lists what exists.

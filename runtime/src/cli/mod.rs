@@ -1,6 +1,8 @@
 //! cli: the `driftless` command.
 
 mod check;
+mod client;
+mod jobs;
 mod run;
 mod serve;
 
@@ -26,6 +28,19 @@ enum Command {
     /// Run one attempt of a job locally, with the real host modules (kv in memory).
     /// Exits 0 on success, 1 when the job failed or trapped, 2 when it cannot run here.
     Run(run::Args),
+    /// Submit a job to the daemon; prints its id, or with --wait its output.
+    /// With --wait, exits 0 when the job succeeded and 1 when it failed or was cancelled.
+    Submit(jobs::SubmitArgs),
+    /// Show a job: status, attempts, error or output.
+    Status(jobs::StatusArgs),
+    /// Print every attempt's log of a job.
+    Logs(jobs::IdArgs),
+    /// List jobs, newest first.
+    Jobs(jobs::ListArgs),
+    /// Cancel a job; a running attempt is stopped.
+    Cancel(jobs::IdArgs),
+    /// Show the host modules the daemon provides.
+    Modules(jobs::ModulesArgs),
 }
 
 /// Options shared by commands that build a local host.
@@ -76,7 +91,28 @@ pub fn main() -> Result<i32> {
         Command::Check(args) => check::run(args),
         Command::Run(args) => tokio::runtime::Runtime::new()?.block_on(run::run(args)),
         Command::Serve(args) => tokio::runtime::Runtime::new()?.block_on(serve::run(args)),
+        command => client_command(command),
     }
+}
+
+/// The commands that talk to a daemon.
+fn client_command(command: Command) -> Result<i32> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match command {
+            Command::Submit(args) => jobs::submit(args).await,
+            Command::Status(args) => jobs::status(args).await,
+            Command::Logs(args) => jobs::logs(args).await,
+            Command::Jobs(args) => jobs::list(args).await,
+            Command::Cancel(args) => jobs::cancel(args).await,
+            Command::Modules(args) => jobs::modules(args).await,
+            Command::Check(_) | Command::Run(_) | Command::Serve(_) => {
+                unreachable!("local commands are dispatched in main")
+            }
+        }
+    })
 }
 
 fn read_component(path: &std::path::Path) -> Result<Vec<u8>> {

@@ -483,12 +483,17 @@ impl Store for SqliteStore {
                 .optional()
                 .map_err(backend)?;
             let Some(mut job) = next else { return Ok(None) };
-            let number = job.attempts + 1;
+            // Attempt rows are numbered in order; the job's `attempts` counts only charged ones
+            // (an attempt interrupted by a draining node is not charged).
+            let number: u32 = c
+                .query_row("SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE job_id = ?1", [&job.id], |r| r.get(0))
+                .map_err(backend)?;
+            let charged = job.attempts + 1;
             let token = new_token();
             let expires = now + lease_ms;
             c.execute(
                 "UPDATE jobs SET status = 'running', attempts = ?2, updated_ms = ?3 WHERE id = ?1 AND status = 'queued'",
-                params![job.id, number, now],
+                params![job.id, charged, now],
             )
             .map_err(backend)?;
             c.execute(
@@ -498,7 +503,7 @@ impl Store for SqliteStore {
             .map_err(backend)?;
             event(c, &job.id, Some(number), now, "claimed", &format!("attempt {number} claimed by {agent}"))?;
             job.status = JobStatus::Running;
-            job.attempts = number;
+            job.attempts = charged;
             Ok(Some(Claim { job, attempt: number, lease_token: token, lease_expires_ms: expires }))
         })
         .await

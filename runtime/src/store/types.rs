@@ -230,9 +230,9 @@ pub struct Inserted {
 /// A claimed attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claim {
-    /// The job (status running).
+    /// The job (status running; `attempts` counts this one).
     pub job: Job,
-    /// The attempt number.
+    /// The attempt's number among all the job's attempts (interrupted ones included).
     pub attempt: u32,
     /// The lease token fencing every write about this attempt.
     pub lease_token: String,

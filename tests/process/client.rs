@@ -1,0 +1,175 @@
+//! The CLI as a client of a real daemon: `submit`, `status`, `logs`, `jobs`, `cancel` and
+//! `modules` run as a user would run them, with `--url` / `DRIFTLESS_URL`.
+//! (Declared as a test of the runtime package so the real binary is built for it.)
+
+use driftless_tests::daemon::DaemonProcess;
+use driftless_tests::examples::*;
+use serde_json::{Value, json};
+use std::process::{Command, Output};
+
+fn start(extra: &[&str]) -> (tempfile::TempDir, DaemonProcess) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = DaemonProcess::start(env!("CARGO_BIN_EXE_driftless"), dir.path(), extra);
+    (dir, d)
+}
+
+/// `driftless ARGS` against the daemon at `url` (through `DRIFTLESS_URL`).
+fn driftless(url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_driftless"))
+        .args(args)
+        .env("DRIFTLESS_URL", url)
+        .output()
+        .expect("run driftless")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn submit_wait_prints_the_output_and_the_other_commands_show_the_job() {
+    let (_dir, d) = start(&[]);
+    let waited = driftless(
+        &d.url,
+        &["submit", HELLO, "--input", r#"{"a":[1,2]}"#, "--wait"],
+    );
+    assert_eq!(waited.status.code(), Some(0), "{}", stderr(&waited));
+    let output: Value = serde_json::from_str(&stdout(&waited)).expect("output is JSON");
+    assert_eq!(output, json!({"a": [1, 2]}));
+    assert!(
+        stderr(&waited).contains("submitted: job_"),
+        "{}",
+        stderr(&waited)
+    );
+
+    // Without --wait: the id alone on stdout, for scripts.
+    let submitted = driftless(
+        &d.url,
+        &["submit", WORDCOUNT, "--input", r#"{"text":"a b a"}"#],
+    );
+    assert_eq!(submitted.status.code(), Some(0), "{}", stderr(&submitted));
+    let id = stdout(&submitted).trim().to_string();
+    assert!(id.starts_with("job_") && !id.contains('\n'), "{id:?}");
+
+    let status = driftless(&d.url, &["status", &id, "--wait"]);
+    assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
+    let text = stdout(&status);
+    assert!(text.starts_with(&format!("{id}  succeeded")), "{text}");
+    assert!(text.contains("attempt 1  succeeded on node-1/"), "{text}");
+    assert!(text.contains(r#""words":3"#), "{text}");
+
+    let as_json = driftless(&d.url, &["status", &id, "--json"]);
+    let job: Value = serde_json::from_slice(&as_json.stdout).unwrap();
+    assert_eq!(job["output"]["words"], 3);
+
+    let logs = driftless(&d.url, &["logs", &id]);
+    assert_eq!(logs.status.code(), Some(0));
+    assert!(
+        stdout(&logs).starts_with("=== attempt 1 on node-1/"),
+        "{}",
+        stdout(&logs)
+    );
+
+    let list = driftless(&d.url, &["jobs", "--status", "succeeded"]);
+    assert_eq!(list.status.code(), Some(0), "{}", stderr(&list));
+    assert!(stdout(&list).contains(&id), "{}", stdout(&list));
+    assert_eq!(stdout(&list).lines().count(), 3, "header and two jobs");
+    let page = driftless(&d.url, &["jobs", "--limit", "1"]);
+    assert_eq!(stdout(&page).lines().count(), 2, "{}", stdout(&page));
+    assert!(
+        stderr(&page).contains("more: driftless jobs --before"),
+        "{}",
+        stderr(&page)
+    );
+
+    let modules = driftless(&d.url, &["modules"]);
+    assert!(
+        stdout(&modules).contains("driftless:kv@2.0.0  store"),
+        "{}",
+        stdout(&modules)
+    );
+}
+
+#[test]
+fn failures_exit_non_zero_and_say_why() {
+    let (_dir, d) = start(&["--provide", "driftless:kv@1.0.0"]);
+
+    // A job that fails: exit 1, the reason on stderr.
+    let failed = driftless(
+        &d.url,
+        &[
+            "submit",
+            SPIN_FOREVER,
+            "--timeout-ms",
+            "200",
+            "--max-attempts",
+            "1",
+            "--wait",
+        ],
+    );
+    assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
+    assert!(
+        stderr(&failed).contains("failed after 1 attempt(s)")
+            && stderr(&failed).contains("(timeout)"),
+        "{}",
+        stderr(&failed)
+    );
+
+    // Refused at admission: exit 2, the compat report says which side must move.
+    let rejected = driftless(&d.url, &["submit", KV_V2]);
+    assert_eq!(rejected.status.code(), Some(2));
+    let text = stderr(&rejected);
+    assert!(text.contains("(rejected, HTTP 422)"), "{text}");
+    assert!(text.contains("upgrade the runtime"), "{text}");
+
+    let bad_input = driftless(&d.url, &["submit", HELLO, "--input", "not json"]);
+    assert_eq!(bad_input.status.code(), Some(2));
+    assert!(
+        stderr(&bad_input).contains("the input is not JSON"),
+        "{}",
+        stderr(&bad_input)
+    );
+
+    let missing = driftless(&d.url, &["status", "job_nope"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("(not-found, HTTP 404)"),
+        "{}",
+        stderr(&missing)
+    );
+
+    // Cancelling a running job stops it; --wait then exits 1.
+    let slow = driftless(&d.url, &["submit", SLOW, "--input", r#"{"ms":60000}"#]);
+    let id = stdout(&slow).trim().to_string();
+    for _ in 0..100 {
+        let s = driftless(&d.url, &["status", &id, "--json"]);
+        if serde_json::from_slice::<Value>(&s.stdout).unwrap()["status"] == "running" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let cancel = driftless(&d.url, &["cancel", &id]);
+    assert_eq!(cancel.status.code(), Some(0), "{}", stderr(&cancel));
+    assert!(
+        stdout(&cancel).contains("cancellation requested"),
+        "{}",
+        stdout(&cancel)
+    );
+    let waited = driftless(&d.url, &["status", &id, "--wait", "--json"]);
+    let job: Value = serde_json::from_slice(&waited.stdout).unwrap();
+    assert_eq!(job["status"], "cancelled", "{job}");
+
+    // No daemon there: say how to start one.
+    let nowhere = driftless("http://127.0.0.1:9", &["jobs"]);
+    assert_eq!(nowhere.status.code(), Some(2));
+    assert!(
+        stderr(&nowhere).contains("cannot reach the daemon at http://127.0.0.1:9")
+            && stderr(&nowhere).contains("driftless serve"),
+        "{}",
+        stderr(&nowhere)
+    );
+}

@@ -1,0 +1,269 @@
+//! The store's promises, exercised through the `Store` trait on a real SQLite file. Each test
+//! takes a fresh store from `fresh()`, so the same suite can run against every backend.
+
+use driftless::engine::Limits;
+use driftless::store::sqlite::SqliteStore;
+use driftless::store::{
+    AttemptEnd, AttemptState, JobFailure, JobStatus, NewJob, Next, Store, StoreError, now_ms,
+};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+fn fresh() -> (tempfile::TempDir, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("test.db")).unwrap();
+    (dir, Arc::new(store))
+}
+
+fn new_job(id: &str, max_attempts: u32) -> NewJob {
+    NewJob {
+        id: id.into(),
+        component: "c0ffee".into(),
+        input: b"null".to_vec(),
+        max_attempts,
+        limits: Limits::default(),
+        optional_imports: vec![],
+        report: serde_json::json!({}),
+        kv_scope: id.into(),
+        task: None,
+        idempotency_key: None,
+        now_ms: now_ms(),
+    }
+}
+
+fn end(next: Next) -> AttemptEnd {
+    let state = match next {
+        Next::Succeed(_) => AttemptState::Succeeded,
+        _ => AttemptState::Failed,
+    };
+    AttemptEnd {
+        state,
+        outcome: serde_json::json!({}),
+        log: String::new(),
+        next,
+    }
+}
+
+async fn with_jobs(store: &Arc<dyn Store>, n: usize, max_attempts: u32) -> Vec<String> {
+    store.put_blob("c0ffee", b"component").await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let id = format!("job-{i:04}");
+        store.insert_job(new_job(&id, max_attempts)).await.unwrap();
+        ids.push(id);
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_agents_claiming_from_one_queue_never_share_an_attempt() {
+    let (_dir, store) = fresh();
+    let ids = with_jobs(&store, 300, 1).await;
+    let mut agents = Vec::new();
+    for a in 0..16 {
+        let store = store.clone();
+        agents.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(claim) = store
+                .claim(&format!("race/{a}"), 60_000, now_ms())
+                .await
+                .unwrap()
+            {
+                got.push((
+                    claim.job.id.clone(),
+                    claim.attempt,
+                    claim.lease_token.clone(),
+                ));
+            }
+            got
+        }));
+    }
+    let mut claimed = Vec::new();
+    for a in agents {
+        claimed.extend(a.await.unwrap());
+    }
+    assert_eq!(claimed.len(), ids.len(), "every job claimed exactly once");
+    let unique: HashSet<&String> = claimed.iter().map(|(id, _, _)| id).collect();
+    assert_eq!(unique.len(), ids.len(), "no job claimed twice");
+    assert!(claimed.iter().all(|(_, attempt, _)| *attempt == 1));
+    let tokens: HashSet<&String> = claimed.iter().map(|(_, _, t)| t).collect();
+    assert_eq!(tokens.len(), ids.len(), "lease tokens are unique");
+}
+
+#[tokio::test]
+async fn a_stale_attempts_late_writes_are_refused() {
+    let (_dir, store) = fresh();
+    with_jobs(&store, 1, 3).await;
+    let first = store
+        .claim("node-1/0", 60_000, now_ms())
+        .await
+        .unwrap()
+        .unwrap();
+    // The agent restarts under the same identity and recovers its attempt.
+    assert_eq!(
+        store
+            .recover_agent("node-1/0", "node-1", now_ms())
+            .await
+            .unwrap(),
+        1
+    );
+    let t = &first.lease_token;
+    assert_eq!(
+        store.heartbeat(t, 60_000, now_ms()).await,
+        Err(StoreError::StaleLease)
+    );
+    assert_eq!(
+        store.set_progress(t, 50, "half").await,
+        Err(StoreError::StaleLease)
+    );
+    assert_eq!(
+        store.save_checkpoint(t, b"late").await,
+        Err(StoreError::StaleLease)
+    );
+    assert_eq!(
+        store
+            .finish_attempt(t, end(Next::Succeed(b"late".to_vec())), now_ms())
+            .await,
+        Err(StoreError::StaleLease)
+    );
+    let job = store.get_job("job-0000").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            job.job.status,
+            job.job.output.clone(),
+            job.job.progress.clone()
+        ),
+        (JobStatus::Queued, None, None)
+    );
+    assert_eq!(store.load_checkpoint("job-0000").await.unwrap(), None);
+
+    let second = store
+        .claim("node-1/0", 60_000, now_ms())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.attempt, 2);
+    store
+        .save_checkpoint(&second.lease_token, b"mine")
+        .await
+        .unwrap();
+    let status = store
+        .finish_attempt(
+            &second.lease_token,
+            end(Next::Succeed(b"\"ok\"".to_vec())),
+            now_ms(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, JobStatus::Succeeded);
+    let record = store.get_job("job-0000").await.unwrap().unwrap();
+    let states: Vec<AttemptState> = record.attempt_list.iter().map(|a| a.state).collect();
+    assert_eq!(states, [AttemptState::Lost, AttemptState::Succeeded]);
+    assert_eq!(
+        store.load_checkpoint("job-0000").await.unwrap().as_deref(),
+        Some(&b"mine"[..])
+    );
+}
+
+#[tokio::test]
+async fn the_reaper_requeues_expired_leases_and_fails_jobs_out_of_attempts() {
+    let (_dir, store) = fresh();
+    with_jobs(&store, 1, 2).await;
+    let now = now_ms();
+    store.claim("gone/0", 10, now).await.unwrap().unwrap();
+    assert_eq!(
+        store.reap_expired(now + 5).await.unwrap(),
+        0,
+        "a live lease is not reaped"
+    );
+    assert_eq!(store.reap_expired(now + 20).await.unwrap(), 1);
+    assert_eq!(
+        store.get_job("job-0000").await.unwrap().unwrap().job.status,
+        JobStatus::Queued
+    );
+    store.claim("gone/0", 10, now + 30).await.unwrap().unwrap();
+    assert_eq!(store.reap_expired(now + 100).await.unwrap(), 1);
+    let job = store.get_job("job-0000").await.unwrap().unwrap().job;
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.error.unwrap().code, "lost");
+}
+
+#[tokio::test]
+async fn retries_wait_for_their_backoff_and_requeues_are_not_charged() {
+    let (_dir, store) = fresh();
+    with_jobs(&store, 1, 3).await;
+    let now = now_ms();
+    let c = store.claim("a/0", 60_000, now).await.unwrap().unwrap();
+    let failure = JobFailure {
+        code: "timeout".into(),
+        message: "slow".into(),
+        retryable: true,
+    };
+    store
+        .finish_attempt(
+            &c.lease_token,
+            end(Next::Retry {
+                failure,
+                after_ms: 10_000,
+            }),
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(
+        store.claim("a/0", 60_000, now + 1).await.unwrap().is_none(),
+        "claimed before its backoff"
+    );
+    let c = store
+        .claim("a/0", 60_000, now + 10_001)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.attempt, 2);
+    store
+        .finish_attempt(&c.lease_token, end(Next::Requeue), now + 10_002)
+        .await
+        .unwrap();
+    let c = store
+        .claim("a/0", 60_000, now + 10_003)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.attempt, 3, "the third attempt row");
+    assert_eq!(c.job.attempts, 2, "an interrupted attempt is not charged");
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_reopening_and_blobs_are_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("durable.db");
+    {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+        assert!(store.put_blob("c0ffee", b"component").await.unwrap());
+        assert!(!store.put_blob("c0ffee", b"component").await.unwrap());
+        let mut job = new_job("job-keep", 1);
+        job.idempotency_key = Some("k1".into());
+        assert!(store.insert_job(job.clone()).await.unwrap().created);
+        job.id = "job-other".into();
+        let again = store.insert_job(job).await.unwrap();
+        assert!(!again.created);
+        assert_eq!(again.job.id, "job-keep");
+        store.kv_set("s", "", "k", b"v").await.unwrap();
+    }
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+    assert_eq!(
+        store.get_job("job-keep").await.unwrap().unwrap().job.status,
+        JobStatus::Queued
+    );
+    assert!(store.get_job("job-other").await.unwrap().is_none());
+    assert_eq!(
+        store.kv_get("s", "", "k").await.unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+    assert_eq!(store.kv_increment("s", "", "n", 5).await.unwrap(), Ok(5));
+    assert!(
+        store.kv_increment("s", "", "k", 1).await.unwrap().is_err(),
+        "v is not a number"
+    );
+    assert_eq!(store.kv_list("s", "", "").await.unwrap(), ["k", "n"]);
+}
