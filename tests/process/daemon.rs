@@ -404,3 +404,34 @@ async fn system_endpoints_answer() {
         );
     }
 }
+
+#[tokio::test]
+async fn submit_can_wait_for_the_result_in_one_request() {
+    let (_dir, _d, c) = start(&[]);
+    let (status, body) = c
+        .submit(
+            &bytes(HELLO),
+            &[input(json!({"x": 1})), ("wait", "10".into())],
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["job"]["status"], "succeeded", "{body}");
+    assert_eq!(body["job"]["output"], json!({"x": 1}));
+    assert_eq!(body["job"]["attempt_list"][0]["state"], "succeeded");
+    assert_eq!(body["report"]["verdict"], "accepted");
+
+    // A wait that runs out answers with the job as it is.
+    let (status, body) = c
+        .submit(
+            &bytes(SLOW),
+            &[input(json!({"ms": 5000})), ("wait", "1".into())],
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        ["queued", "running"].contains(&body["job"]["status"].as_str().unwrap()),
+        "{body}"
+    );
+}

@@ -23,7 +23,7 @@ fn new_job(id: &str, max_attempts: u32) -> NewJob {
         max_attempts,
         limits: Limits::default(),
         optional_imports: vec![],
-        report: serde_json::json!({}),
+        report: "{}".into(),
         kv_scope: id.into(),
         task: None,
         idempotency_key: None,
@@ -88,6 +88,50 @@ async fn many_agents_claiming_from_one_queue_never_share_an_attempt() {
     assert!(claimed.iter().all(|(_, attempt, _)| *attempt == 1));
     let tokens: HashSet<&String> = claimed.iter().map(|(_, _, t)| t).collect();
     assert_eq!(tokens.len(), ids.len(), "lease tokens are unique");
+}
+
+/// As the agents run: each finishes its attempt and claims the next one in one transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn finishing_and_claiming_the_next_in_one_step_runs_each_job_once() {
+    let (_dir, store) = fresh();
+    let ids = with_jobs(&store, 300, 1).await;
+    let mut agents = Vec::new();
+    for a in 0..8 {
+        let store = store.clone();
+        agents.push(tokio::spawn(async move {
+            let agent = format!("race/{a}");
+            let mut done = Vec::new();
+            let mut next = store.claim(&agent, 60_000, now_ms()).await.unwrap();
+            while let Some(claim) = next {
+                let (status, claimed) = store
+                    .finish_and_claim(
+                        &claim.lease_token,
+                        end(Next::Succeed(b"1".to_vec())),
+                        &agent,
+                        60_000,
+                        now_ms(),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(status, JobStatus::Succeeded);
+                done.push(claim.job.id);
+                next = claimed;
+            }
+            done
+        }));
+    }
+    let mut finished = Vec::new();
+    for a in agents {
+        finished.extend(a.await.unwrap());
+    }
+    let unique: HashSet<&String> = finished.iter().collect();
+    assert_eq!(finished.len(), ids.len(), "every job finished exactly once");
+    assert_eq!(unique.len(), ids.len(), "no job finished twice");
+    for id in &ids {
+        let record = store.get_job(id).await.unwrap().unwrap();
+        assert_eq!(record.job.status, JobStatus::Succeeded);
+        assert_eq!(record.attempt_list.len(), 1, "{id} ran once");
+    }
 }
 
 #[tokio::test]

@@ -39,7 +39,12 @@ async fn agent_loop(node: Arc<Node>, id: String) {
             tracing::error!(agent = %id, error = %e, "could not recover this agent's earlier attempts; the reaper will")
         }
     }
+    let mut next: Option<Claim> = None;
     loop {
+        if let Some(claim) = next.take() {
+            next = run_claim(&node, &id, claim).await;
+            continue;
+        }
         // Register interest before claiming, so a job inserted meanwhile is not missed.
         let woken = node.wake.notified();
         match node
@@ -47,7 +52,7 @@ async fn agent_loop(node: Arc<Node>, id: String) {
             .claim(&id, node.config.lease.as_millis() as i64, now_ms())
             .await
         {
-            Ok(Some(claim)) => run_claim(&node, &id, claim).await,
+            Ok(Some(claim)) => next = run_claim(&node, &id, claim).await,
             Ok(None) => {
                 tokio::select! {
                     _ = woken => {}
@@ -79,8 +84,9 @@ async fn reaper(node: Arc<Node>) {
     }
 }
 
-/// Run one claimed attempt to its end and record it.
-async fn run_claim(node: &Arc<Node>, agent: &str, claim: Claim) {
+/// Run one claimed attempt to its end and record it; the same transaction claims the agent's
+/// next attempt, which is returned.
+async fn run_claim(node: &Arc<Node>, agent: &str, claim: Claim) -> Option<Claim> {
     let job = &claim.job;
     let token = claim.lease_token.clone();
     let cancel = CancelToken::new();
@@ -136,8 +142,13 @@ async fn run_claim(node: &Arc<Node>, agent: &str, claim: Claim) {
         log,
         next,
     };
-    match node.store.finish_attempt(&token, end, now_ms()).await {
-        Ok(status) => {
+    let lease_ms = node.config.lease.as_millis() as i64;
+    match node
+        .store
+        .finish_and_claim(&token, end, agent, lease_ms, now_ms())
+        .await
+    {
+        Ok((status, next)) => {
             tracing::debug!(agent, job = %job.id, attempt = claim.attempt, status = status.as_str(), ms = started.elapsed().as_millis() as u64, "attempt finished");
             if status.is_terminal() {
                 node.metrics.job_finished(status);
@@ -145,12 +156,15 @@ async fn run_claim(node: &Arc<Node>, agent: &str, claim: Claim) {
             } else {
                 node.wake.notify_waiters();
             }
+            next
         }
         Err(StoreError::StaleLease) => {
             tracing::warn!(agent, job = %job.id, attempt = claim.attempt, "the attempt's lease was taken over while it ran; its result was refused (the job is recorded by its newer attempt)");
+            None
         }
         Err(e) => {
-            tracing::error!(agent, job = %job.id, error = %e, "could not record the attempt's result; its lease will expire and the job will run again")
+            tracing::error!(agent, job = %job.id, error = %e, "could not record the attempt's result; its lease will expire and the job will run again");
+            None
         }
     }
 }
@@ -158,6 +172,9 @@ async fn run_claim(node: &Arc<Node>, agent: &str, claim: Claim) {
 /// Look the component up and prepare it on this node; the version check runs again here.
 async fn prepare(node: &Node, claim: &Claim) -> Result<Arc<crate::engine::Prepared>, JobFailure> {
     let job = &claim.job;
+    if let Some(prepared) = node.sandbox.cached(&job.component, &job.optional_imports) {
+        return Ok(prepared);
+    }
     let fail = |code: &str, message: String| JobFailure {
         code: code.into(),
         message,

@@ -49,11 +49,13 @@ pub struct SubmitQuery {
     max_attempts: Option<u32>,
     /// Comma-separated optional imports.
     optional: Option<String>,
+    /// Answer only when the job finished, or after this many seconds (any content type).
+    wait: Option<u64>,
 }
 
 impl SubmitQuery {
-    fn into_spec(self) -> Result<JobSpec, ApiError> {
-        let input = match self.input {
+    fn take_spec(&mut self) -> Result<JobSpec, ApiError> {
+        let input = match self.input.take() {
             None => None,
             Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
                 ApiError::bad_request(format!("the `input` query parameter is not JSON ({e}); URL-encode a JSON value, e.g. input=%7B%22key%22%3A1%7D"))
@@ -67,6 +69,7 @@ impl SubmitQuery {
             max_attempts: self.max_attempts,
             optional_imports: self
                 .optional
+                .take()
                 .map(|o| {
                     o.split(',')
                         .map(|s| s.trim().to_string())
@@ -152,10 +155,49 @@ fn content_type(headers: &HeaderMap) -> String {
         .to_ascii_lowercase()
 }
 
+/// Where a submission's component comes from.
+enum Source {
+    /// Uploaded with the request.
+    Upload(Vec<u8>),
+    /// Stored earlier, named by hash.
+    Stored(String),
+}
+
+/// Run admission on a submission's component and make sure it is stored. A stored component
+/// this node prepared before is neither read back nor hashed again.
+async fn admit(
+    state: &AppState,
+    source: Source,
+    optional: &[String],
+) -> Result<std::sync::Arc<crate::engine::Prepared>, ApiError> {
+    match source {
+        Source::Upload(bytes) => {
+            let prepared = state.node.sandbox.prepare_with(&bytes, optional)?;
+            state.node.store.put_blob(&prepared.hash, &bytes).await?;
+            Ok(prepared)
+        }
+        Source::Stored(hash) => {
+            if let Some(prepared) = state.node.sandbox.cached(&hash, optional) {
+                return Ok(prepared);
+            }
+            let bytes = state.node.store.get_blob(&hash).await?.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "unknown-component",
+                    format!(
+                        "no component with hash {hash} is stored; upload it with PUT /v1/components"
+                    ),
+                )
+            })?;
+            Ok(state.node.sandbox.prepare_with(&bytes, optional)?)
+        }
+    }
+}
+
 /// `POST /v1/jobs`.
 pub async fn submit(
     State(state): State<AppState>,
-    Query(query): Query<SubmitQuery>,
+    Query(mut query): Query<SubmitQuery>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let headers = request.headers().clone();
@@ -163,10 +205,13 @@ pub async fn submit(
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let (component, spec) = match content_type(&headers).as_str() {
+    let (source, spec) = match content_type(&headers).as_str() {
         "application/wasm" | "application/octet-stream" => {
-            let spec = query.into_spec()?;
-            (read_body(&state, request.into_body()).await?.to_vec(), spec)
+            let spec = query.take_spec()?;
+            (
+                Source::Upload(read_body(&state, request.into_body()).await?.to_vec()),
+                spec,
+            )
         }
         "multipart/form-data" => {
             let mut multipart = Multipart::from_request(request, &state)
@@ -202,23 +247,14 @@ pub async fn submit(
                     "the multipart body has no `component` part; attach the .wasm as `component`",
                 )
             })?;
-            (component, spec)
+            (Source::Upload(component), spec)
         }
         "application/json" => {
             let spec = parse_spec(&read_body(&state, request.into_body()).await?)?;
             let hash = spec.component.clone().ok_or_else(|| {
                 ApiError::new(StatusCode::BAD_REQUEST, "bad-spec", "a JSON submission names an uploaded component by hash in `component`; upload it first with PUT /v1/components, or send the .wasm as application/wasm")
             })?;
-            let bytes = state.node.store.get_blob(&hash).await?.ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "unknown-component",
-                    format!(
-                        "no component with hash {hash} is stored; upload it with PUT /v1/components"
-                    ),
-                )
-            })?;
-            (bytes, spec)
+            (Source::Stored(hash), spec)
         }
         other => {
             return Err(ApiError::new(
@@ -230,8 +266,8 @@ pub async fn submit(
             ));
         }
     };
-    if let Some(hash) = &spec.component
-        && *hash != hash_hex(&component)
+    if let (Some(hash), Source::Upload(component)) = (&spec.component, &source)
+        && *hash != hash_hex(component)
     {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -240,22 +276,18 @@ pub async fn submit(
         ));
     }
     let (limits, max_attempts) = limits(&state, &spec)?;
-    let prepared = match state
-        .node
-        .sandbox
-        .prepare_with(&component, &spec.optional_imports)
-    {
+    let prepared = match admit(&state, source, &spec.optional_imports).await {
         Ok(p) => p,
         Err(e) => {
-            state.node.metrics.job_rejected();
-            return Err(e.into());
+            if matches!(
+                e.code,
+                "rejected" | "invalid-component" | "does-not-compile" | "link-failed"
+            ) {
+                state.node.metrics.job_rejected();
+            }
+            return Err(e);
         }
     };
-    state
-        .node
-        .store
-        .put_blob(&prepared.hash, &component)
-        .await?;
     let id = format!("job_{}", uuid::Uuid::now_v7().simple());
     let input = serde_json::to_vec(&spec.input.unwrap_or(Value::Null)).expect("JSON encodes");
     let inserted = state
@@ -269,7 +301,7 @@ pub async fn submit(
             max_attempts,
             limits,
             optional_imports: spec.optional_imports,
-            report: serde_json::to_value(&prepared.report).unwrap_or_default(),
+            report: prepared.report_json.clone(),
             task: None,
             idempotency_key,
             now_ms: now_ms(),
@@ -284,11 +316,22 @@ pub async fn submit(
     } else {
         StatusCode::OK
     };
-    let body = json!({"job": view::job(&inserted.job), "created": inserted.created, "report": prepared.report});
+    let job = match query.wait.filter(|w| *w > 0) {
+        None => view::job(&inserted.job),
+        Some(secs) => view::record(&wait_for(&state, &inserted.job.id, secs).await?),
+    };
+    // The report was serialized once, when the component was prepared.
+    let body = format!(
+        r#"{{"job":{},"created":{},"report":{}}}"#,
+        job, inserted.created, prepared.report_json
+    );
     Ok((
         status,
-        [(header::LOCATION, format!("/v1/jobs/{}", inserted.job.id))],
-        Json(body),
+        [
+            (header::LOCATION, format!("/v1/jobs/{}", inserted.job.id)),
+            (header::CONTENT_TYPE, "application/json".to_string()),
+        ],
+        body,
     )
         .into_response())
 }
@@ -327,18 +370,28 @@ pub async fn get(
     Path(id): Path<String>,
     Query(q): Query<GetQuery>,
 ) -> Result<Response, ApiError> {
-    let wait = Duration::from_secs(q.wait.unwrap_or(0).min(MAX_WAIT_SECS));
+    let record = wait_for(&state, &id, q.wait.unwrap_or(0)).await?;
+    Ok(Json(view::record(&record)).into_response())
+}
+
+/// The job once it is finished, or as it is after `secs` seconds (at most 60).
+async fn wait_for(
+    state: &AppState,
+    id: &str,
+    secs: u64,
+) -> Result<crate::store::JobRecord, ApiError> {
+    let wait = Duration::from_secs(secs.min(MAX_WAIT_SECS));
     let deadline = tokio::time::Instant::now() + wait;
     let mut finished = state.node.finished.subscribe();
     loop {
         let record = state
             .node
             .store
-            .get_job(&id)
+            .get_job(id)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
         if record.job.status.is_terminal() || tokio::time::Instant::now() >= deadline {
-            return Ok(Json(view::record(&record)).into_response());
+            return Ok(record);
         }
         // Wake on this job finishing (here or, via polling, elsewhere), or at the deadline.
         let poll = tokio::time::sleep(

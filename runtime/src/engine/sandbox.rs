@@ -58,6 +58,8 @@ pub struct Prepared {
     pub inspection: Inspection,
     /// The verdict against the sandbox's catalog (accepted or degraded).
     pub report: CompatReport,
+    /// The report as compact JSON, serialized once (every job admitted with it stores it).
+    pub report_json: Arc<str>,
     pub(crate) declared: Arc<Vec<DeclaredImport>>,
     pub(crate) pre: Host_Pre<StoreData>,
 }
@@ -149,13 +151,8 @@ impl Sandbox {
         extra_optional: &[String],
     ) -> Result<Arc<Prepared>, PrepareError> {
         let hash = hash_hex(bytes);
-        let key = if extra_optional.is_empty() {
-            hash.clone()
-        } else {
-            format!("{hash}+{}", extra_optional.join(","))
-        };
-        if let Some(p) = self.prepared.lock().expect("prepared lock").get(&key) {
-            return Ok(p.clone());
+        if let Some(p) = self.cached(&hash, extra_optional) {
+            return Ok(p);
         }
         let (inspection, report) = self.check_with(bytes, extra_optional)?;
         if report.verdict == Verdict::Rejected {
@@ -193,6 +190,9 @@ impl Sandbox {
             engine: self.engine.clone(),
             hash: hash.clone(),
             inspection,
+            report_json: serde_json::to_string(&report)
+                .expect("a report serializes")
+                .into(),
             report,
             declared: Arc::new(declared),
             pre,
@@ -200,8 +200,18 @@ impl Sandbox {
         self.prepared
             .lock()
             .expect("prepared lock")
-            .insert(hash, prepared.clone());
+            .insert(cache_key(&hash, extra_optional), prepared.clone());
         Ok(prepared)
+    }
+
+    /// A component this sandbox prepared before, by hash (with the same extra optional
+    /// imports), without its bytes: its verdict against this catalog still holds.
+    pub fn cached(&self, hash: &str, extra_optional: &[String]) -> Option<Arc<Prepared>> {
+        self.prepared
+            .lock()
+            .expect("prepared lock")
+            .get(&cache_key(hash, extra_optional))
+            .cloned()
     }
 
     /// Run one attempt of a prepared job.
@@ -219,5 +229,14 @@ impl Sandbox {
             log: JobLog::new(request.limits.log_bytes as usize),
         };
         attempt::run(prepared, request, host).await
+    }
+}
+
+/// The prepared-cache key: the hash, plus the extra optional imports when there are any.
+fn cache_key(hash: &str, extra_optional: &[String]) -> String {
+    if extra_optional.is_empty() {
+        hash.to_string()
+    } else {
+        format!("{hash}+{}", extra_optional.join(","))
     }
 }

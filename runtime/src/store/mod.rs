@@ -82,6 +82,20 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
     ) -> StoreResult<JobStatus>;
 
+    /// [`finish_attempt`](Self::finish_attempt), then [`claim`](Self::claim) the agent's next
+    /// attempt; backends may do both in one transaction (one commit per job an agent runs).
+    async fn finish_and_claim(
+        &self,
+        token: &str,
+        end: AttemptEnd,
+        agent: &str,
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<(JobStatus, Option<Claim>)> {
+        let status = self.finish_attempt(token, end, now_ms).await?;
+        Ok((status, self.claim(agent, lease_ms, now_ms).await?))
+    }
+
     /// Return the attempts an earlier incarnation of `agent` left running to the queue (or
     /// fail their jobs when out of attempts). Returns how many.
     async fn recover_agent(&self, agent: &str, node: &str, now_ms: i64) -> StoreResult<u64>;

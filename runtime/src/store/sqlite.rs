@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use tokio::sync::oneshot;
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/sqlite_0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/sqlite_0001_init.sql"),
+    include_str!("migrations/sqlite_0002_tasks.sql"),
+];
 /// Most requests committed together.
 const MAX_BATCH: usize = 1024;
 const READERS: usize = 4;
@@ -27,7 +30,34 @@ pub struct SqliteStore {
     path: PathBuf,
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
+/// `execute` and `query_row` through the connection's prepared-statement cache: the hot
+/// statements are parsed and planned once per connection, not once per call.
+trait Cached {
+    fn execute_cached(&self, sql: &str, p: impl rusqlite::Params) -> rusqlite::Result<usize>;
+    fn query_row_cached<T>(
+        &self,
+        sql: &str,
+        p: impl rusqlite::Params,
+        f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn execute_cached(&self, sql: &str, p: impl rusqlite::Params) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(p)
+    }
+
+    fn query_row_cached<T>(
+        &self,
+        sql: &str,
+        p: impl rusqlite::Params,
+        f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(p, f)
+    }
+}
+
+pub(super) fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
@@ -40,8 +70,10 @@ fn open(path: &Path) -> StoreResult<Connection> {
     })?;
     conn.busy_timeout(std::time::Duration::from_secs(30))
         .map_err(backend)?;
+    conn.set_prepared_statement_cache_capacity(64);
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
+         PRAGMA cache_size = -32768;",
     )
     .map_err(backend)?;
     Ok(conn)
@@ -49,7 +81,7 @@ fn open(path: &Path) -> StoreResult<Connection> {
 
 fn migrate(conn: &Connection) -> StoreResult<()> {
     let version: usize = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .query_row_cached("PRAGMA user_version", [], |r| r.get(0))
         .map_err(backend)?;
     if version > MIGRATIONS.len() {
         return Err(StoreError::Backend(format!(
@@ -136,8 +168,9 @@ impl SqliteStore {
         let readers = self.readers.clone();
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = readers.lock().expect("reader pool").pop();
-            let conn = match conn {
+            // Bind first: a guard in the `match` scrutinee would live through the arms.
+            let pooled = readers.lock().expect("reader pool").pop();
+            let conn = match pooled {
                 Some(c) => c,
                 None => open(&path)?,
             };
@@ -179,13 +212,14 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Work>) {
     }
 }
 
-const JOB_COLUMNS: &str = "id, seq, component, status, input, max_attempts, attempts, limits, optional, report, kv_scope, task, run_after_ms, created_ms, updated_ms, finished_ms, output, error, progress, progress_msg, cancel_requested";
+/// The columns [`job_from_row`] reads. The admission report (in `reports`, by `report_hash`)
+/// is not read back with the job: `NULL` keeps the column positions.
+const JOB_COLUMNS: &str = "id, seq, component, status, input, max_attempts, attempts, limits, optional, NULL, kv_scope, task, run_after_ms, created_ms, updated_ms, finished_ms, output, error, progress, progress_msg, cancel_requested";
 
 fn job_from_row(r: &Row) -> rusqlite::Result<Job> {
     let status: String = r.get(3)?;
     let limits: String = r.get(7)?;
     let optional: String = r.get(8)?;
-    let report: String = r.get(9)?;
     let error: Option<String> = r.get(17)?;
     let progress: Option<u8> = r.get(18)?;
     let progress_msg: Option<String> = r.get(19)?;
@@ -199,7 +233,6 @@ fn job_from_row(r: &Row) -> rusqlite::Result<Job> {
         attempts: r.get(6)?,
         limits: serde_json::from_str(&limits).unwrap_or_default(),
         optional_imports: serde_json::from_str(&optional).unwrap_or_default(),
-        report: serde_json::from_str(&report).unwrap_or_default(),
         kv_scope: r.get(10)?,
         task: r.get(11)?,
         run_after_ms: r.get(12)?,
@@ -214,7 +247,7 @@ fn job_from_row(r: &Row) -> rusqlite::Result<Job> {
 }
 
 fn job_by_id(conn: &Connection, id: &str) -> StoreResult<Option<Job>> {
-    conn.query_row(
+    conn.query_row_cached(
         &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
         [id],
         job_from_row,
@@ -231,7 +264,7 @@ fn event(
     kind: &str,
     message: &str,
 ) -> StoreResult<()> {
-    conn.execute(
+    conn.execute_cached(
         "INSERT INTO events (job_id, attempt, at_ms, kind, message) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![job, attempt, now, kind, message],
     )
@@ -254,7 +287,7 @@ fn lose_attempts(
     why: &str,
 ) -> StoreResult<u64> {
     let mut stmt = conn
-        .prepare(&format!("SELECT a.job_id, a.number, a.agent, j.attempts, j.max_attempts FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.state = 'running' AND {filter}"))
+        .prepare_cached(&format!("SELECT a.job_id, a.number, a.agent, j.attempts, j.max_attempts FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.state = 'running' AND {filter}"))
         .map_err(backend)?;
     let lost: Vec<(String, u32, String, u32, u32)> = stmt
         .query_map([arg], |r| {
@@ -264,7 +297,7 @@ fn lose_attempts(
         .collect::<rusqlite::Result<_>>()
         .map_err(backend)?;
     for (job, number, agent, attempts, max) in &lost {
-        conn.execute(
+        conn.execute_cached(
             "UPDATE attempts SET state = 'lost', finished_ms = ?3, outcome = ?4 WHERE job_id = ?1 AND number = ?2 AND state = 'running'",
             params![job, number, now, serde_json::json!({"kind": "lost", "message": why}).to_string()],
         )
@@ -277,14 +310,14 @@ fn lose_attempts(
                 ),
                 retryable: true,
             };
-            conn.execute(
+            conn.execute_cached(
                 "UPDATE jobs SET status = 'failed', finished_ms = ?2, updated_ms = ?2, error = ?3 WHERE id = ?1 AND status = 'running'",
                 params![job, now, serde_json::to_string(&failure).map_err(backend)?],
             )
             .map_err(backend)?;
             event(conn, job, Some(*number), now, "failed", &failure.message)?;
         } else {
-            conn.execute(
+            conn.execute_cached(
                 "UPDATE jobs SET status = 'queued', run_after_ms = ?2, updated_ms = ?2 WHERE id = ?1 AND status = 'running'",
                 params![job, now],
             )
@@ -302,6 +335,150 @@ fn lose_attempts(
     Ok(lost.len() as u64)
 }
 
+/// Claim the next runnable job for `agent` (inside the writer's transaction).
+fn claim_in(c: &Connection, agent: &str, lease_ms: i64, now: i64) -> StoreResult<Option<Claim>> {
+    let next = c
+            .query_row_cached(
+                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'queued' AND run_after_ms <= ?1 ORDER BY run_after_ms, seq LIMIT 1"),
+                [now],
+                job_from_row,
+            )
+            .optional()
+            .map_err(backend)?;
+    let Some(mut job) = next else { return Ok(None) };
+    // Attempt rows are numbered in order; the job's `attempts` counts only charged ones
+    // (an attempt interrupted by a draining node is not charged).
+    let number: u32 = c
+        .query_row_cached(
+            "SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE job_id = ?1",
+            [&job.id],
+            |r| r.get(0),
+        )
+        .map_err(backend)?;
+    let charged = job.attempts + 1;
+    let token = new_token();
+    let expires = now + lease_ms;
+    c.execute_cached(
+            "UPDATE jobs SET status = 'running', attempts = ?2, updated_ms = ?3 WHERE id = ?1 AND status = 'queued'",
+            params![job.id, charged, now],
+        )
+        .map_err(backend)?;
+    c.execute_cached(
+            "INSERT INTO attempts (job_id, number, agent, lease_token, lease_expires_ms, state, started_ms) VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6)",
+            params![job.id, number, agent, token, expires, now],
+        )
+        .map_err(backend)?;
+    event(
+        c,
+        &job.id,
+        Some(number),
+        now,
+        "claimed",
+        &format!("attempt {number} claimed by {agent}"),
+    )?;
+    job.status = JobStatus::Running;
+    job.attempts = charged;
+    Ok(Some(Claim {
+        job,
+        attempt: number,
+        lease_token: token,
+        lease_expires_ms: expires,
+    }))
+}
+
+/// End an attempt, fenced by its token (inside the writer's transaction).
+fn finish_in(c: &Connection, token: &str, end: &AttemptEnd, now: i64) -> StoreResult<JobStatus> {
+    let found: Option<(String, u32)> = c
+        .query_row_cached(
+            "SELECT job_id, number FROM attempts WHERE lease_token = ?1 AND state = 'running'",
+            [&token],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(backend)?;
+    let Some((job, number)) = found else {
+        return Err(StoreError::StaleLease);
+    };
+    c.execute_cached(
+            "UPDATE attempts SET state = ?2, finished_ms = ?3, outcome = ?4, log = ?5 WHERE lease_token = ?1 AND state = 'running'",
+            params![token, end.state.as_str(), now, end.outcome.to_string(), end.log],
+        )
+        .map_err(backend)?;
+    let json = |f: &JobFailure| serde_json::to_string(f).map_err(backend);
+    let (status, kind, message) = match &end.next {
+        Next::Succeed(output) => {
+            c.execute_cached(
+                    "UPDATE jobs SET status = 'succeeded', output = ?2, error = NULL, finished_ms = ?3, updated_ms = ?3 WHERE id = ?1 AND status = 'running'",
+                    params![job, output, now],
+                )
+                .map_err(backend)?;
+            (
+                JobStatus::Succeeded,
+                "succeeded",
+                format!("attempt {number} succeeded"),
+            )
+        }
+        Next::Fail(failure) => {
+            c.execute_cached(
+                    "UPDATE jobs SET status = 'failed', error = ?2, finished_ms = ?3, updated_ms = ?3 WHERE id = ?1 AND status = 'running'",
+                    params![job, json(failure)?, now],
+                )
+                .map_err(backend)?;
+            (
+                JobStatus::Failed,
+                "failed",
+                format!(
+                    "attempt {number} failed: {}: {}",
+                    failure.code, failure.message
+                ),
+            )
+        }
+        Next::Retry { failure, after_ms } => {
+            c.execute_cached(
+                    "UPDATE jobs SET status = 'queued', error = ?2, run_after_ms = ?3, updated_ms = ?4 WHERE id = ?1 AND status = 'running'",
+                    params![job, json(failure)?, now + after_ms, now],
+                )
+                .map_err(backend)?;
+            (
+                JobStatus::Queued,
+                "retry",
+                format!(
+                    "attempt {number} failed ({}: {}); retrying in {after_ms} ms",
+                    failure.code, failure.message
+                ),
+            )
+        }
+        Next::Cancel => {
+            c.execute_cached(
+                    "UPDATE jobs SET status = 'cancelled', finished_ms = ?2, updated_ms = ?2 WHERE id = ?1 AND status = 'running'",
+                    params![job, now],
+                )
+                .map_err(backend)?;
+            (
+                JobStatus::Cancelled,
+                "cancelled",
+                format!("attempt {number} was stopped by cancellation"),
+            )
+        }
+        Next::Requeue => {
+            c.execute_cached(
+                    "UPDATE jobs SET status = 'queued', attempts = attempts - 1, run_after_ms = ?2, updated_ms = ?2 WHERE id = ?1 AND status = 'running'",
+                    params![job, now],
+                )
+                .map_err(backend)?;
+            (
+                JobStatus::Queued,
+                "interrupted",
+                format!(
+                    "attempt {number} was interrupted by a draining node and queued again; it is not charged"
+                ),
+            )
+        }
+    };
+    event(c, &job, Some(number), now, kind, &message)?;
+    Ok(status)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn put_blob(&self, hash: &str, bytes: &[u8]) -> StoreResult<bool> {
@@ -310,7 +487,7 @@ impl Store for SqliteStore {
         let h = hash.clone();
         let exists = self
             .read(move |c| {
-                c.query_row("SELECT 1 FROM blobs WHERE hash = ?1", [h], |_| Ok(()))
+                c.query_row_cached("SELECT 1 FROM blobs WHERE hash = ?1", [h], |_| Ok(()))
                     .optional()
                     .map_err(backend)
             })
@@ -320,7 +497,7 @@ impl Store for SqliteStore {
         }
         self.write(move |c| {
             let n = c
-                .execute(
+                .execute_cached(
                     "INSERT OR IGNORE INTO blobs (hash, bytes, size, created_ms) VALUES (?1, ?2, ?3, ?4)",
                     params![hash, bytes, bytes.len() as i64, now_ms()],
                 )
@@ -333,7 +510,7 @@ impl Store for SqliteStore {
     async fn get_blob(&self, hash: &str) -> StoreResult<Option<Vec<u8>>> {
         let hash = hash.to_string();
         self.read(move |c| {
-            c.query_row("SELECT bytes FROM blobs WHERE hash = ?1", [hash], |r| {
+            c.query_row_cached("SELECT bytes FROM blobs WHERE hash = ?1", [hash], |r| {
                 r.get(0)
             })
             .optional()
@@ -346,16 +523,22 @@ impl Store for SqliteStore {
         self.write(move |c| {
             if let Some(key) = &job.idempotency_key {
                 let existing = c
-                    .query_row(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE idempotency_key = ?1"), [key], job_from_row)
+                    .query_row_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE idempotency_key = ?1"), [key], job_from_row)
                     .optional()
                     .map_err(backend)?;
                 if let Some(existing) = existing {
                     return Ok(Inserted { job: existing, created: false });
                 }
             }
-            c.execute(
-                "INSERT INTO jobs (id, component, input, status, max_attempts, limits, optional, report, kv_scope, task, idempotency_key, run_after_ms, created_ms, updated_ms)
-                 VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?11)",
+            let report_hash = blake3::hash(job.report.as_bytes()).to_hex().to_string();
+            c.execute_cached(
+                "INSERT OR IGNORE INTO reports (hash, report) VALUES (?1, ?2)",
+                params![report_hash, &*job.report],
+            )
+            .map_err(backend)?;
+            c.execute_cached(
+                "INSERT INTO jobs (id, component, input, status, max_attempts, limits, optional, report, report_hash, kv_scope, task, idempotency_key, run_after_ms, created_ms, updated_ms)
+                 VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, '', ?7, ?8, ?9, ?10, ?11, ?11, ?11)",
                 params![
                     job.id,
                     job.component,
@@ -363,7 +546,7 @@ impl Store for SqliteStore {
                     job.max_attempts,
                     serde_json::to_string(&job.limits).map_err(backend)?,
                     serde_json::to_string(&job.optional_imports).map_err(backend)?,
-                    job.report.to_string(),
+                    report_hash,
                     job.kv_scope,
                     job.task,
                     job.idempotency_key,
@@ -388,7 +571,7 @@ impl Store for SqliteStore {
         self.read(move |c| {
             let Some(job) = job_by_id(c, &id)? else { return Ok(None) };
             let mut stmt = c
-                .prepare("SELECT number, agent, state, started_ms, finished_ms, lease_expires_ms, outcome, log FROM attempts WHERE job_id = ?1 ORDER BY number")
+                .prepare_cached("SELECT number, agent, state, started_ms, finished_ms, lease_expires_ms, outcome, log FROM attempts WHERE job_id = ?1 ORDER BY number")
                 .map_err(backend)?;
             let attempt_list = stmt
                 .query_map([&id], |r| {
@@ -421,7 +604,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<Job>> {
         self.read(move |c| {
             let mut stmt = c
-                .prepare(&format!(
+                .prepare_cached(&format!(
                     "SELECT {JOB_COLUMNS} FROM jobs WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR seq < ?2) ORDER BY seq DESC LIMIT ?3"
                 ))
                 .map_err(backend)?;
@@ -437,7 +620,7 @@ impl Store for SqliteStore {
         let id = id.to_string();
         self.read(move |c| {
             let mut stmt =
-                c.prepare("SELECT attempt, at_ms, kind, message FROM events WHERE job_id = ?1 ORDER BY id").map_err(backend)?;
+                c.prepare_cached("SELECT attempt, at_ms, kind, message FROM events WHERE job_id = ?1 ORDER BY id").map_err(backend)?;
             stmt.query_map([id], |r| Ok(Event { attempt: r.get(0)?, at_ms: r.get(1)?, kind: r.get(2)?, message: r.get(3)? }))
                 .map_err(backend)?
                 .collect::<rusqlite::Result<Vec<_>>>()
@@ -452,7 +635,7 @@ impl Store for SqliteStore {
             let job = job_by_id(c, &id)?.ok_or_else(|| StoreError::NotFound(format!("job {id}")))?;
             match job.status {
                 JobStatus::Queued => {
-                    c.execute(
+                    c.execute_cached(
                         "UPDATE jobs SET status = 'cancelled', cancel_requested = 1, finished_ms = ?2, updated_ms = ?2 WHERE id = ?1",
                         params![id, now],
                     )
@@ -460,7 +643,7 @@ impl Store for SqliteStore {
                     event(c, &id, None, now, "cancelled", "cancelled before it ran")?;
                 }
                 JobStatus::Running => {
-                    c.execute("UPDATE jobs SET cancel_requested = 1, updated_ms = ?2 WHERE id = ?1", params![id, now])
+                    c.execute_cached("UPDATE jobs SET cancel_requested = 1, updated_ms = ?2 WHERE id = ?1", params![id, now])
                         .map_err(backend)?;
                     event(c, &id, None, now, "cancel-requested", "cancellation requested; the running attempt is being stopped")?;
                 }
@@ -473,47 +656,15 @@ impl Store for SqliteStore {
 
     async fn claim(&self, agent: &str, lease_ms: i64, now: i64) -> StoreResult<Option<Claim>> {
         let agent = agent.to_string();
-        self.write(move |c| {
-            let next = c
-                .query_row(
-                    &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'queued' AND run_after_ms <= ?1 ORDER BY run_after_ms, seq LIMIT 1"),
-                    [now],
-                    job_from_row,
-                )
-                .optional()
-                .map_err(backend)?;
-            let Some(mut job) = next else { return Ok(None) };
-            // Attempt rows are numbered in order; the job's `attempts` counts only charged ones
-            // (an attempt interrupted by a draining node is not charged).
-            let number: u32 = c
-                .query_row("SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE job_id = ?1", [&job.id], |r| r.get(0))
-                .map_err(backend)?;
-            let charged = job.attempts + 1;
-            let token = new_token();
-            let expires = now + lease_ms;
-            c.execute(
-                "UPDATE jobs SET status = 'running', attempts = ?2, updated_ms = ?3 WHERE id = ?1 AND status = 'queued'",
-                params![job.id, charged, now],
-            )
-            .map_err(backend)?;
-            c.execute(
-                "INSERT INTO attempts (job_id, number, agent, lease_token, lease_expires_ms, state, started_ms) VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6)",
-                params![job.id, number, agent, token, expires, now],
-            )
-            .map_err(backend)?;
-            event(c, &job.id, Some(number), now, "claimed", &format!("attempt {number} claimed by {agent}"))?;
-            job.status = JobStatus::Running;
-            job.attempts = charged;
-            Ok(Some(Claim { job, attempt: number, lease_token: token, lease_expires_ms: expires }))
-        })
-        .await
+        self.write(move |c| claim_in(c, &agent, lease_ms, now))
+            .await
     }
 
     async fn heartbeat(&self, token: &str, lease_ms: i64, now: i64) -> StoreResult<bool> {
         let token = token.to_string();
         self.write(move |c| {
             let n = c
-                .execute(
+                .execute_cached(
                     "UPDATE attempts SET lease_expires_ms = ?2 WHERE lease_token = ?1 AND state = 'running'",
                     params![token, now + lease_ms],
                 )
@@ -521,7 +672,7 @@ impl Store for SqliteStore {
             if n == 0 {
                 return Err(StoreError::StaleLease);
             }
-            c.query_row(
+            c.query_row_cached(
                 "SELECT j.cancel_requested FROM jobs j JOIN attempts a ON a.job_id = j.id WHERE a.lease_token = ?1",
                 [token],
                 |r| r.get::<_, i64>(0),
@@ -536,7 +687,7 @@ impl Store for SqliteStore {
         let (token, message) = (token.to_string(), message.to_string());
         self.write(move |c| {
             let n = c
-                .execute(
+                .execute_cached(
                     "UPDATE jobs SET progress = ?2, progress_msg = ?3 WHERE id = (SELECT job_id FROM attempts WHERE lease_token = ?1 AND state = 'running')",
                     params![token, percent, message],
                 )
@@ -550,7 +701,7 @@ impl Store for SqliteStore {
         let (token, data) = (token.to_string(), data.to_vec());
         self.write(move |c| {
             let n = c
-                .execute(
+                .execute_cached(
                     "UPDATE jobs SET checkpoint = ?2 WHERE id = (SELECT job_id FROM attempts WHERE lease_token = ?1 AND state = 'running')",
                     params![token, data],
                 )
@@ -563,7 +714,7 @@ impl Store for SqliteStore {
     async fn load_checkpoint(&self, job_id: &str) -> StoreResult<Option<Vec<u8>>> {
         let id = job_id.to_string();
         self.read(move |c| {
-            c.query_row("SELECT checkpoint FROM jobs WHERE id = ?1", [id], |r| {
+            c.query_row_cached("SELECT checkpoint FROM jobs WHERE id = ?1", [id], |r| {
                 r.get(0)
             })
             .optional()
@@ -580,70 +731,21 @@ impl Store for SqliteStore {
         now: i64,
     ) -> StoreResult<JobStatus> {
         let token = token.to_string();
+        self.write(move |c| finish_in(c, &token, &end, now)).await
+    }
+
+    async fn finish_and_claim(
+        &self,
+        token: &str,
+        end: AttemptEnd,
+        agent: &str,
+        lease_ms: i64,
+        now: i64,
+    ) -> StoreResult<(JobStatus, Option<Claim>)> {
+        let (token, agent) = (token.to_string(), agent.to_string());
         self.write(move |c| {
-            let found: Option<(String, u32)> = c
-                .query_row(
-                    "SELECT job_id, number FROM attempts WHERE lease_token = ?1 AND state = 'running'",
-                    [&token],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()
-                .map_err(backend)?;
-            let Some((job, number)) = found else { return Err(StoreError::StaleLease) };
-            c.execute(
-                "UPDATE attempts SET state = ?2, finished_ms = ?3, outcome = ?4, log = ?5 WHERE lease_token = ?1 AND state = 'running'",
-                params![token, end.state.as_str(), now, end.outcome.to_string(), end.log],
-            )
-            .map_err(backend)?;
-            let json = |f: &JobFailure| serde_json::to_string(f).map_err(backend);
-            let (status, kind, message) = match &end.next {
-                Next::Succeed(output) => {
-                    c.execute(
-                        "UPDATE jobs SET status = 'succeeded', output = ?2, error = NULL, finished_ms = ?3, updated_ms = ?3 WHERE id = ?1 AND status = 'running'",
-                        params![job, output, now],
-                    )
-                    .map_err(backend)?;
-                    (JobStatus::Succeeded, "succeeded", format!("attempt {number} succeeded"))
-                }
-                Next::Fail(failure) => {
-                    c.execute(
-                        "UPDATE jobs SET status = 'failed', error = ?2, finished_ms = ?3, updated_ms = ?3 WHERE id = ?1 AND status = 'running'",
-                        params![job, json(failure)?, now],
-                    )
-                    .map_err(backend)?;
-                    (JobStatus::Failed, "failed", format!("attempt {number} failed: {}: {}", failure.code, failure.message))
-                }
-                Next::Retry { failure, after_ms } => {
-                    c.execute(
-                        "UPDATE jobs SET status = 'queued', error = ?2, run_after_ms = ?3, updated_ms = ?4 WHERE id = ?1 AND status = 'running'",
-                        params![job, json(failure)?, now + after_ms, now],
-                    )
-                    .map_err(backend)?;
-                    (
-                        JobStatus::Queued,
-                        "retry",
-                        format!("attempt {number} failed ({}: {}); retrying in {after_ms} ms", failure.code, failure.message),
-                    )
-                }
-                Next::Cancel => {
-                    c.execute(
-                        "UPDATE jobs SET status = 'cancelled', finished_ms = ?2, updated_ms = ?2 WHERE id = ?1 AND status = 'running'",
-                        params![job, now],
-                    )
-                    .map_err(backend)?;
-                    (JobStatus::Cancelled, "cancelled", format!("attempt {number} was stopped by cancellation"))
-                }
-                Next::Requeue => {
-                    c.execute(
-                        "UPDATE jobs SET status = 'queued', attempts = attempts - 1, run_after_ms = ?2, updated_ms = ?2 WHERE id = ?1 AND status = 'running'",
-                        params![job, now],
-                    )
-                    .map_err(backend)?;
-                    (JobStatus::Queued, "interrupted", format!("attempt {number} was interrupted by a draining node and queued again; it is not charged"))
-                }
-            };
-            event(c, &job, Some(number), now, kind, &message)?;
-            Ok(status)
+            let status = finish_in(c, &token, &end, now)?;
+            Ok((status, claim_in(c, &agent, lease_ms, now)?))
         })
         .await
     }
@@ -651,7 +753,7 @@ impl Store for SqliteStore {
     async fn recover_agent(&self, agent: &str, node: &str, now: i64) -> StoreResult<u64> {
         let (agent, node) = (agent.to_string(), node.to_string());
         self.write(move |c| {
-            c.execute(
+            c.execute_cached(
                 "INSERT INTO agents (id, node, started_ms, heartbeat_ms) VALUES (?1, ?2, ?3, ?3)
                  ON CONFLICT (id) DO UPDATE SET node = ?2, started_ms = ?3, heartbeat_ms = ?3",
                 params![agent, node, now],
@@ -678,7 +780,7 @@ impl Store for SqliteStore {
     async fn stats(&self) -> StoreResult<StoreStats> {
         self.read(|c| {
             let mut stmt = c
-                .prepare("SELECT status, COUNT(*) FROM jobs GROUP BY status")
+                .prepare_cached("SELECT status, COUNT(*) FROM jobs GROUP BY status")
                 .map_err(backend)?;
             let rows = stmt
                 .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
@@ -704,7 +806,7 @@ impl Store for SqliteStore {
     async fn kv_get(&self, scope: &str, bucket: &str, key: &str) -> StoreResult<Option<Vec<u8>>> {
         let (s, b, k) = (scope.to_string(), bucket.to_string(), key.to_string());
         self.read(move |c| {
-            c.query_row(
+            c.query_row_cached(
                 "SELECT value FROM kv WHERE scope = ?1 AND bucket = ?2 AND key = ?3",
                 params![s, b, k],
                 |r| r.get(0),
@@ -723,7 +825,7 @@ impl Store for SqliteStore {
             value.to_vec(),
         );
         self.write(move |c| {
-            c.execute(
+            c.execute_cached(
                 "INSERT INTO kv (scope, bucket, key, value) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (scope, bucket, key) DO UPDATE SET value = ?4",
                 params![s, b, k, v],
             )
@@ -736,7 +838,7 @@ impl Store for SqliteStore {
     async fn kv_delete(&self, scope: &str, bucket: &str, key: &str) -> StoreResult<bool> {
         let (s, b, k) = (scope.to_string(), bucket.to_string(), key.to_string());
         self.write(move |c| {
-            c.execute(
+            c.execute_cached(
                 "DELETE FROM kv WHERE scope = ?1 AND bucket = ?2 AND key = ?3",
                 params![s, b, k],
             )
@@ -750,7 +852,7 @@ impl Store for SqliteStore {
         let (s, b, p) = (scope.to_string(), bucket.to_string(), prefix.to_string());
         self.read(move |c| {
             let mut stmt = c
-                .prepare("SELECT key FROM kv WHERE scope = ?1 AND bucket = ?2 AND substr(key, 1, length(?3)) = ?3 ORDER BY key")
+                .prepare_cached("SELECT key FROM kv WHERE scope = ?1 AND bucket = ?2 AND substr(key, 1, length(?3)) = ?3 ORDER BY key")
                 .map_err(backend)?;
             stmt.query_map(params![s, b, p], |r| r.get(0))
                 .map_err(backend)?
@@ -770,14 +872,14 @@ impl Store for SqliteStore {
         let (s, b, k) = (scope.to_string(), bucket.to_string(), key.to_string());
         self.write(move |c| {
             let current: Option<Vec<u8>> = c
-                .query_row("SELECT value FROM kv WHERE scope = ?1 AND bucket = ?2 AND key = ?3", params![s, b, k], |r| r.get(0))
+                .query_row_cached("SELECT value FROM kv WHERE scope = ?1 AND bucket = ?2 AND key = ?3", params![s, b, k], |r| r.get(0))
                 .optional()
                 .map_err(backend)?;
             let next = match crate::host::services::add_to_counter(&k, current.as_deref(), delta) {
                 Ok(n) => n,
                 Err(e) => return Ok(Err(e)),
             };
-            c.execute(
+            c.execute_cached(
                 "INSERT INTO kv (scope, bucket, key, value) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (scope, bucket, key) DO UPDATE SET value = ?4",
                 params![s, b, k, next.to_string().into_bytes()],
             )

@@ -126,8 +126,8 @@ pub struct NewJob {
     pub limits: Limits,
     /// Extra optional imports declared at submission.
     pub optional_imports: Vec<String>,
-    /// The compat report at admission (JSON).
-    pub report: serde_json::Value,
+    /// The compat report at admission, as JSON text.
+    pub report: std::sync::Arc<str>,
     /// kv scope.
     pub kv_scope: String,
     /// `name@version` for task jobs.
@@ -160,9 +160,6 @@ pub struct Job {
     pub limits: Limits,
     /// Extra optional imports.
     pub optional_imports: Vec<String>,
-    /// The compat report at admission.
-    #[serde(skip)]
-    pub report: serde_json::Value,
     /// kv scope.
     pub kv_scope: String,
     /// `name@version` for task jobs.
@@ -291,4 +288,159 @@ pub struct Event {
 pub struct StoreStats {
     /// Jobs by status.
     pub jobs: Vec<(JobStatus, u64)>,
+}
+
+/// A task version to record, for [`Store::deploy_task`](super::Store::deploy_task).
+#[derive(Debug, Clone)]
+pub struct NewTaskVersion {
+    /// The task's name (checked by the caller).
+    pub task: String,
+    /// The component's hash (the blob must be stored first).
+    pub component: String,
+    /// The compat report at deploy, as JSON text.
+    pub report: std::sync::Arc<str>,
+    /// Who deployed.
+    pub actor: String,
+    /// The request that deployed.
+    pub request_id: String,
+    /// When.
+    pub now_ms: i64,
+}
+
+/// Where a task's `current` points after a deploy or rollback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    /// The version now current (for a no-op deploy: the existing version with these bytes).
+    pub version: u32,
+    /// The version current before, if any.
+    pub previous: Option<u32>,
+    /// False when nothing changed (the same bytes were deployed again).
+    pub changed: bool,
+    /// The task generation after the change.
+    pub generation: i64,
+}
+
+/// What [`Store::delete_task_version`](super::Store::delete_task_version) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// The version is unregistered.
+    Deleted,
+    /// Queued or running jobs pin it: how many, and the first few ids.
+    Pinned {
+        /// How many jobs.
+        count: u64,
+        /// Up to ten of their ids.
+        jobs: Vec<String>,
+    },
+}
+
+/// What a task reference resolves to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResolvedTask {
+    /// The task's name.
+    pub task: String,
+    /// The version.
+    pub version: u32,
+    /// Its component's hash.
+    pub component: String,
+    /// The task generation the resolution was read at.
+    pub generation: i64,
+}
+
+/// Jobs pinned to one version, by status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct JobCounts {
+    /// Waiting.
+    pub queued: u64,
+    /// Running.
+    pub running: u64,
+    /// Succeeded.
+    pub succeeded: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Cancelled.
+    pub cancelled: u64,
+}
+
+/// One version of a task.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskVersion {
+    /// Its number (1, 2, ...; never reused).
+    pub version: u32,
+    /// Its component's hash.
+    pub component: String,
+    /// Deployed at.
+    pub created_ms: i64,
+    /// Deployed by.
+    pub deployed_by: String,
+    /// Unregistered at, if it was.
+    pub deleted_ms: Option<i64>,
+    /// Its non-WASI imports with their verdicts at deploy (`driftless:kv/store@1.1.0: satisfied`).
+    pub imports: Vec<String>,
+    /// Jobs pinned to it.
+    pub jobs: JobCounts,
+}
+
+/// One change of a task's `current` (or an unregistered version).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    /// When.
+    pub at_ms: i64,
+    /// `deploy`, `rollback` or `delete-version`.
+    pub action: String,
+    /// Who.
+    pub actor: String,
+    /// The request.
+    pub request_id: String,
+    /// `current` before (for `delete-version`: the version deleted).
+    pub old_version: Option<u32>,
+    /// `current` after.
+    pub new_version: Option<u32>,
+}
+
+/// What a node last reported it resolves a task's `current` to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeResolution {
+    /// The node.
+    pub node: String,
+    /// The version it resolves `current` to.
+    pub version: u32,
+    /// The generation it resolved at.
+    pub generation: i64,
+    /// When it reported.
+    pub at_ms: i64,
+}
+
+/// A task in the list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaskSummary {
+    /// Its name.
+    pub name: String,
+    /// The current version.
+    pub current: u32,
+    /// Registered (not deleted) versions.
+    pub versions: u32,
+    /// Last change of `current`.
+    pub updated_ms: i64,
+}
+
+/// A task with its versions, node resolutions and audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Task {
+    /// Its name.
+    pub name: String,
+    /// The current version.
+    pub current: u32,
+    /// The task generation now.
+    pub generation: i64,
+    /// Created at.
+    pub created_ms: i64,
+    /// Last change of `current`.
+    pub updated_ms: i64,
+    /// Every version, oldest first (unregistered ones included, marked).
+    pub versions: Vec<TaskVersion>,
+    /// What each node last reported it resolves `current` to.
+    pub nodes: Vec<NodeResolution>,
+    /// Changes, oldest first.
+    pub audit: Vec<AuditEntry>,
 }
