@@ -62,6 +62,7 @@ impl Daemon {
         })?;
         let addr = listener.local_addr()?;
         crate::agent::start(node.clone());
+        tokio::spawn(crate::tasks::keep_fresh(node.clone()));
         let app = api::router(node.clone());
         let server = tokio::spawn(async move { axum::serve(listener, app).await });
         Ok(Daemon { addr, node, server })

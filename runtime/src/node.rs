@@ -4,6 +4,7 @@
 use crate::engine::{CancelToken, Sandbox};
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::tasks::Resolver;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,6 +25,9 @@ pub struct NodeConfig {
     pub poll: Duration,
     /// How often expired leases are reaped.
     pub reap_every: Duration,
+    /// How often the task resolution cache is compared with the store's generation (the
+    /// backstop for deploys made through other nodes).
+    pub refresh_tasks: Duration,
     /// Largest component upload, in bytes.
     pub max_upload_bytes: usize,
 }
@@ -37,6 +41,7 @@ impl Default for NodeConfig {
             heartbeat: Duration::from_secs(5),
             poll: Duration::from_millis(250),
             reap_every: Duration::from_secs(5),
+            refresh_tasks: Duration::from_secs(1),
             max_upload_bytes: 32 << 20,
         }
     }
@@ -58,6 +63,8 @@ pub struct Node {
     pub running: Mutex<HashMap<String, CancelToken>>,
     /// Counters and histograms for `/metrics`.
     pub metrics: Metrics,
+    /// What task references resolve to, cached.
+    pub resolver: Resolver,
 }
 
 impl Node {
@@ -65,6 +72,7 @@ impl Node {
     pub fn new(config: NodeConfig, store: Arc<dyn Store>, sandbox: Arc<Sandbox>) -> Arc<Node> {
         let (finished, _) = broadcast::channel(4096);
         Arc::new(Node {
+            resolver: Resolver::new(config.node.clone(), store.clone()),
             config,
             store,
             sandbox,

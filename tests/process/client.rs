@@ -173,3 +173,86 @@ fn failures_exit_non_zero_and_say_why() {
         stderr(&nowhere)
     );
 }
+
+#[test]
+fn tasks_are_deployed_updated_and_rolled_back_from_the_cli() {
+    let (_dir, d) = start(&[]);
+    let v1 = driftless(&d.url, &["deploy", "greet", SLOW]);
+    assert_eq!(v1.status.code(), Some(0), "{}", stderr(&v1));
+    assert_eq!(stdout(&v1).trim(), "greet: created with version 1");
+    let v2 = driftless(&d.url, &["deploy", "greet", HELLO]);
+    assert_eq!(stdout(&v2).trim(), "greet: deployed version 2 (was 1)");
+    let same = driftless(&d.url, &["deploy", "greet", HELLO]);
+    assert!(
+        stdout(&same).starts_with("greet: unchanged; these bytes are already version 2"),
+        "{}",
+        stdout(&same)
+    );
+
+    let run = driftless(
+        &d.url,
+        &["submit", "greet", "--input", r#"{"hi":1}"#, "--wait"],
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout(&run)).unwrap(),
+        json!({"hi": 1})
+    );
+    let pinned = driftless(
+        &d.url,
+        &[
+            "submit",
+            "greet@1",
+            "--input",
+            r#"{"ms":1,"tag":"one"}"#,
+            "--wait",
+        ],
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout(&pinned)).unwrap()["tag"],
+        "one"
+    );
+
+    let back = driftless(&d.url, &["rollback", "greet"]);
+    assert_eq!(
+        stdout(&back).trim(),
+        "greet: current is now version 1 (was 2)"
+    );
+    let list = driftless(&d.url, &["tasks"]);
+    assert!(
+        stdout(&list)
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["greet", "1", "2"]),
+        "{}",
+        stdout(&list)
+    );
+    let show = driftless(&d.url, &["task", "greet"]);
+    let text = stdout(&show);
+    assert!(text.starts_with("greet  current version 1"), "{text}");
+    assert!(
+        text.contains("jobs: 0 queued, 0 running, 1 succeeded"),
+        "{text}"
+    );
+    assert!(
+        text.contains("node node-1 resolves current to v1"),
+        "{text}"
+    );
+
+    let refused = driftless(&d.url, &["undeploy", "greet", "1"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains("is the current version"),
+        "{}",
+        stderr(&refused)
+    );
+    let gone = driftless(&d.url, &["undeploy", "greet", "2"]);
+    assert_eq!(stdout(&gone).trim(), "greet: version 2 unregistered");
+
+    let neither = driftless(&d.url, &["submit", "./no-such.wasm"]);
+    assert_eq!(neither.status.code(), Some(2));
+    assert!(
+        stderr(&neither).contains("neither a readable .wasm file nor a task reference"),
+        "{}",
+        stderr(&neither)
+    );
+}

@@ -20,6 +20,16 @@ impl DaemonProcess {
     /// Start `bin serve` on a free loopback port with `data_dir` and `extra` arguments; waits
     /// for the line that announces the address. Its log goes to `data_dir/daemon.log`.
     pub fn start(bin: &str, data_dir: &Path, extra: &[&str]) -> DaemonProcess {
+        Self::start_with_env(bin, data_dir, extra, &[])
+    }
+
+    /// As [`start`](Self::start), with extra environment variables (e.g. `DRIFTLESS_FAULT`).
+    pub fn start_with_env(
+        bin: &str,
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> DaemonProcess {
         std::fs::create_dir_all(data_dir).unwrap();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -32,6 +42,7 @@ impl DaemonProcess {
             .args(extra)
             .env("DRIFTLESS_LOG", "warn,driftless=info")
             .env_remove("DRIFTLESS_PROVIDE")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()

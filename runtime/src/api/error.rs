@@ -45,7 +45,14 @@ impl ApiError {
         Self::new(
             StatusCode::NOT_FOUND,
             "not-found",
-            format!("{what} does not exist; check the id (GET /v1/jobs lists jobs)"),
+            format!(
+                "{what} does not exist; check the name or id ({})",
+                if what.to_string().starts_with("job") {
+                    "GET /v1/jobs lists jobs"
+                } else {
+                    "GET /v1/tasks lists tasks and their versions"
+                }
+            ),
         )
     }
 }

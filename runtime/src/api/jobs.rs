@@ -2,8 +2,9 @@
 
 use super::error::{ApiError, Query};
 use super::{AppState, view};
-use crate::engine::{Limits, hash_hex};
-use crate::store::{JobStatus, NewJob, now_ms};
+use crate::engine::{Limits, Prepared, hash_hex};
+use crate::store::{JobStatus, NewJob, ResolvedTask, StoreError, now_ms};
+use crate::tasks::TaskRef;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
@@ -11,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Most attempts a job may ask for.
@@ -25,6 +27,9 @@ const MAX_WAIT_SECS: u64 = 60;
 pub struct JobSpec {
     /// The component's blake3 hash (JSON submissions of an uploaded component).
     pub component: Option<String>,
+    /// A deployed task: `name`, `name@current` or `name@7` (JSON submissions). The version is
+    /// resolved and pinned now.
+    pub task: Option<String>,
     /// The input, any JSON value (default `null`).
     pub input: Option<Value>,
     /// Wall-clock limit per attempt, in milliseconds.
@@ -63,6 +68,7 @@ impl SubmitQuery {
         };
         Ok(JobSpec {
             component: None,
+            task: None,
             input,
             timeout_ms: self.timeout_ms,
             memory_mib: self.memory_mib,
@@ -86,7 +92,7 @@ fn parse_spec(bytes: &[u8]) -> Result<JobSpec, ApiError> {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad-spec",
-            format!("the job spec is not valid ({e}); it is a JSON object with optional fields component, input, timeout_ms, memory_mib, max_attempts, optional_imports"),
+            format!("the job spec is not valid ({e}); it is a JSON object with optional fields component, task, input, timeout_ms, memory_mib, max_attempts, optional_imports"),
         )
     })
 }
@@ -125,7 +131,7 @@ fn limits(state: &AppState, spec: &JobSpec) -> Result<(Limits, u32), ApiError> {
     Ok((limits, attempts))
 }
 
-async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
+pub(super) async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
     let limit = state.node.config.max_upload_bytes;
     axum::body::to_bytes(body, limit)
         .await
@@ -161,37 +167,57 @@ enum Source {
     Upload(Vec<u8>),
     /// Stored earlier, named by hash.
     Stored(String),
+    /// A deployed task's version (resolved now, then pinned).
+    Task(TaskRef),
 }
 
-/// Run admission on a submission's component and make sure it is stored. A stored component
-/// this node prepared before is neither read back nor hashed again.
+/// Run admission on a submission's component and make sure it is stored; for a task, resolve
+/// and pin the version. A stored component this node prepared before is neither read back nor
+/// hashed again.
 async fn admit(
     state: &AppState,
     source: Source,
     optional: &[String],
-) -> Result<std::sync::Arc<crate::engine::Prepared>, ApiError> {
+) -> Result<(Arc<Prepared>, Option<ResolvedTask>), ApiError> {
     match source {
         Source::Upload(bytes) => {
             let prepared = state.node.sandbox.prepare_with(&bytes, optional)?;
             state.node.store.put_blob(&prepared.hash, &bytes).await?;
-            Ok(prepared)
+            Ok((prepared, None))
         }
-        Source::Stored(hash) => {
-            if let Some(prepared) = state.node.sandbox.cached(&hash, optional) {
-                return Ok(prepared);
-            }
-            let bytes = state.node.store.get_blob(&hash).await?.ok_or_else(|| {
-                ApiError::new(
+        Source::Stored(hash) => Ok((stored(state, &hash, optional).await?, None)),
+        Source::Task(r) => {
+            let resolved = state.node.resolver.resolve(&r).await.map_err(|e| match e {
+                StoreError::NotFound(what) => ApiError::new(
                     StatusCode::NOT_FOUND,
-                    "unknown-component",
-                    format!(
-                        "no component with hash {hash} is stored; upload it with PUT /v1/components"
-                    ),
-                )
+                    "unknown-task",
+                    format!("{what} does not exist; deploy it with PUT /v1/tasks/{} (GET /v1/tasks lists tasks)", r.name),
+                ),
+                other => other.into(),
             })?;
-            Ok(state.node.sandbox.prepare_with(&bytes, optional)?)
+            let prepared = stored(state, &resolved.component, optional).await?;
+            Ok((prepared, Some(resolved)))
         }
     }
+}
+
+/// Prepare a stored component by hash.
+async fn stored(
+    state: &AppState,
+    hash: &str,
+    optional: &[String],
+) -> Result<Arc<Prepared>, ApiError> {
+    if let Some(prepared) = state.node.sandbox.cached(hash, optional) {
+        return Ok(prepared);
+    }
+    let bytes = state.node.store.get_blob(hash).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown-component",
+            format!("no component with hash {hash} is stored; upload it with PUT /v1/components"),
+        )
+    })?;
+    Ok(state.node.sandbox.prepare_with(&bytes, optional)?)
 }
 
 /// `POST /v1/jobs`.
@@ -251,10 +277,29 @@ pub async fn submit(
         }
         "application/json" => {
             let spec = parse_spec(&read_body(&state, request.into_body()).await?)?;
-            let hash = spec.component.clone().ok_or_else(|| {
-                ApiError::new(StatusCode::BAD_REQUEST, "bad-spec", "a JSON submission names an uploaded component by hash in `component`; upload it first with PUT /v1/components, or send the .wasm as application/wasm")
-            })?;
-            (Source::Stored(hash), spec)
+            let source = match (&spec.component, &spec.task) {
+                (Some(hash), None) => Source::Stored(hash.clone()),
+                (None, Some(task)) => {
+                    Source::Task(TaskRef::parse(task).map_err(|e| {
+                        ApiError::new(StatusCode::BAD_REQUEST, "bad-task-name", e.0)
+                    })?)
+                }
+                (Some(_), Some(_)) => {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad-spec",
+                        "a job names either a component (`component`) or a deployed task (`task`), not both",
+                    ));
+                }
+                (None, None) => {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad-spec",
+                        "a JSON submission names a deployed task in `task` (`name`, `name@7`) or an uploaded component by hash in `component`; or send the .wasm as application/wasm",
+                    ));
+                }
+            };
+            (source, spec)
         }
         other => {
             return Err(ApiError::new(
@@ -266,6 +311,13 @@ pub async fn submit(
             ));
         }
     };
+    if spec.task.is_some() && matches!(source, Source::Upload(_)) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad-spec",
+            "the request uploads a component and names a task; submit to a task with a JSON body ({\"task\": \"name\"}), without a component",
+        ));
+    }
     if let (Some(hash), Source::Upload(component)) = (&spec.component, &source)
         && *hash != hash_hex(component)
     {
@@ -276,7 +328,7 @@ pub async fn submit(
         ));
     }
     let (limits, max_attempts) = limits(&state, &spec)?;
-    let prepared = match admit(&state, source, &spec.optional_imports).await {
+    let (prepared, task) = match admit(&state, source, &spec.optional_imports).await {
         Ok(p) => p,
         Err(e) => {
             if matches!(
@@ -294,7 +346,10 @@ pub async fn submit(
         .node
         .store
         .insert_job(NewJob {
-            kv_scope: id.clone(),
+            kv_scope: task
+                .as_ref()
+                .map(|t| format!("task:{}", t.task))
+                .unwrap_or_else(|| id.clone()),
             id,
             component: prepared.hash.clone(),
             input,
@@ -302,7 +357,7 @@ pub async fn submit(
             limits,
             optional_imports: spec.optional_imports,
             report: prepared.report_json.clone(),
-            task: None,
+            task: task.as_ref().map(|t| format!("{}@{}", t.task, t.version)),
             idempotency_key,
             now_ms: now_ms(),
         })

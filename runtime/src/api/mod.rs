@@ -4,6 +4,7 @@
 pub mod error;
 mod jobs;
 mod system;
+mod tasks;
 mod view;
 
 use crate::node::Node;
@@ -33,6 +34,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/jobs/{id}/logs"),
     ("GET", "/v1/jobs/{id}/events"),
     ("PUT", "/v1/components"),
+    ("GET", "/v1/tasks"),
+    ("PUT", "/v1/tasks/{name}"),
+    ("GET", "/v1/tasks/{name}"),
+    ("POST", "/v1/tasks/{name}/rollback"),
+    ("DELETE", "/v1/tasks/{name}/versions/{version}"),
     ("POST", "/v1/check"),
     ("GET", "/v1/modules"),
     ("GET", "/healthz"),
@@ -61,6 +67,13 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/jobs/{id}/logs", get(jobs::logs))
         .route("/v1/jobs/{id}/events", get(jobs::events))
         .route("/v1/components", put(jobs::put_component))
+        .route("/v1/tasks", get(tasks::list))
+        .route("/v1/tasks/{name}", put(tasks::deploy).get(tasks::get))
+        .route("/v1/tasks/{name}/rollback", post(tasks::rollback))
+        .route(
+            "/v1/tasks/{name}/versions/{version}",
+            axum::routing::delete(tasks::delete_version),
+        )
         .route("/v1/check", post(system::check))
         .route("/v1/modules", get(system::modules))
         .route("/healthz", get(system::healthz))

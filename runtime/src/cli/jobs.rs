@@ -3,6 +3,7 @@
 use super::client::{Client, ClientArgs};
 use super::read_component;
 use anyhow::{Context, Result};
+use driftless::tasks::TaskRef;
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
 use reqwest::multipart::{Form, Part};
@@ -15,7 +16,7 @@ use std::time::Duration;
 pub struct SubmitArgs {
     #[command(flatten)]
     daemon: ClientArgs,
-    /// The job component (.wasm).
+    /// The job component (.wasm), or a deployed task: `NAME`, `NAME@current`, `NAME@7`.
     job: PathBuf,
     /// The input, as JSON text (default `null`).
     #[arg(long, value_name = "JSON", conflicts_with = "input_file")]
@@ -118,7 +119,6 @@ fn input(args: &SubmitArgs) -> Result<Option<Value>> {
 
 pub async fn submit(args: SubmitArgs) -> Result<i32> {
     let client = Client::new(&args.daemon)?;
-    let component = read_component(&args.job)?;
     let mut spec = json!({ "optional_imports": args.optional_imports });
     if let Some(input) = input(&args)? {
         spec["input"] = input;
@@ -132,23 +132,37 @@ pub async fn submit(args: SubmitArgs) -> Result<i32> {
             spec[key] = json!(v);
         }
     }
-    let file_name = args
-        .job
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "job.wasm".into());
-    let form = Form::new()
-        .part(
-            "component",
-            Part::bytes(component)
-                .file_name(file_name)
-                .mime_str("application/wasm")?,
-        )
-        .part(
-            "spec",
-            Part::text(spec.to_string()).mime_str("application/json")?,
-        );
-    let mut request = client.request(Method::POST, "/v1/jobs").multipart(form);
+    let mut request = client.request(Method::POST, "/v1/jobs");
+    let arg = args.job.to_string_lossy();
+    if !args.job.exists()
+        && let Ok(task) = TaskRef::parse(&arg)
+    {
+        spec["task"] = json!(task.to_string());
+        request = request.json(&spec);
+    } else {
+        let component = read_component(&args.job).with_context(|| {
+            format!(
+                "`{arg}` is neither a readable .wasm file nor a task reference (NAME, NAME@VERSION)"
+            )
+        })?;
+        let file_name = args
+            .job
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "job.wasm".into());
+        let form = Form::new()
+            .part(
+                "component",
+                Part::bytes(component)
+                    .file_name(file_name)
+                    .mime_str("application/wasm")?,
+            )
+            .part(
+                "spec",
+                Part::text(spec.to_string()).mime_str("application/json")?,
+            );
+        request = request.multipart(form);
+    }
     if let Some(key) = &args.idempotency_key {
         request = request.header("Idempotency-Key", key);
     }
@@ -278,9 +292,9 @@ pub async fn status(args: StatusArgs) -> Result<i32> {
         return Ok(0);
     }
     println!("{}  {}", job["id"].as_str().unwrap_or(""), describe(&job));
-    println!("  component  {}", job["component"].as_str().unwrap_or(""));
-    if let Some(task) = job["task"].as_str() {
-        println!("  task       {task}");
+    match job["task"].as_str() {
+        Some(task) => println!("  task       {task}"),
+        None => println!("  component  {}", job["component"].as_str().unwrap_or("")),
     }
     let created = job["created_ms"].as_i64().unwrap_or(0);
     if let Some(done) = job["finished_ms"].as_i64() {

@@ -5,6 +5,7 @@ mod client;
 mod jobs;
 mod run;
 mod serve;
+mod tasks;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -41,6 +42,16 @@ enum Command {
     Cancel(jobs::IdArgs),
     /// Show the host modules the daemon provides.
     Modules(jobs::ModulesArgs),
+    /// Deploy a component as the next version of a task (creating the task).
+    Deploy(tasks::DeployArgs),
+    /// List deployed tasks.
+    Tasks(tasks::ShowArgs),
+    /// Show a task: versions, jobs per version, what each node resolves `current` to.
+    Task(tasks::TaskArgs),
+    /// Make an earlier version of a task current again.
+    Rollback(tasks::RollbackArgs),
+    /// Unregister a version of a task (refused while jobs pin it).
+    Undeploy(tasks::UndeployArgs),
 }
 
 /// Options shared by commands that build a local host.
@@ -108,6 +119,11 @@ fn client_command(command: Command) -> Result<i32> {
             Command::Jobs(args) => jobs::list(args).await,
             Command::Cancel(args) => jobs::cancel(args).await,
             Command::Modules(args) => jobs::modules(args).await,
+            Command::Deploy(args) => tasks::deploy(args).await,
+            Command::Tasks(args) => tasks::list(args).await,
+            Command::Task(args) => tasks::show(args).await,
+            Command::Rollback(args) => tasks::rollback(args).await,
+            Command::Undeploy(args) => tasks::undeploy(args).await,
             Command::Check(_) | Command::Run(_) | Command::Serve(_) => {
                 unreachable!("local commands are dispatched in main")
             }

@@ -102,6 +102,48 @@ pub trait Store: Send + Sync + 'static {
     /// Return attempts whose lease expired to the queue (or fail their jobs). Returns how many.
     async fn reap_expired(&self, now_ms: i64) -> StoreResult<u64>;
 
+    /// Deploy a task version: in one transaction, record the version (numbered after the
+    /// task's highest), make it `current`, bump the task generation and write the audit row.
+    /// Bytes identical to a registered version change nothing and return that version.
+    async fn deploy_task(&self, version: NewTaskVersion) -> StoreResult<Moved>;
+    /// Make `to` (default: the newest registered version below `current`) the task's
+    /// `current`, with the generation bump and the audit row, in one transaction.
+    async fn rollback_task(
+        &self,
+        task: &str,
+        to: Option<u32>,
+        actor: &str,
+        request_id: &str,
+        now_ms: i64,
+    ) -> StoreResult<Moved>;
+    /// Unregister a version (never the current one). While queued or running jobs pin it,
+    /// nothing changes and the answer says how many and which.
+    async fn delete_task_version(
+        &self,
+        task: &str,
+        version: u32,
+        actor: &str,
+        request_id: &str,
+        now_ms: i64,
+    ) -> StoreResult<DeleteOutcome>;
+    /// What `task@version` (`None`: `current`) names now.
+    async fn resolve_task(&self, task: &str, version: Option<u32>) -> StoreResult<ResolvedTask>;
+    /// The task generation: it grows with every deploy and rollback.
+    async fn task_generation(&self) -> StoreResult<i64>;
+    /// Record what `node` resolves `task`'s `current` to.
+    async fn report_resolution(
+        &self,
+        node: &str,
+        task: &str,
+        version: u32,
+        generation: i64,
+        now_ms: i64,
+    ) -> StoreResult<()>;
+    /// Every task.
+    async fn list_tasks(&self) -> StoreResult<Vec<TaskSummary>>;
+    /// One task with its versions, node resolutions and audit trail.
+    async fn get_task(&self, task: &str) -> StoreResult<Option<Task>>;
+
     /// Counts for metrics and readiness.
     async fn stats(&self) -> StoreResult<StoreStats>;
 

@@ -6,6 +6,8 @@
 //! durable, and a failing request rolls back alone. Reads use a small pool of connections.
 
 use super::*;
+
+mod tasks;
 use crate::host::KvBackendError;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::path::{Path, PathBuf};
@@ -748,6 +750,67 @@ impl Store for SqliteStore {
             Ok((status, claim_in(c, &agent, lease_ms, now)?))
         })
         .await
+    }
+
+    async fn deploy_task(&self, version: NewTaskVersion) -> StoreResult<Moved> {
+        self.write(move |c| tasks::deploy(c, &version)).await
+    }
+
+    async fn rollback_task(
+        &self,
+        task: &str,
+        to: Option<u32>,
+        actor: &str,
+        request_id: &str,
+        now: i64,
+    ) -> StoreResult<Moved> {
+        let (task, actor, rid) = (task.to_string(), actor.to_string(), request_id.to_string());
+        self.write(move |c| tasks::rollback(c, &task, to, (&actor, &rid), now))
+            .await
+    }
+
+    async fn delete_task_version(
+        &self,
+        task: &str,
+        version: u32,
+        actor: &str,
+        request_id: &str,
+        now: i64,
+    ) -> StoreResult<DeleteOutcome> {
+        let (task, actor, rid) = (task.to_string(), actor.to_string(), request_id.to_string());
+        self.write(move |c| tasks::delete_version(c, &task, version, (&actor, &rid), now))
+            .await
+    }
+
+    async fn resolve_task(&self, task: &str, version: Option<u32>) -> StoreResult<ResolvedTask> {
+        let task = task.to_string();
+        self.read(move |c| tasks::resolve(c, &task, version)).await
+    }
+
+    async fn task_generation(&self) -> StoreResult<i64> {
+        self.read(tasks::generation).await
+    }
+
+    async fn report_resolution(
+        &self,
+        node: &str,
+        task: &str,
+        version: u32,
+        generation: i64,
+        now: i64,
+    ) -> StoreResult<()> {
+        let (node, task) = (node.to_string(), task.to_string());
+        self.write(move |c| tasks::report_resolution(c, &node, &task, version, generation, now))
+            .await
+    }
+
+    async fn list_tasks(&self) -> StoreResult<Vec<TaskSummary>> {
+        self.read(tasks::list).await
+    }
+
+    async fn get_task(&self, task: &str) -> StoreResult<Option<Task>> {
+        let task = task.to_string();
+        self.read(move |c| tasks::get(c, &task)).await
     }
 
     async fn recover_agent(&self, agent: &str, node: &str, now: i64) -> StoreResult<u64> {

@@ -1,0 +1,236 @@
+//! `/v1/tasks`: deploy immutable task versions, roll back, unregister, look up.
+
+use super::error::{ApiError, Query};
+use super::{AppState, jobs};
+use crate::store::{DeleteOutcome, NewTaskVersion, now_ms};
+use crate::tasks::{TaskRef, check_name};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Longest a delete may wait for a version's jobs to drain, in seconds.
+const MAX_DRAIN_WAIT_SECS: u64 = 600;
+
+/// Who asked: the `x-driftless-actor` header (the CLI sends `$USER@host`), else `anonymous`.
+fn actor(headers: &HeaderMap) -> String {
+    headers
+        .get("x-driftless-actor")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(|v| v.chars().take(128).collect())
+        .unwrap_or_else(|| "anonymous".into())
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string()
+}
+
+fn name_ok(name: &str) -> Result<(), ApiError> {
+    check_name(name).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad-task-name", e.0))
+}
+
+/// After `current` moved: drop this node's cached resolutions and resolve the task again, so
+/// this node reports the new version at once (other nodes follow within one refresh).
+async fn moved_current(state: &AppState, name: &str, generation: i64) {
+    state.node.resolver.invalidate(generation).await;
+    let current = TaskRef {
+        name: name.to_string(),
+        version: None,
+    };
+    if let Err(e) = state.node.resolver.resolve(&current).await {
+        tracing::warn!(task = %name, error = %e, "could not resolve a task right after changing it");
+    }
+}
+
+/// `PUT /v1/tasks/{name}`: deploy the body (a component) as the task's next version. The
+/// version check runs first; a rejected deploy changes nothing. Bytes identical to an existing
+/// version return that version and change nothing.
+pub async fn deploy(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    name_ok(&name)?;
+    let bytes = jobs::read_body(&state, body).await?;
+    let prepared = state.node.sandbox.prepare(&bytes)?;
+    state.node.store.put_blob(&prepared.hash, &bytes).await?;
+    crate::fault::point("deploy-after-blob");
+    let deployed = state
+        .node
+        .store
+        .deploy_task(NewTaskVersion {
+            task: name.clone(),
+            component: prepared.hash.clone(),
+            report: prepared.report_json.clone(),
+            actor: actor(&headers),
+            request_id: request_id(&headers),
+            now_ms: now_ms(),
+        })
+        .await?;
+    if deployed.changed {
+        moved_current(&state, &name, deployed.generation).await;
+        tracing::info!(task = %name, version = deployed.version, previous = ?deployed.previous, "task deployed");
+    }
+    let status = if deployed.changed {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({
+            "task": name,
+            "version": deployed.version,
+            "previous": deployed.previous,
+            "created": deployed.changed,
+            "component": prepared.hash,
+            "report": prepared.report,
+        })),
+    )
+        .into_response())
+}
+
+/// Body of `POST /v1/tasks/{name}/rollback`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackSpec {
+    /// The version to make current; default: the newest registered version below `current`.
+    to: Option<u32>,
+}
+
+/// `POST /v1/tasks/{name}/rollback`.
+pub async fn rollback(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    name_ok(&name)?;
+    let spec: RollbackSpec = if body.is_empty() {
+        RollbackSpec::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the rollback body is not valid ({e}); send nothing, or {{\"to\": VERSION}}"
+            ))
+        })?
+    };
+    let moved = state
+        .node
+        .store
+        .rollback_task(
+            &name,
+            spec.to,
+            &actor(&headers),
+            &request_id(&headers),
+            now_ms(),
+        )
+        .await?;
+    moved_current(&state, &name, moved.generation).await;
+    tracing::info!(task = %name, version = moved.version, previous = ?moved.previous, "task rolled back");
+    Ok(Json(
+        json!({"task": name, "version": moved.version, "previous": moved.previous}),
+    ))
+}
+
+/// Query of `DELETE /v1/tasks/{name}/versions/{v}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    /// Wait up to this many seconds for the jobs pinning the version to finish.
+    wait: Option<u64>,
+}
+
+/// `DELETE /v1/tasks/{name}/versions/{v}`: unregister a version; refused (409) while queued
+/// or running jobs pin it, unless they finish within `?wait=SECONDS`.
+pub async fn delete_version(
+    State(state): State<AppState>,
+    Path((name, version)): Path<(String, u32)>,
+    Query(q): Query<DeleteQuery>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    name_ok(&name)?;
+    let wait = Duration::from_secs(q.wait.unwrap_or(0).min(MAX_DRAIN_WAIT_SECS));
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let outcome = state
+            .node
+            .store
+            .delete_task_version(
+                &name,
+                version,
+                &actor(&headers),
+                &request_id(&headers),
+                now_ms(),
+            )
+            .await?;
+        match outcome {
+            DeleteOutcome::Deleted => {
+                return Ok(Json(
+                    json!({"task": name, "version": version, "deleted": true}),
+                ));
+            }
+            DeleteOutcome::Pinned { count, jobs } => {
+                if tokio::time::Instant::now() >= deadline {
+                    let shown = jobs.join(", ");
+                    let more = if count as usize > jobs.len() {
+                        ", ..."
+                    } else {
+                        ""
+                    };
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "version-in-use",
+                        format!(
+                            "version {version} of task {name} is pinned by {count} queued or running job(s) ({shown}{more}); wait for them (DELETE ...?wait=SECONDS), or cancel them, then delete again"
+                        ),
+                    ));
+                }
+                tokio::time::sleep(
+                    Duration::from_millis(100).min(deadline - tokio::time::Instant::now()),
+                )
+                .await;
+            }
+        }
+    }
+}
+
+/// `GET /v1/tasks`.
+pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let tasks = state.node.store.list_tasks().await?;
+    Ok(Json(json!({"tasks": tasks})))
+}
+
+/// `GET /v1/tasks/{name}`: versions (with import summaries and job counts), `current`, what
+/// every node resolves `current` to, and the audit trail.
+pub async fn get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    name_ok(&name)?;
+    let task = state.node.store.get_task(&name).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown-task",
+            format!("no task is named {name}; deploy it with PUT /v1/tasks/{name} (GET /v1/tasks lists tasks)"),
+        )
+    })?;
+    let (generation, cached) = state.node.resolver.snapshot();
+    let mut body = serde_json::to_value(&task).unwrap_or_default();
+    body["this_node"] = json!({
+        "node": state.node.config.node,
+        "generation": generation,
+        "resolves_current_to": cached.iter().find(|r| r.task == name).map(|r| r.version),
+    });
+    Ok(Json(body))
+}
