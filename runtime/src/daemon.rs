@@ -4,11 +4,13 @@ use crate::api;
 use crate::engine::{Engine, EngineConfig, Sandbox};
 use crate::host::Catalog;
 use crate::node::{Node, NodeConfig};
+use crate::store::now_ms;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreKv};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Everything `driftless serve` is configured with.
 #[derive(Debug, Clone)]
@@ -30,6 +32,7 @@ pub struct Daemon {
     /// The node.
     pub node: Arc<Node>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Daemon {
@@ -57,20 +60,71 @@ impl Daemon {
             .map_err(|e| anyhow::anyhow!("{e:#}"))?,
         );
         let node = Node::new(config.node.clone(), store, sandbox);
-        let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| {
-            anyhow::anyhow!("cannot listen on {} ({e}); is another daemon running there? Choose another with --listen", config.listen)
+        let listener = crate::listener::bind(config.listen).map_err(|e| {
+            anyhow::anyhow!("cannot listen on {} ({e}); is something other than a driftless daemon using that port? Choose another with --listen", config.listen)
         })?;
         let addr = listener.local_addr()?;
         crate::agent::start(node.clone());
         tokio::spawn(crate::tasks::keep_fresh(node.clone()));
         let app = api::router(node.clone());
-        let server = tokio::spawn(async move { axum::serve(listener, app).await });
-        Ok(Daemon { addr, node, server })
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok(Daemon {
+            addr,
+            node,
+            server,
+            stop,
+        })
     }
 
     /// Serve until the server stops.
     pub async fn wait(self) -> anyhow::Result<()> {
         self.server.await??;
+        Ok(())
+    }
+
+    /// Stop without losing or double-running anything: drain (claim nothing new, fail
+    /// `/readyz`, ask clients to reconnect elsewhere), give in-flight attempts `grace` to
+    /// finish, interrupt the rest (back to the queue, not charged), release the agent
+    /// identities, then stop accepting connections and finish the open ones.
+    pub async fn shutdown(self, grace: Duration) -> anyhow::Result<()> {
+        let node = self.node.clone();
+        node.set_draining(true);
+        let inflight = node.running.lock().expect("running lock").len();
+        tracing::info!(inflight, grace_ms = grace.as_millis() as u64, "draining");
+        let deadline = tokio::time::Instant::now() + grace;
+        while !node.running.lock().expect("running lock").is_empty()
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let interrupted = node.interrupt_all();
+        if interrupted > 0 {
+            tracing::warn!(
+                interrupted,
+                "attempts still running at the end of the grace period were interrupted and queued again (not charged)"
+            );
+        }
+        while !node.running.lock().expect("running lock").is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        match node.store.release_identities(&node.holder, now_ms()).await {
+            Ok(n) => tracing::info!(identities = n, "released this node's agent identities"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not release the identities; they free up when their lease ends")
+            }
+        }
+        let _ = self.stop.send(());
+        match tokio::time::timeout(Duration::from_secs(10), self.server).await {
+            Ok(joined) => joined??,
+            Err(_) => tracing::warn!("connections still open 10 s after the drain; closing them"),
+        }
         Ok(())
     }
 }

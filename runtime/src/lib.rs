@@ -11,6 +11,8 @@ pub mod daemon;
 pub mod engine;
 pub mod fault;
 pub mod host;
+pub mod identity;
+pub mod listener;
 pub mod metrics;
 pub mod node;
 pub mod store;

@@ -6,6 +6,7 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::tasks::Resolver;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast};
@@ -30,6 +31,8 @@ pub struct NodeConfig {
     pub refresh_tasks: Duration,
     /// Largest component upload, in bytes.
     pub max_upload_bytes: usize,
+    /// How long a stopping node lets in-flight attempts finish before it interrupts them.
+    pub grace: Duration,
 }
 
 impl Default for NodeConfig {
@@ -43,6 +46,7 @@ impl Default for NodeConfig {
             reap_every: Duration::from_secs(5),
             refresh_tasks: Duration::from_secs(1),
             max_upload_bytes: 32 << 20,
+            grace: Duration::from_secs(30),
         }
     }
 }
@@ -59,8 +63,14 @@ pub struct Node {
     pub wake: Notify,
     /// Ids of jobs that reached a terminal state (for waiting clients).
     pub finished: broadcast::Sender<String>,
-    /// Cancel tokens of attempts running on this node, by job id.
-    pub running: Mutex<HashMap<String, CancelToken>>,
+    /// Attempts running on this node, by job id.
+    pub running: Mutex<HashMap<String, Running>>,
+    /// This process, as the holder of its agent identities (`host:pid:start`).
+    pub holder: String,
+    /// The identities this node's agents hold.
+    pub identities: Mutex<Vec<String>>,
+    /// Set while draining: agents claim nothing new and `/readyz` fails.
+    pub draining: AtomicBool,
     /// Counters and histograms for `/metrics`.
     pub metrics: Metrics,
     /// What task references resolve to, cached.
@@ -79,12 +89,53 @@ impl Node {
             wake: Notify::new(),
             finished,
             running: Mutex::default(),
+            holder: crate::identity::this_process(),
+            identities: Mutex::default(),
+            draining: AtomicBool::new(false),
             metrics: Metrics::default(),
         })
     }
 
-    /// Agent identity number `n` of this node.
-    pub fn agent_id(&self, n: usize) -> String {
-        format!("{}/{n}", self.config.node)
+    /// How many identities this node's agents choose from: twice the agents, so a second
+    /// process on the same node name (a hand-over) finds free ones.
+    pub fn identity_pool(&self) -> usize {
+        self.config.agents * 2
     }
+
+    /// Whether the node is draining.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Start or stop draining; wakes the agents either way.
+    pub fn set_draining(&self, on: bool) {
+        self.draining.store(on, Ordering::SeqCst);
+        self.wake.notify_waiters();
+    }
+
+    /// Interrupt every attempt still running here: each stops within milliseconds and goes
+    /// back to the queue without using up an attempt. Returns how many.
+    pub fn interrupt_all(&self) -> usize {
+        let running = self.running.lock().expect("running lock");
+        for r in running.values() {
+            r.interrupted.store(true, Ordering::SeqCst);
+            r.cancel.cancel();
+        }
+        running.len()
+    }
+}
+
+/// An attempt running on this node.
+#[derive(Clone)]
+pub struct Running {
+    /// The agent identity running it.
+    pub agent: String,
+    /// The attempt's number.
+    pub attempt: u32,
+    /// When it started (ms since epoch).
+    pub started_ms: i64,
+    /// Stops it.
+    pub cancel: CancelToken,
+    /// Set when a draining node stopped it (the attempt is then not charged).
+    pub interrupted: Arc<AtomicBool>,
 }

@@ -10,22 +10,42 @@ mod services;
 
 use crate::engine::{AttemptRequest, CancelToken};
 use crate::host::JobInfo;
-use crate::node::Node;
-use crate::store::{AttemptEnd, Claim, JobFailure, StoreError, now_ms};
+use crate::node::{Node, Running};
+use crate::store::{AttemptEnd, AttemptState, Claim, JobFailure, Next, StoreError, now_ms};
 use services::LeasedServices;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::task::JoinHandle;
 
 /// Start the node's agents and its reaper. They run until the process ends.
 pub fn start(node: Arc<Node>) -> Vec<JoinHandle<()>> {
     let mut handles: Vec<JoinHandle<()>> = (0..node.config.agents)
-        .map(|n| tokio::spawn(agent_loop(node.clone(), node.agent_id(n))))
+        .map(|_| tokio::spawn(agent_loop(node.clone())))
         .collect();
+    handles.push(tokio::spawn(crate::identity::keep_held(
+        node.store.clone(),
+        node.holder.clone(),
+        node.config.lease,
+    )));
     handles.push(tokio::spawn(reaper(node)));
     handles
 }
 
-async fn agent_loop(node: Arc<Node>, id: String) {
+async fn agent_loop(node: Arc<Node>) {
+    // Take an identity no live process holds, then recover what its last holder left running.
+    let id = crate::identity::acquire(
+        &node.store,
+        &node.config.node,
+        node.identity_pool(),
+        &node.holder,
+        node.config.lease,
+    )
+    .await;
+    tracing::info!(agent = %id, "agent started");
+    node.identities
+        .lock()
+        .expect("identities lock")
+        .push(id.clone());
     match node
         .store
         .recover_agent(&id, &node.config.node, now_ms())
@@ -47,6 +67,13 @@ async fn agent_loop(node: Arc<Node>, id: String) {
         }
         // Register interest before claiming, so a job inserted meanwhile is not missed.
         let woken = node.wake.notified();
+        if node.is_draining() {
+            tokio::select! {
+                _ = woken => {}
+                _ = tokio::time::sleep(node.config.poll) => {}
+            }
+            continue;
+        }
         match node
             .store
             .claim(&id, node.config.lease.as_millis() as i64, now_ms())
@@ -90,10 +117,17 @@ async fn run_claim(node: &Arc<Node>, agent: &str, claim: Claim) -> Option<Claim>
     let job = &claim.job;
     let token = claim.lease_token.clone();
     let cancel = CancelToken::new();
-    node.running
-        .lock()
-        .expect("running lock")
-        .insert(job.id.clone(), cancel.clone());
+    let interrupted = Arc::new(AtomicBool::new(false));
+    node.running.lock().expect("running lock").insert(
+        job.id.clone(),
+        Running {
+            agent: agent.to_string(),
+            attempt: claim.attempt,
+            started_ms: now_ms(),
+            cancel: cancel.clone(),
+            interrupted: interrupted.clone(),
+        },
+    );
     let heartbeat = tokio::spawn(keep_lease(node.clone(), token.clone(), cancel.clone()));
 
     let started = std::time::Instant::now();
@@ -122,7 +156,11 @@ async fn run_claim(node: &Arc<Node>, agent: &str, claim: Claim) -> Option<Claim>
                 cancel: cancel.clone(),
             };
             let result = node.sandbox.run(&prepared, request).await;
-            let (state, next) = retry::decide(&result.outcome, job.attempts, job.max_attempts);
+            let (state, next) = if interrupted.load(Ordering::SeqCst) {
+                (AttemptState::Interrupted, Next::Requeue)
+            } else {
+                retry::decide(&result.outcome, job.attempts, job.max_attempts)
+            };
             node.metrics
                 .attempt_finished(&result.outcome, result.duration);
             (
@@ -143,11 +181,18 @@ async fn run_claim(node: &Arc<Node>, agent: &str, claim: Claim) -> Option<Claim>
         next,
     };
     let lease_ms = node.config.lease.as_millis() as i64;
-    match node
-        .store
-        .finish_and_claim(&token, end, agent, lease_ms, now_ms())
-        .await
-    {
+    // A draining node records the result without claiming anything new.
+    let recorded = if node.is_draining() {
+        node.store
+            .finish_attempt(&token, end, now_ms())
+            .await
+            .map(|status| (status, None))
+    } else {
+        node.store
+            .finish_and_claim(&token, end, agent, lease_ms, now_ms())
+            .await
+    };
+    match recorded {
         Ok((status, next)) => {
             tracing::debug!(agent, job = %job.id, attempt = claim.attempt, status = status.as_str(), ms = started.elapsed().as_millis() as u64, "attempt finished");
             if status.is_terminal() {

@@ -509,9 +509,9 @@ pub async fn cancel(
 ) -> Result<Json<Value>, ApiError> {
     let job = state.node.store.cancel_job(&id, now_ms()).await?;
     if job.status == JobStatus::Running
-        && let Some(token) = state.node.running.lock().expect("running lock").get(&id)
+        && let Some(running) = state.node.running.lock().expect("running lock").get(&id)
     {
-        token.cancel();
+        running.cancel.cancel();
     }
     if job.status == JobStatus::Cancelled {
         let _ = state.node.finished.send(id.clone());

@@ -1,6 +1,7 @@
 //! api: the HTTP API (axum), versioned under `/v1`. [`router`] builds the whole app, so tests
 //! can serve it on `127.0.0.1:0` exactly as the daemon does.
 
+mod admin;
 pub mod error;
 mod jobs;
 mod system;
@@ -45,6 +46,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
+    ("POST", "/v1/admin/drain"),
+    ("POST", "/v1/admin/resume"),
+    ("GET", "/v1/admin/inflight"),
 ];
 
 /// Whether a concrete path matches a route template (`{x}` matches one segment).
@@ -80,9 +84,16 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics))
         .route("/openapi.json", get(system::openapi))
+        .route("/v1/admin/drain", post(admin::drain))
+        .route("/v1/admin/resume", post(admin::resume))
+        .route("/v1/admin/inflight", get(admin::inflight))
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admin::close_connections_while_draining,
+        ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");

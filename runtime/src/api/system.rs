@@ -34,8 +34,15 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// `GET /readyz`: ready to take jobs (the store answers).
+/// `GET /readyz`: ready to take jobs (not draining, and the store answers).
 pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    if state.node.is_draining() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining",
+            "this node is draining (a restart or upgrade is under way, or POST /v1/admin/drain); send traffic to another node, or POST /v1/admin/resume",
+        ));
+    }
     state.node.store.stats().await.map_err(|e| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -7,6 +7,7 @@ use driftless::node::NodeConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -33,6 +34,10 @@ pub struct Args {
     /// How often expired leases are reaped, in milliseconds.
     #[arg(long, env = "DRIFTLESS_REAP_MS", default_value_t = 5_000)]
     reap_ms: u64,
+    /// On SIGTERM or SIGINT, how long in-flight attempts may run on before they are
+    /// interrupted and queued again (not charged), in milliseconds.
+    #[arg(long, env = "DRIFTLESS_GRACE_MS", default_value_t = 30_000)]
+    grace_ms: u64,
 }
 
 /// `$XDG_DATA_HOME/driftless` or `~/.local/share/driftless`, else `./driftless-data`.
@@ -57,6 +62,7 @@ pub async fn run(args: Args) -> Result<i32> {
     node.lease = Duration::from_millis(args.lease_ms);
     node.heartbeat = Duration::from_millis((args.lease_ms / 3).max(1));
     node.reap_every = Duration::from_millis(args.reap_ms);
+    node.grace = Duration::from_millis(args.grace_ms);
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
     let config = DaemonConfig {
         listen: args.listen,
@@ -73,6 +79,31 @@ pub async fn run(args: Args) -> Result<i32> {
         data_dir.display()
     );
     tracing::info!(addr = %daemon.addr, "serving");
-    daemon.wait().await?;
-    Ok(0)
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    let grace = daemon.node.config.grace;
+    eprintln!(
+        "driftless: stopping: draining, in-flight attempts have {} ms to finish (signal again to exit at once)",
+        grace.as_millis()
+    );
+    tokio::select! {
+        stopped = daemon.shutdown(grace) => {
+            stopped?;
+            eprintln!("driftless: stopped");
+            Ok(0)
+        }
+        _ = term.recv() => exit_now(),
+        _ = int.recv() => exit_now(),
+    }
+}
+
+/// A second signal: exit at once. Attempts still running are recovered by identity (a node
+/// restarted on this data directory) or by lease (any node, once it expires).
+fn exit_now() -> ! {
+    eprintln!("driftless: second signal: exiting at once; running attempts will be recovered");
+    std::process::exit(130)
 }

@@ -99,6 +99,24 @@ pub trait Store: Send + Sync + 'static {
     /// Return the attempts an earlier incarnation of `agent` left running to the queue (or
     /// fail their jobs when out of attempts). Returns how many.
     async fn recover_agent(&self, agent: &str, node: &str, now_ms: i64) -> StoreResult<u64>;
+    /// Who holds agent identity `id` (`None`: the identity was never used).
+    async fn identity_holder(&self, id: &str) -> StoreResult<Option<IdentityHold>>;
+    /// Take identity `id` for `holder` if its holder is still `expected` (compare-and-set;
+    /// `None` = free). Returns whether it was taken.
+    async fn take_identity(
+        &self,
+        id: &str,
+        node: &str,
+        expected: Option<&str>,
+        holder: &str,
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+    /// Extend every identity `holder` holds; returns how many it holds.
+    async fn renew_identities(&self, holder: &str, lease_ms: i64, now_ms: i64) -> StoreResult<u64>;
+    /// Give up every identity `holder` holds; returns how many.
+    async fn release_identities(&self, holder: &str, now_ms: i64) -> StoreResult<u64>;
+
     /// Return attempts whose lease expired to the queue (or fail their jobs). Returns how many.
     async fn reap_expired(&self, now_ms: i64) -> StoreResult<u64>;
 

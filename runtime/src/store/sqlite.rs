@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite_0001_init.sql"),
     include_str!("migrations/sqlite_0002_tasks.sql"),
+    include_str!("migrations/sqlite_0003_identities.sql"),
 ];
 /// Most requests committed together.
 const MAX_BATCH: usize = 1024;
@@ -829,6 +830,83 @@ impl Store for SqliteStore {
                 now,
                 "its agent restarted under the same identity",
             )
+        })
+        .await
+    }
+
+    async fn identity_holder(&self, id: &str) -> StoreResult<Option<IdentityHold>> {
+        let id = id.to_string();
+        self.read(move |c| {
+            c.query_row_cached(
+                "SELECT holder, lease_expires_ms FROM agents WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(IdentityHold {
+                        holder: r.get(0)?,
+                        lease_expires_ms: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn take_identity(
+        &self,
+        id: &str,
+        node: &str,
+        expected: Option<&str>,
+        holder: &str,
+        lease_ms: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let (id, node, expected, holder) = (
+            id.to_string(),
+            node.to_string(),
+            expected.map(str::to_string),
+            holder.to_string(),
+        );
+        self.write(move |c| {
+            c.execute_cached(
+                "INSERT OR IGNORE INTO agents (id, node, started_ms, heartbeat_ms, holder, lease_expires_ms) VALUES (?1, ?2, ?3, ?3, NULL, 0)",
+                params![id, node, now],
+            )
+            .map_err(backend)?;
+            let n = c
+                .execute_cached(
+                    "UPDATE agents SET holder = ?3, lease_expires_ms = ?4, node = ?5, started_ms = ?6, heartbeat_ms = ?6 WHERE id = ?1 AND holder IS ?2",
+                    params![id, expected, holder, now + lease_ms, node, now],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn renew_identities(&self, holder: &str, lease_ms: i64, now: i64) -> StoreResult<u64> {
+        let holder = holder.to_string();
+        self.write(move |c| {
+            c.execute_cached(
+                "UPDATE agents SET lease_expires_ms = ?2, heartbeat_ms = ?3 WHERE holder = ?1",
+                params![holder, now + lease_ms, now],
+            )
+            .map(|n| n as u64)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn release_identities(&self, holder: &str, now: i64) -> StoreResult<u64> {
+        let holder = holder.to_string();
+        self.write(move |c| {
+            c.execute_cached(
+                "UPDATE agents SET holder = NULL, lease_expires_ms = 0, heartbeat_ms = ?2 WHERE holder = ?1",
+                params![holder, now],
+            )
+            .map(|n| n as u64)
+            .map_err(backend)
         })
         .await
     }

@@ -444,3 +444,12 @@ pub struct Task {
     /// Changes, oldest first.
     pub audit: Vec<AuditEntry>,
 }
+
+/// Who holds an agent identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityHold {
+    /// The holding process (`host:pid:start`), or `None` when free.
+    pub holder: Option<String>,
+    /// Until when the hold lasts without renewal.
+    pub lease_expires_ms: i64,
+}
