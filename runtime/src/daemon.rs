@@ -12,6 +12,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long a stopping node keeps answering after its drain began (at most the grace).
+const DRAIN_LINGER: Duration = Duration::from_secs(1);
+
 /// Everything `driftless serve` is configured with.
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
@@ -99,6 +102,7 @@ impl Daemon {
         let inflight = node.running.lock().expect("running lock").len();
         tracing::info!(inflight, grace_ms = grace.as_millis() as u64, "draining");
         let deadline = tokio::time::Instant::now() + grace;
+        let linger_until = tokio::time::Instant::now() + grace.min(DRAIN_LINGER);
         while !node.running.lock().expect("running lock").is_empty()
             && tokio::time::Instant::now() < deadline
         {
@@ -120,6 +124,9 @@ impl Daemon {
                 tracing::warn!(error = %e, "could not release the identities; they free up when their lease ends")
             }
         }
+        // Keep answering (with `Connection: close`) for a moment after the drain began, so
+        // load balancers see `/readyz` fail and keep-alive clients move their connections.
+        tokio::time::sleep_until(linger_until).await;
         let _ = self.stop.send(());
         match tokio::time::timeout(Duration::from_secs(10), self.server).await {
             Ok(joined) => joined??,

@@ -256,3 +256,39 @@ fn tasks_are_deployed_updated_and_rolled_back_from_the_cli() {
         stderr(&neither)
     );
 }
+
+#[test]
+fn drain_resume_and_inflight_from_the_cli() {
+    let (_dir, d) = start(&["--agents", "1"]);
+    let slow = driftless(&d.url, &["submit", SLOW, "--input", r#"{"ms":800}"#]);
+    let id = stdout(&slow).trim().to_string();
+    for _ in 0..100 {
+        if stdout(&driftless(&d.url, &["inflight"])).contains(&id) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let inflight = driftless(&d.url, &["inflight"]);
+    assert!(
+        stdout(&inflight)
+            .starts_with("node node-1 (taking work), agents node-1/0: 1 attempt(s) running"),
+        "{}",
+        stdout(&inflight)
+    );
+    let drained = driftless(&d.url, &["drain", "--wait"]);
+    assert_eq!(drained.status.code(), Some(0), "{}", stderr(&drained));
+    assert!(
+        stderr(&drained).contains("draining: 1 attempt(s) still running"),
+        "{}",
+        stderr(&drained)
+    );
+    assert!(
+        stdout(&drained).contains("(draining)")
+            && stdout(&drained).contains(": 0 attempt(s) running"),
+        "{}",
+        stdout(&drained)
+    );
+    let resumed = driftless(&d.url, &["resume", "--json"]);
+    let state: Value = serde_json::from_slice(&resumed.stdout).unwrap();
+    assert_eq!(state["draining"], false);
+}

@@ -36,8 +36,15 @@ impl DaemonProcess {
             .append(true)
             .open(data_dir.join("daemon.log"))
             .unwrap();
+        let listen: &[&str] = if extra.contains(&"--listen") {
+            &[]
+        } else {
+            &["--listen", "127.0.0.1:0"]
+        };
         let mut child = Command::new(bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg("serve")
+            .args(listen)
+            .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
             .env("DRIFTLESS_LOG", "warn,driftless=info")
@@ -72,6 +79,40 @@ impl DaemonProcess {
             url,
             data_dir: data_dir.to_path_buf(),
         }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Send a signal (`TERM`, `INT`, ...) with `kill`.
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -{name} failed");
+    }
+
+    /// Wait up to `timeout` for the process to exit; its exit code (`None`: still running, or
+    /// killed by a signal).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.url.rsplit(':').next().unwrap().parse().unwrap()
     }
 
     /// `kill -9`: no chance to clean up.

@@ -1,5 +1,6 @@
 //! cli: the `driftless` command.
 
+mod admin;
 mod check;
 mod client;
 mod jobs;
@@ -52,6 +53,12 @@ enum Command {
     Rollback(tasks::RollbackArgs),
     /// Unregister a version of a task (refused while jobs pin it).
     Undeploy(tasks::UndeployArgs),
+    /// Drain the node: claim nothing new and fail /readyz; --wait until nothing runs.
+    Drain(admin::DrainArgs),
+    /// Stop draining.
+    Resume(admin::NodeArgs),
+    /// Show the attempts running on the node.
+    Inflight(admin::NodeArgs),
 }
 
 /// Options shared by commands that build a local host.
@@ -124,6 +131,9 @@ fn client_command(command: Command) -> Result<i32> {
             Command::Task(args) => tasks::show(args).await,
             Command::Rollback(args) => tasks::rollback(args).await,
             Command::Undeploy(args) => tasks::undeploy(args).await,
+            Command::Drain(args) => admin::drain(args).await,
+            Command::Resume(args) => admin::resume(args).await,
+            Command::Inflight(args) => admin::inflight(args).await,
             Command::Check(_) | Command::Run(_) | Command::Serve(_) => {
                 unreachable!("local commands are dispatched in main")
             }
