@@ -194,32 +194,6 @@ async fn rejected_and_malformed_submissions_store_nothing() {
 
     let (_, list) = c.get("/v1/jobs").await;
     assert_eq!(list["jobs"], json!([]), "a refused submission stored a job");
-    let (status, body) = c.send(c.request(Method::DELETE, "/v1/jobs")).await;
-    assert_eq!(
-        (status, body["error"]["code"].clone()),
-        (405, json!("method-not-allowed"))
-    );
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("POST or GET"),
-        "{body}"
-    );
-    let (status, body) = c.get("/v1/jobs?limit=many").await;
-    assert_eq!(
-        (status, body["error"]["code"].clone()),
-        (400, json!("bad-request")),
-        "{body}"
-    );
-    let (status, served) = c.get("/openapi.json").await;
-    assert_eq!(status, 200);
-    let checked_in: Value =
-        serde_json::from_str(include_str!("../../runtime/openapi.json")).unwrap();
-    assert_eq!(
-        served, checked_in,
-        "GET /openapi.json serves the checked-in document"
-    );
     let (_, metrics) = c.get("/metrics").await;
     assert!(
         metrics
