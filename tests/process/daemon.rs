@@ -216,6 +216,22 @@ async fn idempotent_resubmission_and_upload_once_submit_many() {
     assert_eq!((s1, s2), (201, 200));
     assert_eq!(first["job"]["id"], again["job"]["id"]);
     assert_eq!(again["created"], false);
+    assert_eq!(
+        again["report"], first["report"],
+        "the report stored at admission"
+    );
+    // A retry with the key answers with the first job, whatever it carries, and can wait.
+    let (s3, retried) = c
+        .submit(
+            &bytes(CLI_COMMAND),
+            &[input(json!(2)), ("wait", "10".into())],
+            Some("order-42"),
+        )
+        .await;
+    assert_eq!(s3, 200, "{retried}");
+    assert_eq!(retried["job"]["id"], first["job"]["id"]);
+    assert_eq!(retried["job"]["status"], "succeeded", "{retried}");
+    assert_eq!(retried["job"]["output"], json!(1));
 
     let (status, up) = c
         .send(

@@ -305,6 +305,14 @@ async fn a_rejected_deploy_changes_nothing_and_bad_references_say_why() {
         "{both}"
     );
     assert_eq!(c.get("/v1/tasks/nope").await.0, 404);
+    let (status, bad) = c
+        .send(c.request(Method::DELETE, "/v1/tasks/counter/versions/latest"))
+        .await;
+    assert_eq!(
+        (status, bad["error"]["code"].clone()),
+        (400, json!("bad-request")),
+        "{bad}"
+    );
 }
 
 /// A process that dies between the steps of a deploy (after storing the component, or inside

@@ -6,7 +6,7 @@ use crate::engine::PrepareError;
 use crate::store::StoreError;
 use axum::Json;
 use axum::extract::FromRequestParts;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -124,6 +124,20 @@ impl From<QueryRejection> for ApiError {
     fn from(e: QueryRejection) -> Self {
         ApiError::bad_request(format!(
             "the query string is not valid: {}; see GET /openapi.json for each route's parameters",
+            e.body_text()
+        ))
+    }
+}
+
+/// `axum::extract::Path` whose rejection is the API's JSON error (`bad-request`).
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+impl From<PathRejection> for ApiError {
+    fn from(e: PathRejection) -> Self {
+        ApiError::bad_request(format!(
+            "the path is not valid: {}; see GET /openapi.json for each route's parameters",
             e.body_text()
         ))
     }

@@ -1,13 +1,13 @@
 //! `/v1/jobs` and `/v1/components`: submit, look up, list, wait, cancel, logs.
 
-use super::error::{ApiError, Query};
+use super::error::{ApiError, Path, Query};
 use super::{AppState, view};
 use crate::engine::{Limits, Prepared, hash_hex};
 use crate::store::{JobStatus, NewJob, ResolvedTask, StoreError, now_ms};
 use crate::tasks::TaskRef;
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -231,6 +231,26 @@ pub async fn submit(
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    // A key already used names its job: answer with it before reading or judging anything.
+    if let Some(key) = &idempotency_key
+        && let Some((job, report)) = state.node.store.job_by_idempotency_key(key).await?
+    {
+        let location = format!("/v1/jobs/{}", job.id);
+        let job = match query.wait.filter(|w| *w > 0) {
+            None => view::job(&job),
+            Some(secs) => view::record(&wait_for(&state, &job.id, secs).await?),
+        };
+        let body = format!(r#"{{"job":{job},"created":false,"report":{report}}}"#);
+        return Ok((
+            StatusCode::OK,
+            [
+                (header::LOCATION, location),
+                (header::CONTENT_TYPE, "application/json".to_string()),
+            ],
+            body,
+        )
+            .into_response());
+    }
     let (source, spec) = match content_type(&headers).as_str() {
         "application/wasm" | "application/octet-stream" => {
             let spec = query.take_spec()?;

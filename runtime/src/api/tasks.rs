@@ -1,12 +1,12 @@
 //! `/v1/tasks`: deploy immutable task versions, roll back, unregister, look up.
 
-use super::error::{ApiError, Query};
+use super::error::{ApiError, Path, Query};
 use super::{AppState, jobs};
 use crate::store::{DeleteOutcome, NewTaskVersion, now_ms};
 use crate::tasks::{TaskRef, check_name};
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;

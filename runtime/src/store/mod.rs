@@ -50,6 +50,8 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_job(&self, job: NewJob) -> StoreResult<Inserted>;
     /// One job with its attempts.
     async fn get_job(&self, id: &str) -> StoreResult<Option<JobRecord>>;
+    /// The job an idempotency key named, with its admission report (JSON text).
+    async fn job_by_idempotency_key(&self, key: &str) -> StoreResult<Option<(Job, String)>>;
     /// Jobs, newest first, optionally by status; `before` is the `seq` cursor of the last page.
     async fn list_jobs(
         &self,

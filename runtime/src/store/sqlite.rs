@@ -814,6 +814,32 @@ impl Store for SqliteStore {
         self.read(move |c| tasks::get(c, &task)).await
     }
 
+    async fn job_by_idempotency_key(&self, key: &str) -> StoreResult<Option<(Job, String)>> {
+        let key = key.to_string();
+        self.read(move |c| {
+            let Some(job) = c
+                .query_row_cached(
+                    &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE idempotency_key = ?1"),
+                    [&key],
+                    job_from_row,
+                )
+                .optional()
+                .map_err(backend)?
+            else {
+                return Ok(None);
+            };
+            let report: String = c
+                .query_row_cached(
+                    "SELECT COALESCE(r.report, NULLIF(j.report, ''), 'null') FROM jobs j LEFT JOIN reports r ON r.hash = j.report_hash WHERE j.id = ?1",
+                    [&job.id],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            Ok(Some((job, report)))
+        })
+        .await
+    }
+
     async fn recover_agent(&self, agent: &str, node: &str, now: i64) -> StoreResult<u64> {
         let (agent, node) = (agent.to_string(), node.to_string());
         self.write(move |c| {
