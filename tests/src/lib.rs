@@ -121,3 +121,4 @@ pub fn output_json(result: &AttemptResult) -> serde_json::Value {
 }
 
 pub mod daemon;
+pub mod postgres;
