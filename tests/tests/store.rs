@@ -4,7 +4,8 @@
 use driftless::engine::Limits;
 use driftless::store::sqlite::SqliteStore;
 use driftless::store::{
-    AttemptEnd, AttemptState, JobFailure, JobStatus, NewJob, Next, Store, StoreError, now_ms,
+    AttemptEnd, AttemptState, DeleteOutcome, JobFailure, JobStatus, NewJob, NewTaskVersion, Next,
+    Store, StoreError, now_ms,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -310,4 +311,202 @@ async fn acknowledged_writes_survive_reopening_and_blobs_are_stored_once() {
         "v is not a number"
     );
     assert_eq!(store.kv_list("s", "", "").await.unwrap(), ["k", "n"]);
+}
+
+fn version(task: &str, component: &str, actor: &str) -> NewTaskVersion {
+    NewTaskVersion {
+        task: task.into(),
+        component: component.into(),
+        report: "{}".into(),
+        actor: actor.into(),
+        request_id: format!("req-{component}"),
+        now_ms: now_ms(),
+    }
+}
+
+#[tokio::test]
+async fn task_versions_are_immutable_numbered_and_audited() {
+    let (_dir, store) = fresh();
+    for c in ["c1", "c2"] {
+        store.put_blob(c, c.as_bytes()).await.unwrap();
+    }
+    let g0 = store.task_generation().await.unwrap();
+    let v1 = store.deploy_task(version("t", "c1", "ann")).await.unwrap();
+    assert_eq!((v1.version, v1.previous, v1.changed), (1, None, true));
+    let v2 = store.deploy_task(version("t", "c2", "bob")).await.unwrap();
+    assert_eq!((v2.version, v2.previous, v2.changed), (2, Some(1), true));
+    assert!(v2.generation > v1.generation && v1.generation > g0);
+    let same = store.deploy_task(version("t", "c1", "cy")).await.unwrap();
+    assert_eq!(
+        (same.version, same.changed),
+        (1, false),
+        "same bytes: no-op"
+    );
+    assert_eq!(store.task_generation().await.unwrap(), v2.generation);
+
+    let current = store.resolve_task("t", None).await.unwrap();
+    assert_eq!((current.version, current.component.as_str()), (2, "c2"));
+    assert_eq!(
+        store.resolve_task("t", Some(1)).await.unwrap().component,
+        "c1"
+    );
+    assert!(matches!(
+        store.resolve_task("nope", None).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let back = store
+        .rollback_task("t", None, "dee", "r3", now_ms())
+        .await
+        .unwrap();
+    assert_eq!((back.version, back.previous), (1, Some(2)));
+    assert!(
+        matches!(
+            store.rollback_task("t", None, "dee", "r4", now_ms()).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "nothing below version 1"
+    );
+
+    // A pinned version cannot go; the current one never can.
+    let mut job = new_job("pinned", 1);
+    job.component = "c2".into();
+    job.task = Some("t@2".into());
+    store.insert_job(job).await.unwrap();
+    assert_eq!(
+        store
+            .delete_task_version("t", 2, "eve", "r5", now_ms())
+            .await
+            .unwrap(),
+        DeleteOutcome::Pinned {
+            count: 1,
+            jobs: vec!["pinned".into()]
+        }
+    );
+    assert!(matches!(
+        store
+            .delete_task_version("t", 1, "eve", "r6", now_ms())
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.cancel_job("pinned", now_ms()).await.unwrap();
+    assert_eq!(
+        store
+            .delete_task_version("t", 2, "eve", "r7", now_ms())
+            .await
+            .unwrap(),
+        DeleteOutcome::Deleted
+    );
+    assert!(matches!(
+        store.resolve_task("t", Some(2)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.put_blob("c3", b"c3").await.unwrap();
+    assert_eq!(
+        store
+            .deploy_task(version("t", "c3", "fay"))
+            .await
+            .unwrap()
+            .version,
+        3
+    );
+
+    let task = store.get_task("t").await.unwrap().unwrap();
+    assert_eq!(task.current, 3);
+    assert_eq!(task.versions.len(), 3);
+    assert!(task.versions[1].deleted_ms.is_some());
+    assert_eq!(task.versions[1].jobs.cancelled, 1);
+    let audit: Vec<(&str, &str, Option<u32>, Option<u32>)> = task
+        .audit
+        .iter()
+        .map(|a| {
+            (
+                a.action.as_str(),
+                a.actor.as_str(),
+                a.old_version,
+                a.new_version,
+            )
+        })
+        .collect();
+    assert_eq!(
+        audit,
+        [
+            ("deploy", "ann", None, Some(1)),
+            ("deploy", "bob", Some(1), Some(2)),
+            ("rollback", "dee", Some(2), Some(1)),
+            ("delete-version", "eve", Some(2), None),
+            ("deploy", "fay", Some(1), Some(3)),
+        ]
+    );
+    store
+        .report_resolution("node-x", "t", 3, task.generation, now_ms())
+        .await
+        .unwrap();
+    store
+        .report_resolution("node-x", "t", 1, task.generation - 1, now_ms())
+        .await
+        .unwrap();
+    let nodes = store.get_task("t").await.unwrap().unwrap().nodes;
+    assert_eq!(
+        (nodes.len(), nodes[0].version),
+        (1, 3),
+        "an older report never wins"
+    );
+}
+
+#[tokio::test]
+async fn an_identity_has_one_holder_at_a_time() {
+    let (_dir, store) = fresh();
+    let now = now_ms();
+    assert_eq!(store.identity_holder("n/0").await.unwrap(), None);
+    assert!(
+        store
+            .take_identity("n/0", "n", None, "p1", 10_000, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .take_identity("n/0", "n", None, "p2", 10_000, now)
+            .await
+            .unwrap(),
+        "held: the compare-and-set fails"
+    );
+    assert!(
+        !store
+            .take_identity("n/0", "n", Some("someone-else"), "p2", 10_000, now)
+            .await
+            .unwrap()
+    );
+    let hold = store.identity_holder("n/0").await.unwrap().unwrap();
+    assert_eq!(
+        (hold.holder.as_deref(), hold.lease_expires_ms),
+        (Some("p1"), now + 10_000)
+    );
+    assert_eq!(
+        store.renew_identities("p1", 20_000, now + 1).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .identity_holder("n/0")
+            .await
+            .unwrap()
+            .unwrap()
+            .lease_expires_ms,
+        now + 20_001
+    );
+    // Taking over from a named (expired or dead) holder, then releasing.
+    assert!(
+        store
+            .take_identity("n/0", "n", Some("p1"), "p2", 10_000, now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.renew_identities("p1", 20_000, now).await.unwrap(), 0);
+    assert_eq!(store.release_identities("p2", now).await.unwrap(), 1);
+    assert_eq!(
+        store.identity_holder("n/0").await.unwrap().unwrap().holder,
+        None
+    );
 }
