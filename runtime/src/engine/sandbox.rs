@@ -84,7 +84,7 @@ pub struct Sandbox {
     catalog: Arc<Catalog>,
     linker: Linker<StoreData>,
     kv: Arc<dyn KvBackend>,
-    prepared: Mutex<HashMap<String, Arc<Prepared>>>,
+    prepared: Mutex<Bounded<Arc<Prepared>>>,
 }
 
 impl Sandbox {
@@ -211,7 +211,6 @@ impl Sandbox {
             .lock()
             .expect("prepared lock")
             .get(&cache_key(hash, extra_optional))
-            .cloned()
     }
 
     /// Run one attempt of a prepared job.
@@ -238,5 +237,65 @@ fn cache_key(hash: &str, extra_optional: &[String]) -> String {
         hash.to_string()
     } else {
         format!("{hash}+{}", extra_optional.join(","))
+    }
+}
+
+/// Prepared components kept for reuse; past this many, the oldest-inserted is dropped (it is
+/// prepared again from the compile cache or the store when next needed).
+const PREPARED_ENTRIES: usize = 512;
+
+/// A map that keeps at most `PREPARED_ENTRIES` values, dropping the oldest-inserted first.
+struct Bounded<V> {
+    entries: HashMap<String, V>,
+    order: std::collections::VecDeque<String>,
+    cap: usize,
+}
+
+impl<V> Default for Bounded<V> {
+    fn default() -> Self {
+        Bounded {
+            entries: HashMap::new(),
+            order: Default::default(),
+            cap: PREPARED_ENTRIES,
+        }
+    }
+}
+
+impl<V: Clone> Bounded<V> {
+    fn get(&self, key: &str) -> Option<V> {
+        self.entries.get(key).cloned()
+    }
+
+    fn insert(&mut self, key: String, value: V) {
+        if self.entries.insert(key.clone(), value).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > self.cap {
+            if let Some(old) = self.order.pop_front() {
+                self.entries.remove(&old);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Bounded;
+
+    #[test]
+    fn the_prepared_cache_drops_the_oldest_past_its_bound() {
+        let mut cache = Bounded::<u32> {
+            cap: 2,
+            ..Default::default()
+        };
+        cache.insert("a".into(), 1);
+        cache.insert("b".into(), 2);
+        cache.insert("a".into(), 3);
+        assert_eq!((cache.get("a"), cache.get("b")), (Some(3), Some(2)));
+        cache.insert("c".into(), 4);
+        assert_eq!(
+            (cache.get("a"), cache.get("b"), cache.get("c")),
+            (None, Some(2), Some(4))
+        );
     }
 }
