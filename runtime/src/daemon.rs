@@ -86,12 +86,6 @@ impl Daemon {
         })
     }
 
-    /// Serve until the server stops.
-    pub async fn wait(self) -> anyhow::Result<()> {
-        self.server.await??;
-        Ok(())
-    }
-
     /// Stop without losing or double-running anything: drain (claim nothing new, fail
     /// `/readyz`, ask clients to reconnect elsewhere), give in-flight attempts `grace` to
     /// finish, interrupt the rest (back to the queue, not charged), release the agent

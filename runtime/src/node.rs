@@ -1,9 +1,9 @@
 //! A node: one daemon process's shared parts (store, sandbox, wake-ups, running attempts,
 //! metrics), used by the API and the agents.
 
-use crate::engine::{CancelToken, Sandbox};
+use crate::engine::{CancelToken, PrepareError, Prepared, Sandbox};
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::tasks::Resolver;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -96,6 +96,25 @@ impl Node {
         })
     }
 
+    /// A stored component prepared on this node: reused by hash when this node prepared it
+    /// before (no blob read, no rehash), else read from the store and judged against this
+    /// node's catalog.
+    pub async fn prepare_stored(
+        &self,
+        hash: &str,
+        extra_optional: &[String],
+    ) -> Result<Arc<Prepared>, PrepareStoredError> {
+        if let Some(prepared) = self.sandbox.cached(hash, extra_optional) {
+            return Ok(prepared);
+        }
+        let bytes = self
+            .store
+            .get_blob(hash)
+            .await?
+            .ok_or(PrepareStoredError::Missing)?;
+        Ok(self.sandbox.prepare_with(&bytes, extra_optional)?)
+    }
+
     /// How many identities this node's agents choose from: twice the agents, so a second
     /// process on the same node name (a hand-over) finds free ones.
     pub fn identity_pool(&self) -> usize {
@@ -123,6 +142,20 @@ impl Node {
         }
         running.len()
     }
+}
+
+/// Why [`Node::prepare_stored`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareStoredError {
+    /// No component with that hash is stored.
+    #[error("the component is not in the store")]
+    Missing,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The component does not pass admission on this node.
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
 }
 
 /// An attempt running on this node.

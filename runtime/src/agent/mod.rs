@@ -10,7 +10,7 @@ mod services;
 
 use crate::engine::{AttemptRequest, CancelToken};
 use crate::host::JobInfo;
-use crate::node::{Node, Running};
+use crate::node::{Node, PrepareStoredError, Running};
 use crate::store::{AttemptEnd, AttemptState, Claim, JobFailure, Next, StoreError, now_ms};
 use services::LeasedServices;
 use std::sync::Arc;
@@ -217,40 +217,28 @@ async fn run_claim(node: &Arc<Node>, agent: &str, claim: Claim) -> Option<Claim>
 /// Look the component up and prepare it on this node; the version check runs again here.
 async fn prepare(node: &Node, claim: &Claim) -> Result<Arc<crate::engine::Prepared>, JobFailure> {
     let job = &claim.job;
-    if let Some(prepared) = node.sandbox.cached(&job.component, &job.optional_imports) {
-        return Ok(prepared);
-    }
-    let fail = |code: &str, message: String| JobFailure {
+    let failure = |code: &str, message: String, retryable: bool| JobFailure {
         code: code.into(),
         message,
-        retryable: false,
+        retryable,
     };
-    let bytes = match node.store.get_blob(&job.component).await {
-        Ok(Some(b)) => b,
-        Ok(None) => {
-            return Err(fail(
+    node.prepare_stored(&job.component, &job.optional_imports)
+        .await
+        .map_err(|e| match e {
+            PrepareStoredError::Missing => failure(
                 "component-missing",
                 format!("the job's component {} is not in the store", job.component),
-            ));
-        }
-        Err(e) => {
-            return Err(JobFailure {
-                code: "store-unavailable".into(),
-                message: e.to_string(),
-                retryable: true,
-            });
-        }
-    };
-    node.sandbox
-        .prepare_with(&bytes, &job.optional_imports)
-        .map_err(|e| {
-            fail(
+                false,
+            ),
+            PrepareStoredError::Store(e) => failure("store-unavailable", e.to_string(), true),
+            PrepareStoredError::Prepare(e) => failure(
                 "rejected-at-claim",
                 format!(
                     "this node ({}) cannot run the job any more: {e}",
                     node.config.node
                 ),
-            )
+                false,
+            ),
         })
 }
 

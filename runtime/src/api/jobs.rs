@@ -3,7 +3,8 @@
 use super::error::{ApiError, Path, Query};
 use super::{AppState, view};
 use crate::engine::{Limits, Prepared, hash_hex};
-use crate::store::{JobStatus, NewJob, ResolvedTask, StoreError, now_ms};
+use crate::node::PrepareStoredError;
+use crate::store::{Job, JobStatus, NewJob, ResolvedTask, StoreError, now_ms};
 use crate::tasks::TaskRef;
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -207,17 +208,21 @@ async fn stored(
     hash: &str,
     optional: &[String],
 ) -> Result<Arc<Prepared>, ApiError> {
-    if let Some(prepared) = state.node.sandbox.cached(hash, optional) {
-        return Ok(prepared);
-    }
-    let bytes = state.node.store.get_blob(hash).await?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown-component",
-            format!("no component with hash {hash} is stored; upload it with PUT /v1/components"),
-        )
-    })?;
-    Ok(state.node.sandbox.prepare_with(&bytes, optional)?)
+    state
+        .node
+        .prepare_stored(hash, optional)
+        .await
+        .map_err(|e| match e {
+            PrepareStoredError::Missing => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown-component",
+                format!(
+                    "no component with hash {hash} is stored; upload it with PUT /v1/components"
+                ),
+            ),
+            PrepareStoredError::Store(e) => e.into(),
+            PrepareStoredError::Prepare(e) => e.into(),
+        })
 }
 
 /// `POST /v1/jobs`.
@@ -235,21 +240,7 @@ pub async fn submit(
     if let Some(key) = &idempotency_key
         && let Some((job, report)) = state.node.store.job_by_idempotency_key(key).await?
     {
-        let location = format!("/v1/jobs/{}", job.id);
-        let job = match query.wait.filter(|w| *w > 0) {
-            None => view::job(&job),
-            Some(secs) => view::record(&wait_for(&state, &job.id, secs).await?),
-        };
-        let body = format!(r#"{{"job":{job},"created":false,"report":{report}}}"#);
-        return Ok((
-            StatusCode::OK,
-            [
-                (header::LOCATION, location),
-                (header::CONTENT_TYPE, "application/json".to_string()),
-            ],
-            body,
-        )
-            .into_response());
+        return submit_answer(&state, StatusCode::OK, &job, false, &report, query.wait).await;
     }
     let (source, spec) = match content_type(&headers).as_str() {
         "application/wasm" | "application/octet-stream" => {
@@ -391,19 +382,37 @@ pub async fn submit(
     } else {
         StatusCode::OK
     };
-    let job = match query.wait.filter(|w| *w > 0) {
-        None => view::job(&inserted.job),
-        Some(secs) => view::record(&wait_for(&state, &inserted.job.id, secs).await?),
+    submit_answer(
+        &state,
+        status,
+        &inserted.job,
+        inserted.created,
+        &prepared.report_json,
+        query.wait,
+    )
+    .await
+}
+
+/// The answer to a submission: the job (with its attempts, once finished, when the client asked
+/// to `wait`), whether it was created, and its admission report — JSON text serialized once,
+/// when the component was prepared (or stored with the job).
+async fn submit_answer(
+    state: &AppState,
+    status: StatusCode,
+    job: &Job,
+    created: bool,
+    report: &str,
+    wait: Option<u64>,
+) -> Result<Response, ApiError> {
+    let shown = match wait.filter(|w| *w > 0) {
+        None => view::job(job),
+        Some(secs) => view::record(&wait_for(state, &job.id, secs).await?),
     };
-    // The report was serialized once, when the component was prepared.
-    let body = format!(
-        r#"{{"job":{},"created":{},"report":{}}}"#,
-        job, inserted.created, prepared.report_json
-    );
+    let body = format!(r#"{{"job":{shown},"created":{created},"report":{report}}}"#);
     Ok((
         status,
         [
-            (header::LOCATION, format!("/v1/jobs/{}", inserted.job.id)),
+            (header::LOCATION, format!("/v1/jobs/{}", job.id)),
             (header::CONTENT_TYPE, "application/json".to_string()),
         ],
         body,
