@@ -69,6 +69,10 @@ impl Daemon {
         let addr = listener.local_addr()?;
         crate::agent::start(node.clone());
         tokio::spawn(crate::tasks::keep_fresh(node.clone()));
+        tokio::spawn(crate::cluster::keep_registered(
+            node.clone(),
+            addr.to_string(),
+        ));
         let app = api::router(node.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -117,6 +121,9 @@ impl Daemon {
             Err(e) => {
                 tracing::warn!(error = %e, "could not release the identities; they free up when their lease ends")
             }
+        }
+        if let Err(e) = node.store.leave_node(&node.holder, now_ms()).await {
+            tracing::warn!(error = %e, "could not mark this node gone in the registry; it is marked gone after the node TTL");
         }
         // Keep answering (with `Connection: close`) for a moment after the drain began, so
         // load balancers see `/readyz` fail and keep-alive clients move their connections.

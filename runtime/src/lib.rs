@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod cluster;
 pub mod compat;
 pub mod daemon;
 pub mod engine;

@@ -1,6 +1,7 @@
 //! A node: one daemon process's shared parts (store, sandbox, wake-ups, running attempts,
 //! metrics), used by the API and the agents.
 
+use crate::cluster::Cluster;
 use crate::engine::{CancelToken, PrepareError, Prepared, Sandbox};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -33,6 +34,15 @@ pub struct NodeConfig {
     pub max_upload_bytes: usize,
     /// How long a stopping node lets in-flight attempts finish before it interrupts them.
     pub grace: Duration,
+    /// How often the node heartbeats in the registry (and judges new compatibility classes).
+    pub node_heartbeat: Duration,
+    /// A node process silent for this long is marked gone: its identities are freed and its
+    /// attempts go back to the queue.
+    pub node_ttl: Duration,
+    /// How long gone node processes still count for admission: a job that only a node gone
+    /// this recently can run is accepted and waits for it (a node restarting in a rolling
+    /// upgrade), where one no node ever ran is refused.
+    pub remember_nodes: Duration,
 }
 
 impl Default for NodeConfig {
@@ -47,6 +57,9 @@ impl Default for NodeConfig {
             refresh_tasks: Duration::from_secs(1),
             max_upload_bytes: 32 << 20,
             grace: Duration::from_secs(30),
+            node_heartbeat: Duration::from_secs(1),
+            node_ttl: Duration::from_secs(10),
+            remember_nodes: Duration::from_secs(600),
         }
     }
 }
@@ -75,6 +88,8 @@ pub struct Node {
     pub metrics: Metrics,
     /// What task references resolve to, cached.
     pub resolver: Resolver,
+    /// The registry as this node sees it, and the job classes it may claim.
+    pub cluster: Cluster,
 }
 
 impl Node {
@@ -83,6 +98,7 @@ impl Node {
         let (finished, _) = broadcast::channel(4096);
         Arc::new(Node {
             resolver: Resolver::new(config.node.clone(), store.clone()),
+            cluster: Cluster::new(sandbox.catalog().clone()),
             config,
             store,
             sandbox,

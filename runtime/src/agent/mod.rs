@@ -76,7 +76,12 @@ async fn agent_loop(node: Arc<Node>) {
         }
         match node
             .store
-            .claim(&id, node.config.lease.as_millis() as i64, now_ms())
+            .claim(
+                &id,
+                &node.cluster.classes(),
+                node.config.lease.as_millis() as i64,
+                now_ms(),
+            )
             .await
         {
             Ok(Some(claim)) => next = run_claim(&node, &id, claim).await,
@@ -189,7 +194,14 @@ async fn run_claim(node: &Arc<Node>, agent: &str, claim: Claim) -> Option<Claim>
             .map(|status| (status, None))
     } else {
         node.store
-            .finish_and_claim(&token, end, agent, lease_ms, now_ms())
+            .finish_and_claim(
+                &token,
+                end,
+                agent,
+                &node.cluster.classes(),
+                lease_ms,
+                now_ms(),
+            )
             .await
     };
     match recorded {

@@ -2,9 +2,11 @@
 
 use super::error::{ApiError, Path, Query};
 use super::{AppState, view};
-use crate::engine::{Limits, Prepared, hash_hex};
+use crate::cluster;
+use crate::compat::{self, CompatReport};
+use crate::engine::{Limits, PrepareError, Prepared, hash_hex};
 use crate::node::PrepareStoredError;
-use crate::store::{Job, JobStatus, NewJob, ResolvedTask, StoreError, now_ms};
+use crate::store::{Job, JobStatus, NewJob, Requirements, ResolvedTask, StoreError, now_ms};
 use crate::tasks::TaskRef;
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -172,19 +174,47 @@ enum Source {
     Task(TaskRef),
 }
 
+/// What admission decided about a submission's component.
+struct Admitted {
+    /// The component's hash.
+    hash: String,
+    /// The report against the catalog of a node that can run it (this one if it can).
+    report_json: Arc<str>,
+    /// What the job needs from a host.
+    requirements: Requirements,
+}
+
+impl Admitted {
+    fn here(p: &Prepared) -> Admitted {
+        Admitted {
+            hash: p.hash.clone(),
+            report_json: p.report_json.clone(),
+            requirements: p.requirements.clone(),
+        }
+    }
+}
+
 /// Run admission on a submission's component and make sure it is stored; for a task, resolve
 /// and pin the version. A stored component this node prepared before is neither read back nor
-/// hashed again.
+/// hashed again. A component this node's catalog rejects is still accepted when another
+/// registered node's catalog satisfies it (a mixed-version cluster): it then runs there.
 async fn admit(
     state: &AppState,
     source: Source,
     optional: &[String],
-) -> Result<(Arc<Prepared>, Option<ResolvedTask>), ApiError> {
+) -> Result<(Admitted, Option<ResolvedTask>), ApiError> {
     match source {
         Source::Upload(bytes) => {
-            let prepared = state.node.sandbox.prepare_with(&bytes, optional)?;
-            state.node.store.put_blob(&prepared.hash, &bytes).await?;
-            Ok((prepared, None))
+            let (admitted, here) = match state.node.sandbox.prepare_with(&bytes, optional) {
+                Ok(prepared) => (Admitted::here(&prepared), true),
+                Err(PrepareError::Rejected(report)) => {
+                    (elsewhere(state, &bytes, optional, report).await?, false)
+                }
+                Err(e) => return Err(e.into()),
+            };
+            state.node.store.put_blob(&admitted.hash, &bytes).await?;
+            state.node.cluster.learn(&admitted.requirements.class, here);
+            Ok((admitted, None))
         }
         Source::Stored(hash) => Ok((stored(state, &hash, optional).await?, None)),
         Source::Task(r) => {
@@ -202,27 +232,84 @@ async fn admit(
     }
 }
 
-/// Prepare a stored component by hash.
-async fn stored(
-    state: &AppState,
-    hash: &str,
-    optional: &[String],
-) -> Result<Arc<Prepared>, ApiError> {
-    state
-        .node
-        .prepare_stored(hash, optional)
-        .await
-        .map_err(|e| match e {
-            PrepareStoredError::Missing => ApiError::new(
+/// Admit a stored component by hash.
+async fn stored(state: &AppState, hash: &str, optional: &[String]) -> Result<Admitted, ApiError> {
+    let admitted = match state.node.prepare_stored(hash, optional).await {
+        Ok(prepared) => {
+            state.node.cluster.learn(&prepared.requirements.class, true);
+            return Ok(Admitted::here(&prepared));
+        }
+        Err(PrepareStoredError::Missing) => {
+            return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "unknown-component",
                 format!(
                     "no component with hash {hash} is stored; upload it with PUT /v1/components"
                 ),
-            ),
-            PrepareStoredError::Store(e) => e.into(),
-            PrepareStoredError::Prepare(e) => e.into(),
-        })
+            ));
+        }
+        Err(PrepareStoredError::Store(e)) => return Err(e.into()),
+        Err(PrepareStoredError::Prepare(PrepareError::Rejected(report))) => {
+            let bytes = state
+                .node
+                .store
+                .get_blob(hash)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("component {hash}")))?;
+            elsewhere(state, &bytes, optional, report).await?
+        }
+        Err(PrepareStoredError::Prepare(e)) => return Err(e.into()),
+    };
+    state
+        .node
+        .cluster
+        .learn(&admitted.requirements.class, false);
+    Ok(admitted)
+}
+
+/// Admission of a component this node's catalog rejects: accepted when a registered node
+/// (live, or gone within `remember_nodes`: one restarting in a rolling upgrade) can run it,
+/// with that node's report; refused with this node's report otherwise.
+async fn elsewhere(
+    state: &AppState,
+    bytes: &[u8],
+    optional: &[String],
+    here: Box<CompatReport>,
+) -> Result<Admitted, ApiError> {
+    let (inspection, _) = state
+        .node
+        .sandbox
+        .check_with(bytes, optional)
+        .map_err(PrepareError::Invalid)?;
+    let requirements = Requirements::from_spec(compat::requirements_spec(&inspection));
+    let capable = state
+        .node
+        .cluster
+        .capable_report(
+            state.node.store.as_ref(),
+            state.node.config.remember_nodes,
+            &requirements.spec,
+        )
+        .await?;
+    match capable {
+        Some((node, report)) => {
+            tracing::info!(runs_on = %node.node, "this node cannot run the job; admitted for a node whose catalog can");
+            Ok(Admitted {
+                hash: hash_hex(bytes),
+                report_json: serde_json::to_string(&report)
+                    .expect("a report serializes")
+                    .into(),
+                requirements,
+            })
+        }
+        None => {
+            let mut refused = ApiError::from(PrepareError::Rejected(here));
+            refused.message.push_str(
+                ". No other node of the cluster can run it either (GET /v1/nodes shows each node's catalog)",
+            );
+            Err(refused)
+        }
+    }
 }
 
 /// `POST /v1/jobs`.
@@ -339,7 +426,7 @@ pub async fn submit(
         ));
     }
     let (limits, max_attempts) = limits(&state, &spec)?;
-    let (prepared, task) = match admit(&state, source, &spec.optional_imports).await {
+    let (admitted, task) = match admit(&state, source, &spec.optional_imports).await {
         Ok(p) => p,
         Err(e) => {
             if matches!(
@@ -362,12 +449,13 @@ pub async fn submit(
                 .map(|t| format!("task:{}", t.task))
                 .unwrap_or_else(|| id.clone()),
             id,
-            component: prepared.hash.clone(),
+            component: admitted.hash.clone(),
             input,
             max_attempts,
             limits,
             optional_imports: spec.optional_imports,
-            report: prepared.report_json.clone(),
+            report: admitted.report_json.clone(),
+            requirements: Some(admitted.requirements.clone()),
             task: task.as_ref().map(|t| format!("{}@{}", t.task, t.version)),
             idempotency_key,
             now_ms: now_ms(),
@@ -387,7 +475,7 @@ pub async fn submit(
         status,
         &inserted.job,
         inserted.created,
-        &prepared.report_json,
+        &admitted.report_json,
         query.wait,
     )
     .await
@@ -455,7 +543,23 @@ pub async fn get(
     Query(q): Query<GetQuery>,
 ) -> Result<Response, ApiError> {
     let record = wait_for(&state, &id, q.wait.unwrap_or(0)).await?;
-    Ok(Json(view::record(&record)).into_response())
+    let mut shown = view::record(&record);
+    if record.job.status == JobStatus::Queued
+        && let Some(class) = &record.job.class
+        && let Some(spec) = state.node.store.requirement_class(class).await?
+    {
+        let nodes = state
+            .node
+            .cluster
+            .verdicts(
+                state.node.store.as_ref(),
+                state.node.config.remember_nodes,
+                &spec,
+            )
+            .await?;
+        shown["placement"] = json!(cluster::placement(nodes));
+    }
+    Ok(Json(shown).into_response())
 }
 
 /// The job once it is finished, or as it is after `secs` seconds (at most 60).

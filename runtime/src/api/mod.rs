@@ -4,6 +4,7 @@
 mod admin;
 pub mod error;
 mod jobs;
+mod nodes;
 mod system;
 mod tasks;
 mod view;
@@ -42,6 +43,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/tasks/{name}/versions/{version}"),
     ("POST", "/v1/check"),
     ("GET", "/v1/modules"),
+    ("GET", "/v1/nodes"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -80,6 +82,7 @@ pub fn router(node: Arc<Node>) -> Router {
         )
         .route("/v1/check", post(system::check))
         .route("/v1/modules", get(system::modules))
+        .route("/v1/nodes", get(nodes::list))
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics))

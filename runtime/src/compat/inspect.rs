@@ -3,7 +3,7 @@
 
 use super::signature;
 use semver::Version;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use wasmtime::component::wit_parser::{Resolve, WorldItem, WorldKey, decoding};
 use wasmtime::wasmparser::{Parser, Payload};
@@ -16,7 +16,7 @@ pub const OPTIONAL_IMPORTS_SECTION: &str = "driftless:optional-imports";
 pub const RUN_SIGNATURE: &str = "func(input: list<u8>) -> result<list<u8>, record { code: string, message: string, retryable: bool }>";
 
 /// One interface a component imports.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Import {
     /// The full name as imported: `driftless:kv/store@1.1.0`.
     pub name: String,
@@ -31,7 +31,7 @@ pub struct Import {
 }
 
 /// What the host needs to know about a component before admitting it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Inspection {
     /// Every interface imported.
     pub imports: Vec<Import>,

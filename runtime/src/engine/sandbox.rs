@@ -7,6 +7,7 @@ use super::cache::hash_hex;
 use super::limits::Limits;
 use super::outcome::AttemptResult;
 use crate::compat::{self, CompatReport, InspectError, Inspection, Verdict};
+use crate::store::Requirements;
 use crate::host::bindings::Host_Pre;
 use crate::host::{
     AttemptServices, Catalog, DeclaredImport, HostState, JobInfo, JobLog, KvBackend, linker,
@@ -60,6 +61,8 @@ pub struct Prepared {
     pub report: CompatReport,
     /// The report as compact JSON, serialized once (every job admitted with it stores it).
     pub report_json: Arc<str>,
+    /// What the job needs from a host, as its compatibility class.
+    pub requirements: Requirements,
     pub(crate) declared: Arc<Vec<DeclaredImport>>,
     pub(crate) pre: Host_Pre<StoreData>,
 }
@@ -189,6 +192,7 @@ impl Sandbox {
         let prepared = Arc::new(Prepared {
             engine: self.engine.clone(),
             hash: hash.clone(),
+            requirements: Requirements::from_spec(compat::requirements_spec(&inspection)),
             inspection,
             report_json: serde_json::to_string(&report)
                 .expect("a report serializes")

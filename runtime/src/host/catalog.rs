@@ -7,7 +7,7 @@
 
 use crate::compat::signature;
 use semver::Version;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use wasmtime::component::wit_parser::Resolve;
 
@@ -50,7 +50,7 @@ const WASI_PACKAGES: &[&str] = &[
 const WASI_VERSION: &str = "0.2.12";
 
 /// One host module: a package at one version, with its interfaces.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Module {
     /// Package name without version: `driftless:kv`.
     pub name: String,
@@ -62,7 +62,7 @@ pub struct Module {
 }
 
 /// One interface of a module.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Interface {
     /// Function name → canonical signature (`func(key: string) -> option<string>`).
     pub functions: BTreeMap<String, String>,

@@ -3,8 +3,11 @@
 //! SQLite ([`sqlite::SqliteStore`]) is the embedded default: WAL mode, fsynced commits, and a
 //! single writer thread that commits many requests per fsync (group commit). Every write
 //! about an attempt is fenced by its lease token; a stale token gets [`StoreError::StaleLease`].
+//! PostgreSQL ([`postgres::PostgresStore`]) is the shared store for several nodes, with the same
+//! semantics (and the same test suite).
 
 mod kv;
+pub mod postgres;
 pub mod sqlite;
 mod types;
 
@@ -66,8 +69,16 @@ pub trait Store: Send + Sync + 'static {
     async fn cancel_job(&self, id: &str, now_ms: i64) -> StoreResult<Job>;
 
     /// Claim the next runnable job for `agent`, in one transaction: mark it running, count
-    /// the attempt, and record the agent and a fresh lease token.
-    async fn claim(&self, agent: &str, lease_ms: i64, now_ms: i64) -> StoreResult<Option<Claim>>;
+    /// the attempt, and record the agent and a fresh lease token. Only jobs whose class is
+    /// `NULL` or one of `classes` (the compatibility classes the agent's catalog satisfies)
+    /// are considered; others are skipped, never claimed and given back.
+    async fn claim(
+        &self,
+        agent: &str,
+        classes: &[String],
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Option<Claim>>;
     /// Extend a lease. Returns whether cancellation was requested for the job.
     async fn heartbeat(&self, token: &str, lease_ms: i64, now_ms: i64) -> StoreResult<bool>;
     /// Record progress of a running attempt (fenced).
@@ -91,12 +102,41 @@ pub trait Store: Send + Sync + 'static {
         token: &str,
         end: AttemptEnd,
         agent: &str,
+        classes: &[String],
         lease_ms: i64,
         now_ms: i64,
     ) -> StoreResult<(JobStatus, Option<Claim>)> {
         let status = self.finish_attempt(token, end, now_ms).await?;
-        Ok((status, self.claim(agent, lease_ms, now_ms).await?))
+        Ok((status, self.claim(agent, classes, lease_ms, now_ms).await?))
     }
+
+    /// Compatibility classes first stored after `after_seq`, oldest first (a job's insert
+    /// stores its class when it is new).
+    async fn requirement_classes(&self, after_seq: i64) -> StoreResult<Vec<RequirementClass>>;
+    /// One compatibility class's requirements (JSON), if stored.
+    async fn requirement_class(&self, class: &str) -> StoreResult<Option<String>>;
+
+    /// Register this process in the node registry (replacing an earlier row of the same
+    /// process), live from `now_ms`.
+    async fn register_node(&self, node: NodeRegistration) -> StoreResult<()>;
+    /// Record a live node process's heartbeat, draining flag and in-flight count. Returns
+    /// false when the registry has no live row for it (it was marked gone: register again).
+    async fn node_heartbeat(
+        &self,
+        process: &str,
+        draining: bool,
+        inflight: u32,
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+    /// Mark a process gone at once (a clean exit), releasing nothing else.
+    async fn leave_node(&self, process: &str, now_ms: i64) -> StoreResult<()>;
+    /// Every live node process, and those gone since `gone_since_ms`, oldest first.
+    async fn list_nodes(&self, gone_since_ms: i64) -> StoreResult<Vec<NodeRecord>>;
+    /// Mark gone every live process whose last heartbeat is older than `now_ms - ttl_ms`: in
+    /// one transaction, release the identities it held and expire the leases of the attempts
+    /// its agents run (so [`reap_expired`](Self::reap_expired) returns them to the queue at
+    /// once). Rows gone for more than a day are deleted. Returns the processes marked gone.
+    async fn reap_gone_nodes(&self, ttl_ms: i64, now_ms: i64) -> StoreResult<Vec<String>>;
 
     /// Return the attempts an earlier incarnation of `agent` left running to the queue (or
     /// fail their jobs when out of attempts). Returns how many.

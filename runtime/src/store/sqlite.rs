@@ -7,6 +7,7 @@
 
 use super::*;
 
+mod nodes;
 mod tasks;
 use crate::host::KvBackendError;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -18,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite_0001_init.sql"),
     include_str!("migrations/sqlite_0002_tasks.sql"),
     include_str!("migrations/sqlite_0003_identities.sql"),
+    include_str!("migrations/sqlite_0004_cluster.sql"),
 ];
 /// Most requests committed together.
 const MAX_BATCH: usize = 1024;
@@ -217,7 +219,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Work>) {
 
 /// The columns [`job_from_row`] reads. The admission report (in `reports`, by `report_hash`)
 /// is not read back with the job: `NULL` keeps the column positions.
-const JOB_COLUMNS: &str = "id, seq, component, status, input, max_attempts, attempts, limits, optional, NULL, kv_scope, task, run_after_ms, created_ms, updated_ms, finished_ms, output, error, progress, progress_msg, cancel_requested";
+const JOB_COLUMNS: &str = "id, seq, component, status, input, max_attempts, attempts, limits, optional, NULL, kv_scope, task, run_after_ms, created_ms, updated_ms, finished_ms, output, error, progress, progress_msg, cancel_requested, class";
 
 fn job_from_row(r: &Row) -> rusqlite::Result<Job> {
     let status: String = r.get(3)?;
@@ -246,6 +248,7 @@ fn job_from_row(r: &Row) -> rusqlite::Result<Job> {
         error: error.and_then(|e| serde_json::from_str(&e).ok()),
         progress: progress.map(|p| (p, progress_msg.unwrap_or_default())),
         cancel_requested: r.get::<_, i64>(20)? != 0,
+        class: r.get(21)?,
     })
 }
 
@@ -338,12 +341,23 @@ fn lose_attempts(
     Ok(lost.len() as u64)
 }
 
+/// The classes an agent may claim, as the JSON array the claim query reads with `json_each`.
+fn classes_json(classes: &[String]) -> String {
+    serde_json::to_string(classes).unwrap_or_else(|_| "[]".into())
+}
+
 /// Claim the next runnable job for `agent` (inside the writer's transaction).
-fn claim_in(c: &Connection, agent: &str, lease_ms: i64, now: i64) -> StoreResult<Option<Claim>> {
+fn claim_in(
+    c: &Connection,
+    agent: &str,
+    classes: &str,
+    lease_ms: i64,
+    now: i64,
+) -> StoreResult<Option<Claim>> {
     let next = c
             .query_row_cached(
-                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'queued' AND run_after_ms <= ?1 ORDER BY run_after_ms, seq LIMIT 1"),
-                [now],
+                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'queued' AND run_after_ms <= ?1 AND (class IS NULL OR class IN (SELECT value FROM json_each(?2))) ORDER BY run_after_ms, seq LIMIT 1"),
+                params![now, classes],
                 job_from_row,
             )
             .optional()
@@ -534,14 +548,21 @@ impl Store for SqliteStore {
                 }
             }
             let report_hash = blake3::hash(job.report.as_bytes()).to_hex().to_string();
+            if let Some(r) = &job.requirements {
+                c.execute_cached(
+                    "INSERT OR IGNORE INTO requirement_classes (class, spec, created_ms) VALUES (?1, ?2, ?3)",
+                    params![r.class, &*r.spec, job.now_ms],
+                )
+                .map_err(backend)?;
+            }
             c.execute_cached(
                 "INSERT OR IGNORE INTO reports (hash, report) VALUES (?1, ?2)",
                 params![report_hash, &*job.report],
             )
             .map_err(backend)?;
             c.execute_cached(
-                "INSERT INTO jobs (id, component, input, status, max_attempts, limits, optional, report, report_hash, kv_scope, task, idempotency_key, run_after_ms, created_ms, updated_ms)
-                 VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, '', ?7, ?8, ?9, ?10, ?11, ?11, ?11)",
+                "INSERT INTO jobs (id, component, input, status, max_attempts, limits, optional, report, report_hash, kv_scope, task, idempotency_key, class, run_after_ms, created_ms, updated_ms)
+                 VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, '', ?7, ?8, ?9, ?10, ?12, ?11, ?11, ?11)",
                 params![
                     job.id,
                     job.component,
@@ -554,6 +575,7 @@ impl Store for SqliteStore {
                     job.task,
                     job.idempotency_key,
                     job.now_ms,
+                    job.requirements.as_ref().map(|r| &r.class),
                 ],
             )
             .map_err(|e| match e {
@@ -657,9 +679,15 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn claim(&self, agent: &str, lease_ms: i64, now: i64) -> StoreResult<Option<Claim>> {
-        let agent = agent.to_string();
-        self.write(move |c| claim_in(c, &agent, lease_ms, now))
+    async fn claim(
+        &self,
+        agent: &str,
+        classes: &[String],
+        lease_ms: i64,
+        now: i64,
+    ) -> StoreResult<Option<Claim>> {
+        let (agent, classes) = (agent.to_string(), classes_json(classes));
+        self.write(move |c| claim_in(c, &agent, &classes, lease_ms, now))
             .await
     }
 
@@ -742,15 +770,54 @@ impl Store for SqliteStore {
         token: &str,
         end: AttemptEnd,
         agent: &str,
+        classes: &[String],
         lease_ms: i64,
         now: i64,
     ) -> StoreResult<(JobStatus, Option<Claim>)> {
-        let (token, agent) = (token.to_string(), agent.to_string());
+        let (token, agent, classes) = (token.to_string(), agent.to_string(), classes_json(classes));
         self.write(move |c| {
             let status = finish_in(c, &token, &end, now)?;
-            Ok((status, claim_in(c, &agent, lease_ms, now)?))
+            Ok((status, claim_in(c, &agent, &classes, lease_ms, now)?))
         })
         .await
+    }
+
+    async fn requirement_classes(&self, after_seq: i64) -> StoreResult<Vec<RequirementClass>> {
+        self.read(move |c| nodes::classes_after(c, after_seq)).await
+    }
+
+    async fn requirement_class(&self, class: &str) -> StoreResult<Option<String>> {
+        let class = class.to_string();
+        self.read(move |c| nodes::class_spec(c, &class)).await
+    }
+
+    async fn register_node(&self, node: NodeRegistration) -> StoreResult<()> {
+        self.write(move |c| nodes::register(c, &node)).await
+    }
+
+    async fn node_heartbeat(
+        &self,
+        process: &str,
+        draining: bool,
+        inflight: u32,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let process = process.to_string();
+        self.write(move |c| nodes::heartbeat(c, &process, draining, inflight, now))
+            .await
+    }
+
+    async fn leave_node(&self, process: &str, now: i64) -> StoreResult<()> {
+        let process = process.to_string();
+        self.write(move |c| nodes::leave(c, &process, now)).await
+    }
+
+    async fn list_nodes(&self, gone_since_ms: i64) -> StoreResult<Vec<NodeRecord>> {
+        self.read(move |c| nodes::list(c, gone_since_ms)).await
+    }
+
+    async fn reap_gone_nodes(&self, ttl_ms: i64, now: i64) -> StoreResult<Vec<String>> {
+        self.write(move |c| nodes::reap_gone(c, ttl_ms, now)).await
     }
 
     async fn deploy_task(&self, version: NewTaskVersion) -> StoreResult<Moved> {

@@ -134,8 +134,92 @@ pub struct NewJob {
     pub task: Option<String>,
     /// Idempotency key, if the client sent one.
     pub idempotency_key: Option<String>,
+    /// What the job needs from a host (`None`: any node may claim it).
+    pub requirements: Option<Requirements>,
     /// When it was accepted.
     pub now_ms: i64,
+}
+
+/// What a job needs from a host, as a precomputed compatibility class: jobs with the same
+/// imports and optional-import patterns share one class, and a node judges each class against
+/// its catalog once, then claims only jobs of the classes it satisfies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirements {
+    /// The class id: blake3 of `spec`, hex.
+    pub class: String,
+    /// The requirements as JSON (the imports with their functions, and the optional patterns).
+    pub spec: std::sync::Arc<str>,
+}
+
+impl Requirements {
+    /// The class of requirements written as `spec` (see `compat::requirements_spec`).
+    pub fn from_spec(spec: String) -> Requirements {
+        Requirements {
+            class: blake3::hash(spec.as_bytes()).to_hex().to_string(),
+            spec: spec.into(),
+        }
+    }
+}
+
+/// A compatibility class as stored, for nodes catching up on classes they have not judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequirementClass {
+    /// Order of first appearance: a node asks for the classes after the last one it saw.
+    pub seq: i64,
+    /// The class id.
+    pub class: String,
+    /// The requirements as JSON.
+    pub spec: String,
+}
+
+/// A node process announcing itself in the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRegistration {
+    /// The process (`host:pid:start`): the registry's key, as two processes of one node name
+    /// run side by side during a hand-over.
+    pub process: String,
+    /// The node name (agent identities are `<node>/<n>`).
+    pub node: String,
+    /// Where its API listens (`127.0.0.1:7878`).
+    pub address: String,
+    /// The version of driftless it runs.
+    pub version: String,
+    /// Its catalog: the modules it provides with their functions, as JSON.
+    pub catalog: String,
+    /// How many agents it runs.
+    pub agents: u32,
+    /// When it started.
+    pub now_ms: i64,
+}
+
+/// A node process as the registry knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeRecord {
+    /// The process (`host:pid:start`).
+    pub process: String,
+    /// The node name.
+    pub node: String,
+    /// Where its API listens.
+    pub address: String,
+    /// The version of driftless it runs.
+    pub version: String,
+    /// Its catalog as JSON (modules with their functions).
+    #[serde(skip)]
+    pub catalog: String,
+    /// How many agents it runs.
+    pub agents: u32,
+    /// The agent identities it holds now.
+    pub identities: Vec<String>,
+    /// When it registered.
+    pub started_ms: i64,
+    /// Its last heartbeat.
+    pub heartbeat_ms: i64,
+    /// Whether it is draining.
+    pub draining: bool,
+    /// Attempts running on it at its last heartbeat.
+    pub inflight: u32,
+    /// When it left or was marked gone (`None`: live).
+    pub gone_ms: Option<i64>,
 }
 
 /// A job as stored.
@@ -164,6 +248,8 @@ pub struct Job {
     pub kv_scope: String,
     /// `name@version` for task jobs.
     pub task: Option<String>,
+    /// Its compatibility class (`None`: any node may claim it).
+    pub class: Option<String>,
     /// Earliest time of the next attempt (ms since epoch).
     pub run_after_ms: i64,
     /// Accepted at.

@@ -1,0 +1,297 @@
+//! cluster: the node registry and placement. Every node process registers itself (name,
+//! address, catalog, agents) and heartbeats; a process that stops heartbeating is marked gone,
+//! its identities freed and its attempts returned to the queue. Each job carries a
+//! compatibility class (what it needs from a host); a node judges each class against its own
+//! catalog once and claims only jobs of the classes it satisfies, so in a mixed-version cluster
+//! a job only ever runs on a node that can run it.
+
+use crate::compat::{self, CompatReport, Verdict};
+use crate::host::Catalog;
+use crate::host::catalog::Module;
+use crate::node::Node;
+use crate::store::{NodeRecord, NodeRegistration, Store, StoreResult, now_ms};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a read of the registry is reused (admission and job status read it).
+const NODES_FRESH: Duration = Duration::from_millis(500);
+
+/// A node's view of the cluster: the classes its catalog satisfies and a recent registry read.
+pub struct Cluster {
+    catalog: Catalog,
+    book: Mutex<Book>,
+    nodes: Mutex<Option<(Instant, Arc<Vec<NodeRecord>>)>>,
+}
+
+/// The classes judged so far.
+#[derive(Default)]
+struct Book {
+    /// The last class sequence number read from the store.
+    after: i64,
+    /// Class → whether this node's catalog satisfies it.
+    judged: HashMap<String, bool>,
+    /// The satisfied ones, as handed to every claim.
+    satisfied: Arc<[String]>,
+}
+
+/// One node process's verdict on a job's requirements.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeVerdict {
+    /// The node name.
+    pub node: String,
+    /// The process (`host:pid:start`).
+    pub process: String,
+    /// Its API address.
+    pub address: String,
+    /// `live`, `draining` or `gone`.
+    pub state: &'static str,
+    /// What its catalog says about the job.
+    pub verdict: Verdict,
+    /// Why, in words.
+    pub summary: String,
+}
+
+/// Where a job can run, for its status.
+#[derive(Debug, Clone, Serialize)]
+pub struct Placement {
+    /// Live, non-draining node processes whose catalog satisfies the job.
+    pub runnable_on: Vec<String>,
+    /// Why the job is waiting, when no live node can run it now.
+    pub waiting: Option<String>,
+    /// Every registered node process's verdict.
+    pub nodes: Vec<NodeVerdict>,
+}
+
+impl Cluster {
+    /// A view for a node providing `catalog`.
+    pub fn new(catalog: Catalog) -> Cluster {
+        Cluster {
+            catalog,
+            book: Mutex::default(),
+            nodes: Mutex::default(),
+        }
+    }
+
+    /// The classes this node may claim.
+    pub fn classes(&self) -> Arc<[String]> {
+        self.book.lock().expect("book lock").satisfied.clone()
+    }
+
+    /// Record this node's verdict on a class it judged itself (at admission).
+    pub fn learn(&self, class: &str, satisfied: bool) {
+        let mut book = self.book.lock().expect("book lock");
+        if book.judged.contains_key(class) {
+            return;
+        }
+        book.judged.insert(class.to_string(), satisfied);
+        if satisfied {
+            let mut list = book.satisfied.to_vec();
+            list.push(class.to_string());
+            book.satisfied = list.into();
+        }
+    }
+
+    /// Judge the classes stored since the last call (jobs admitted through other nodes).
+    /// Returns how many this node can run.
+    pub async fn catch_up(&self, store: &dyn Store) -> StoreResult<usize> {
+        let after = self.book.lock().expect("book lock").after;
+        let new = store.requirement_classes(after).await?;
+        let mut runnable = 0;
+        for class in &new {
+            let ok = compat::judge_spec(&class.spec, &self.catalog)
+                .map(|r| r.verdict != Verdict::Rejected)
+                .unwrap_or(false);
+            runnable += usize::from(ok);
+            self.learn(&class.class, ok);
+        }
+        if let Some(last) = new.last() {
+            let mut book = self.book.lock().expect("book lock");
+            book.after = book.after.max(last.seq);
+        }
+        Ok(runnable)
+    }
+
+    /// The registered node processes: live ones and those gone within `remember`.
+    pub async fn nodes(
+        &self,
+        store: &dyn Store,
+        remember: Duration,
+    ) -> StoreResult<Arc<Vec<NodeRecord>>> {
+        if let Some((at, nodes)) = &*self.nodes.lock().expect("nodes lock")
+            && at.elapsed() < NODES_FRESH
+        {
+            return Ok(nodes.clone());
+        }
+        let nodes = Arc::new(
+            store
+                .list_nodes(now_ms() - remember.as_millis() as i64)
+                .await?,
+        );
+        *self.nodes.lock().expect("nodes lock") = Some((Instant::now(), nodes.clone()));
+        Ok(nodes)
+    }
+
+    /// Every registered node process's verdict on requirements `spec`.
+    pub async fn verdicts(
+        &self,
+        store: &dyn Store,
+        remember: Duration,
+        spec: &str,
+    ) -> StoreResult<Vec<NodeVerdict>> {
+        let nodes = self.nodes(store, remember).await?;
+        Ok(nodes
+            .iter()
+            .map(|n| {
+                let report = judge_on(spec, n);
+                NodeVerdict {
+                    node: n.node.clone(),
+                    process: n.process.clone(),
+                    address: n.address.clone(),
+                    state: state_of(n),
+                    verdict: report.verdict,
+                    summary: report.summary,
+                }
+            })
+            .collect())
+    }
+
+    /// The report of the first registered node process (live ones first) whose catalog
+    /// satisfies `spec`, if any: admission accepts a job another node can run.
+    pub async fn capable_report(
+        &self,
+        store: &dyn Store,
+        remember: Duration,
+        spec: &str,
+    ) -> StoreResult<Option<(NodeRecord, CompatReport)>> {
+        let nodes = self.nodes(store, remember).await?;
+        let mut ordered: Vec<&NodeRecord> = nodes.iter().collect();
+        ordered.sort_by_key(|n| (n.gone_ms.is_some(), n.draining));
+        Ok(ordered.into_iter().find_map(|n| {
+            let report = judge_on(spec, n);
+            (report.verdict != Verdict::Rejected).then(|| (n.clone(), report))
+        }))
+    }
+}
+
+/// `live`, `draining` or `gone`.
+fn state_of(n: &NodeRecord) -> &'static str {
+    match (n.gone_ms.is_some(), n.draining) {
+        (true, _) => "gone",
+        (false, true) => "draining",
+        (false, false) => "live",
+    }
+}
+
+/// Judge `spec` against a registered node's catalog.
+fn judge_on(spec: &str, node: &NodeRecord) -> CompatReport {
+    let catalog = serde_json::from_str::<Vec<Module>>(&node.catalog).map(Catalog::from_modules);
+    match catalog.map(|c| compat::judge_spec(spec, &c)) {
+        Ok(Ok(report)) => report,
+        _ => CompatReport {
+            verdict: Verdict::Rejected,
+            catalog: vec![],
+            imports: vec![],
+            summary: "its registered catalog or this job's requirements could not be read".into(),
+        },
+    }
+}
+
+/// Where a job with requirements `spec` can run, from every node's verdict.
+pub fn placement(nodes: Vec<NodeVerdict>) -> Placement {
+    let runnable_on: Vec<String> = nodes
+        .iter()
+        .filter(|n| n.state == "live" && n.verdict != Verdict::Rejected)
+        .map(|n| n.node.clone())
+        .collect();
+    let waiting = runnable_on.is_empty().then(|| {
+        let capable: Vec<String> = nodes
+            .iter()
+            .filter(|n| n.verdict != Verdict::Rejected)
+            .map(|n| format!("{} ({})", n.node, n.state))
+            .collect();
+        if capable.is_empty() {
+            "no registered node provides what this job imports; it waits until a node whose catalog satisfies it joins (GET /v1/nodes shows the catalogs)".to_string()
+        } else {
+            format!(
+                "no live node can run this job now; it waits for one of: {}. It runs as soon as one is live and not draining",
+                capable.join(", ")
+            )
+        }
+    });
+    let mut runnable_on = runnable_on;
+    runnable_on.dedup();
+    Placement {
+        runnable_on,
+        waiting,
+        nodes,
+    }
+}
+
+/// Register this process, then heartbeat, mark silent processes gone (returning their work to
+/// the queue) and judge new compatibility classes, until the process ends.
+pub async fn keep_registered(node: Arc<Node>, address: String) {
+    let registration = NodeRegistration {
+        process: node.holder.clone(),
+        node: node.config.node.clone(),
+        address,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        catalog: serde_json::to_string(node.sandbox.catalog().modules())
+            .expect("a catalog serializes"),
+        agents: node.config.agents as u32,
+        now_ms: now_ms(),
+    };
+    let store = node.store.clone();
+    let mut registered = false;
+    loop {
+        if !registered {
+            match store
+                .register_node(NodeRegistration {
+                    now_ms: now_ms(),
+                    ..registration.clone()
+                })
+                .await
+            {
+                Ok(()) => registered = true,
+                Err(e) => tracing::warn!(error = %e, "could not register this node; retrying"),
+            }
+        } else {
+            let inflight = node.running.lock().expect("running lock").len() as u32;
+            match store
+                .node_heartbeat(&node.holder, node.is_draining(), inflight, now_ms())
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(
+                        "the registry had marked this node gone (no heartbeat within the node TTL); registering again"
+                    );
+                    registered = false;
+                    continue;
+                }
+                Err(e) => tracing::warn!(error = %e, "node heartbeat failed"),
+            }
+        }
+        match store
+            .reap_gone_nodes(node.config.node_ttl.as_millis() as i64, now_ms())
+            .await
+        {
+            Ok(gone) if !gone.is_empty() => {
+                tracing::warn!(processes = ?gone, "marked silent node processes gone; their identities are free and their attempts go back to the queue");
+                if let Err(e) = store.reap_expired(now_ms()).await {
+                    tracing::warn!(error = %e, "reaping the gone nodes' attempts failed; the reaper will retry");
+                }
+                node.wake.notify_waiters();
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not check for silent node processes"),
+        }
+        match node.cluster.catch_up(store.as_ref()).await {
+            Ok(n) if n > 0 => node.wake.notify_waiters(),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not read new compatibility classes"),
+        }
+        tokio::time::sleep(node.config.node_heartbeat).await;
+    }
+}
