@@ -188,7 +188,10 @@ impl CompileCache {
                 let c = Component::new(engine, bytes)
                     .map_err(|e| CacheError::Compile(format!("{e:#}")))?;
                 self.compiles.fetch_add(1, Ordering::Relaxed);
-                self.store(hash, &c)?;
+                // The compiled component is good whether or not the disk copy is written.
+                if let Err(e) = self.store(hash, &c) {
+                    tracing::warn!(error = %e, "could not write the compile cache; the component is compiled again after a restart");
+                }
                 c
             }
         };
@@ -235,7 +238,14 @@ impl CompileCache {
         let artifact = component
             .serialize()
             .map_err(|e| CacheError::Compile(format!("{e:#}")))?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        // One temporary file per writer: two agents compiling the same component at once
+        // must not truncate or rename each other's file.
+        static WRITES: AtomicU64 = AtomicU64::new(0);
+        let tmp = path.with_extension(format!(
+            "tmp{}.{}",
+            std::process::id(),
+            WRITES.fetch_add(1, Ordering::Relaxed)
+        ));
         {
             let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
             f.write_all(MAGIC).map_err(io(&tmp))?;
