@@ -122,3 +122,4 @@ pub fn output_json(result: &AttemptResult) -> serde_json::Value {
 
 pub mod daemon;
 pub mod postgres;
+pub mod stores;

@@ -1,20 +1,59 @@
-//! The store's promises, exercised through the `Store` trait on a real SQLite file. Each test
-//! takes a fresh store from `fresh()`, so the same suite can run against every backend.
+//! The store's promises, exercised through the `Store` trait. Every case is one function over a
+//! fresh database, run by `suite!` against each backend: SQLite in a temporary directory and
+//! PostgreSQL on one throwaway server per test process (a new database per case). Cases that
+//! reopen the store open a second handle on the same database, as a restarted daemon would.
+//! PostgreSQL's own promises (concurrent migrations, claims from several nodes, notifications)
+//! are in `mod postgres_only` at the end.
 
 use driftless::engine::Limits;
-use driftless::store::sqlite::SqliteStore;
 use driftless::store::{
     AttemptEnd, AttemptState, DeleteOutcome, JobFailure, JobStatus, NewJob, NewTaskVersion, Next,
-    Store, StoreError, now_ms,
+    NodeRegistration, Requirements, Store, StoreError, now_ms,
 };
+use driftless_tests::stores::TestDb;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-fn fresh() -> (tempfile::TempDir, Arc<dyn Store>) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("test.db")).unwrap();
-    (dir, Arc::new(store))
+/// Every case, on every backend: `mod sqlite` and `mod postgres` get one test per case.
+macro_rules! suite {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            use driftless_tests::stores::{Backend, TestDb};
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::$case(TestDb::new(Backend::Sqlite).await).await
+                }
+            )*
+        }
+        mod postgres {
+            use driftless_tests::stores::{Backend, TestDb};
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::$case(TestDb::new(Backend::Postgres).await).await
+                }
+            )*
+        }
+    };
 }
+
+suite!(
+    many_agents_claiming_from_one_queue_never_share_an_attempt,
+    finishing_and_claiming_the_next_in_one_step_runs_each_job_once,
+    a_stale_attempts_late_writes_are_refused,
+    the_reaper_requeues_expired_leases_and_fails_jobs_out_of_attempts,
+    retries_wait_for_their_backoff_and_requeues_are_not_charged,
+    acknowledged_writes_survive_reopening_and_blobs_are_stored_once,
+    task_versions_are_immutable_numbered_and_audited,
+    an_identity_has_one_holder_at_a_time,
+    every_step_of_a_job_is_told_in_its_events,
+    cancelling_stops_a_queued_job_at_once_and_flags_a_running_one,
+    jobs_read_back_as_written_listed_newest_first_and_counted,
+    kv_increments_are_atomic_and_keys_list_in_byte_order,
+    agents_claim_only_jobs_of_classes_they_satisfy,
+    the_node_registry_tracks_processes_and_frees_what_silent_ones_held,
+);
 
 fn new_job(id: &str, max_attempts: u32) -> NewJob {
     NewJob {
@@ -28,7 +67,16 @@ fn new_job(id: &str, max_attempts: u32) -> NewJob {
         kv_scope: id.into(),
         task: None,
         idempotency_key: None,
+        requirements: None,
         now_ms: now_ms(),
+    }
+}
+
+/// A job accepted at `now_ms`.
+fn job_at(id: &str, max_attempts: u32, now_ms: i64) -> NewJob {
+    NewJob {
+        now_ms,
+        ..new_job(id, max_attempts)
     }
 }
 
@@ -56,9 +104,8 @@ async fn with_jobs(store: &Arc<dyn Store>, n: usize, max_attempts: u32) -> Vec<S
     ids
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn many_agents_claiming_from_one_queue_never_share_an_attempt() {
-    let (_dir, store) = fresh();
+async fn many_agents_claiming_from_one_queue_never_share_an_attempt(db: TestDb) {
+    let store = db.open().await;
     let ids = with_jobs(&store, 300, 1).await;
     let mut agents = Vec::new();
     for a in 0..16 {
@@ -66,7 +113,7 @@ async fn many_agents_claiming_from_one_queue_never_share_an_attempt() {
         agents.push(tokio::spawn(async move {
             let mut got = Vec::new();
             while let Some(claim) = store
-                .claim(&format!("race/{a}"), 60_000, now_ms())
+                .claim(&format!("race/{a}"), &[], 60_000, now_ms())
                 .await
                 .unwrap()
             {
@@ -92,9 +139,8 @@ async fn many_agents_claiming_from_one_queue_never_share_an_attempt() {
 }
 
 /// As the agents run: each finishes its attempt and claims the next one in one transaction.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn finishing_and_claiming_the_next_in_one_step_runs_each_job_once() {
-    let (_dir, store) = fresh();
+async fn finishing_and_claiming_the_next_in_one_step_runs_each_job_once(db: TestDb) {
+    let store = db.open().await;
     let ids = with_jobs(&store, 300, 1).await;
     let mut agents = Vec::new();
     for a in 0..8 {
@@ -102,13 +148,14 @@ async fn finishing_and_claiming_the_next_in_one_step_runs_each_job_once() {
         agents.push(tokio::spawn(async move {
             let agent = format!("race/{a}");
             let mut done = Vec::new();
-            let mut next = store.claim(&agent, 60_000, now_ms()).await.unwrap();
+            let mut next = store.claim(&agent, &[], 60_000, now_ms()).await.unwrap();
             while let Some(claim) = next {
                 let (status, claimed) = store
                     .finish_and_claim(
                         &claim.lease_token,
                         end(Next::Succeed(b"1".to_vec())),
                         &agent,
+                        &[],
                         60_000,
                         now_ms(),
                     )
@@ -135,12 +182,11 @@ async fn finishing_and_claiming_the_next_in_one_step_runs_each_job_once() {
     }
 }
 
-#[tokio::test]
-async fn a_stale_attempts_late_writes_are_refused() {
-    let (_dir, store) = fresh();
+async fn a_stale_attempts_late_writes_are_refused(db: TestDb) {
+    let store = db.open().await;
     with_jobs(&store, 1, 3).await;
     let first = store
-        .claim("node-1/0", 60_000, now_ms())
+        .claim("node-1/0", &[], 60_000, now_ms())
         .await
         .unwrap()
         .unwrap();
@@ -183,7 +229,7 @@ async fn a_stale_attempts_late_writes_are_refused() {
     assert_eq!(store.load_checkpoint("job-0000").await.unwrap(), None);
 
     let second = store
-        .claim("node-1/0", 60_000, now_ms())
+        .claim("node-1/0", &[], 60_000, now_ms())
         .await
         .unwrap()
         .unwrap();
@@ -210,12 +256,11 @@ async fn a_stale_attempts_late_writes_are_refused() {
     );
 }
 
-#[tokio::test]
-async fn the_reaper_requeues_expired_leases_and_fails_jobs_out_of_attempts() {
-    let (_dir, store) = fresh();
+async fn the_reaper_requeues_expired_leases_and_fails_jobs_out_of_attempts(db: TestDb) {
+    let store = db.open().await;
     with_jobs(&store, 1, 2).await;
     let now = now_ms();
-    store.claim("gone/0", 10, now).await.unwrap().unwrap();
+    store.claim("gone/0", &[], 10, now).await.unwrap().unwrap();
     assert_eq!(
         store.reap_expired(now + 5).await.unwrap(),
         0,
@@ -226,19 +271,22 @@ async fn the_reaper_requeues_expired_leases_and_fails_jobs_out_of_attempts() {
         store.get_job("job-0000").await.unwrap().unwrap().job.status,
         JobStatus::Queued
     );
-    store.claim("gone/0", 10, now + 30).await.unwrap().unwrap();
+    store
+        .claim("gone/0", &[], 10, now + 30)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(store.reap_expired(now + 100).await.unwrap(), 1);
     let job = store.get_job("job-0000").await.unwrap().unwrap().job;
     assert_eq!(job.status, JobStatus::Failed);
     assert_eq!(job.error.unwrap().code, "lost");
 }
 
-#[tokio::test]
-async fn retries_wait_for_their_backoff_and_requeues_are_not_charged() {
-    let (_dir, store) = fresh();
+async fn retries_wait_for_their_backoff_and_requeues_are_not_charged(db: TestDb) {
+    let store = db.open().await;
     with_jobs(&store, 1, 3).await;
     let now = now_ms();
-    let c = store.claim("a/0", 60_000, now).await.unwrap().unwrap();
+    let c = store.claim("a/0", &[], 60_000, now).await.unwrap().unwrap();
     let failure = JobFailure {
         code: "timeout".into(),
         message: "slow".into(),
@@ -256,11 +304,15 @@ async fn retries_wait_for_their_backoff_and_requeues_are_not_charged() {
         .await
         .unwrap();
     assert!(
-        store.claim("a/0", 60_000, now + 1).await.unwrap().is_none(),
+        store
+            .claim("a/0", &[], 60_000, now + 1)
+            .await
+            .unwrap()
+            .is_none(),
         "claimed before its backoff"
     );
     let c = store
-        .claim("a/0", 60_000, now + 10_001)
+        .claim("a/0", &[], 60_000, now + 10_001)
         .await
         .unwrap()
         .unwrap();
@@ -270,7 +322,7 @@ async fn retries_wait_for_their_backoff_and_requeues_are_not_charged() {
         .await
         .unwrap();
     let c = store
-        .claim("a/0", 60_000, now + 10_003)
+        .claim("a/0", &[], 60_000, now + 10_003)
         .await
         .unwrap()
         .unwrap();
@@ -278,12 +330,9 @@ async fn retries_wait_for_their_backoff_and_requeues_are_not_charged() {
     assert_eq!(c.job.attempts, 2, "an interrupted attempt is not charged");
 }
 
-#[tokio::test]
-async fn acknowledged_writes_survive_reopening_and_blobs_are_stored_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("durable.db");
+async fn acknowledged_writes_survive_reopening_and_blobs_are_stored_once(db: TestDb) {
     {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+        let store = db.open().await;
         assert!(store.put_blob("c0ffee", b"component").await.unwrap());
         assert!(!store.put_blob("c0ffee", b"component").await.unwrap());
         let mut job = new_job("job-keep", 1);
@@ -295,7 +344,8 @@ async fn acknowledged_writes_survive_reopening_and_blobs_are_stored_once() {
         assert_eq!(again.job.id, "job-keep");
         store.kv_set("s", "", "k", b"v").await.unwrap();
     }
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+    // A restarted daemon: a new handle on the same database.
+    let store = db.open().await;
     assert_eq!(
         store.get_job("job-keep").await.unwrap().unwrap().job.status,
         JobStatus::Queued
@@ -324,9 +374,8 @@ fn version(task: &str, component: &str, actor: &str) -> NewTaskVersion {
     }
 }
 
-#[tokio::test]
-async fn task_versions_are_immutable_numbered_and_audited() {
-    let (_dir, store) = fresh();
+async fn task_versions_are_immutable_numbered_and_audited(db: TestDb) {
+    let store = db.open().await;
     for c in ["c1", "c2"] {
         store.put_blob(c, c.as_bytes()).await.unwrap();
     }
@@ -454,9 +503,8 @@ async fn task_versions_are_immutable_numbered_and_audited() {
     );
 }
 
-#[tokio::test]
-async fn an_identity_has_one_holder_at_a_time() {
-    let (_dir, store) = fresh();
+async fn an_identity_has_one_holder_at_a_time(db: TestDb) {
+    let store = db.open().await;
     let now = now_ms();
     assert_eq!(store.identity_holder("n/0").await.unwrap(), None);
     assert!(
@@ -509,4 +557,1015 @@ async fn an_identity_has_one_holder_at_a_time() {
         store.identity_holder("n/0").await.unwrap().unwrap().holder,
         None
     );
+}
+
+fn failure(code: &str, message: &str) -> JobFailure {
+    JobFailure {
+        code: code.into(),
+        message: message.into(),
+        retryable: true,
+    }
+}
+
+async fn events_of(store: &Arc<dyn Store>, id: &str) -> Vec<(Option<u32>, String, String)> {
+    store
+        .events(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.attempt, e.kind, e.message))
+        .collect()
+}
+
+fn told(steps: &[(Option<u32>, &str, &str)]) -> Vec<(Option<u32>, String, String)> {
+    steps
+        .iter()
+        .map(|(a, k, m)| (*a, k.to_string(), m.to_string()))
+        .collect()
+}
+
+async fn every_step_of_a_job_is_told_in_its_events(db: TestDb) {
+    let store = db.open().await;
+    store.put_blob("c0ffee", b"component").await.unwrap();
+    let now = now_ms();
+
+    // Retried once, then succeeded.
+    store.insert_job(job_at("a", 2, now)).await.unwrap();
+    let c = store.claim("w/0", &[], 60_000, now).await.unwrap().unwrap();
+    let retry = Next::Retry {
+        failure: failure("boom", "it broke"),
+        after_ms: 0,
+    };
+    store
+        .finish_attempt(&c.lease_token, end(retry), now)
+        .await
+        .unwrap();
+    let c = store.claim("w/0", &[], 60_000, now).await.unwrap().unwrap();
+    assert_eq!((c.job.id.as_str(), c.attempt, c.job.attempts), ("a", 2, 2));
+    assert_eq!(c.lease_expires_ms, now + 60_000);
+    store
+        .set_progress(&c.lease_token, 50, "half")
+        .await
+        .unwrap();
+    assert!(
+        !store.heartbeat(&c.lease_token, 60_000, now).await.unwrap(),
+        "no cancellation requested"
+    );
+    let outcome = serde_json::json!({"kind": "succeeded", "fuel": 7});
+    let success = AttemptEnd {
+        state: AttemptState::Succeeded,
+        outcome: outcome.clone(),
+        log: "hello\n".into(),
+        next: Next::Succeed(b"42".to_vec()),
+    };
+    assert_eq!(
+        store
+            .finish_attempt(&c.lease_token, success, now + 5)
+            .await
+            .unwrap(),
+        JobStatus::Succeeded
+    );
+    assert_eq!(
+        events_of(&store, "a").await,
+        told(&[
+            (None, "queued", "accepted and queued"),
+            (Some(1), "claimed", "attempt 1 claimed by w/0"),
+            (
+                Some(1),
+                "retry",
+                "attempt 1 failed (boom: it broke); retrying in 0 ms"
+            ),
+            (Some(2), "claimed", "attempt 2 claimed by w/0"),
+            (Some(2), "succeeded", "attempt 2 succeeded"),
+        ])
+    );
+    let record = store.get_job("a").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            record.job.status,
+            record.job.output.as_deref(),
+            record.job.error.clone(),
+            record.job.finished_ms,
+            record.job.progress.clone()
+        ),
+        (
+            JobStatus::Succeeded,
+            Some(&b"42"[..]),
+            None,
+            Some(now + 5),
+            Some((50, "half".to_string()))
+        )
+    );
+    let (first, last) = (&record.attempt_list[0], &record.attempt_list[1]);
+    assert_eq!((first.number, first.state), (1, AttemptState::Failed));
+    assert_eq!(
+        (
+            last.number,
+            last.agent.as_str(),
+            last.state,
+            last.outcome.clone(),
+            last.log.as_deref(),
+            last.started_ms,
+            last.finished_ms
+        ),
+        (
+            2,
+            "w/0",
+            AttemptState::Succeeded,
+            Some(outcome),
+            Some("hello\n"),
+            now,
+            Some(now + 5)
+        )
+    );
+
+    // Failed for good.
+    store.insert_job(job_at("b", 3, now)).await.unwrap();
+    let c = store.claim("w/1", &[], 60_000, now).await.unwrap().unwrap();
+    let fail = Next::Fail(failure("bad", "no"));
+    assert_eq!(
+        store
+            .finish_attempt(&c.lease_token, end(fail), now)
+            .await
+            .unwrap(),
+        JobStatus::Failed
+    );
+    let job = store.get_job("b").await.unwrap().unwrap().job;
+    assert_eq!(
+        (job.status, job.error, job.finished_ms),
+        (JobStatus::Failed, Some(failure("bad", "no")), Some(now))
+    );
+    assert_eq!(
+        events_of(&store, "b").await[2..],
+        told(&[(Some(1), "failed", "attempt 1 failed: bad: no")])
+    );
+
+    // Interrupted by a draining node (not charged), lost by a restarted agent (charged, then
+    // queued again), and lost to an expired lease with no attempts left.
+    store.insert_job(job_at("c", 2, now)).await.unwrap();
+    let c = store.claim("w/2", &[], 60_000, now).await.unwrap().unwrap();
+    let requeue = AttemptEnd {
+        state: AttemptState::Interrupted,
+        ..end(Next::Requeue)
+    };
+    assert_eq!(
+        store
+            .finish_attempt(&c.lease_token, requeue, now)
+            .await
+            .unwrap(),
+        JobStatus::Queued
+    );
+    let c = store.claim("x/1", &[], 60_000, now).await.unwrap().unwrap();
+    assert_eq!((c.attempt, c.job.attempts), (2, 1));
+    assert_eq!(store.recover_agent("x/1", "x", now).await.unwrap(), 1);
+    assert_eq!(
+        store.get_job("c").await.unwrap().unwrap().job.status,
+        JobStatus::Queued
+    );
+    let c = store.claim("x/1", &[], 10, now).await.unwrap().unwrap();
+    assert_eq!((c.attempt, c.job.attempts), (3, 2));
+    assert_eq!(store.reap_expired(now + 100).await.unwrap(), 1);
+    let lost =
+        "attempt 3 was lost (its lease expired) and the job has no attempts left (2 allowed)";
+    assert_eq!(
+        events_of(&store, "c").await,
+        told(&[
+            (None, "queued", "accepted and queued"),
+            (Some(1), "claimed", "attempt 1 claimed by w/2"),
+            (
+                Some(1),
+                "interrupted",
+                "attempt 1 was interrupted by a draining node and queued again; it is not charged"
+            ),
+            (Some(2), "claimed", "attempt 2 claimed by x/1"),
+            (
+                Some(2),
+                "lost",
+                "attempt 2 on x/1 was lost (its agent restarted under the same identity); the job is queued again"
+            ),
+            (Some(3), "claimed", "attempt 3 claimed by x/1"),
+            (Some(3), "failed", lost),
+        ])
+    );
+    let record = store.get_job("c").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            record.job.status,
+            record.job.error.clone(),
+            record.job.finished_ms
+        ),
+        (
+            JobStatus::Failed,
+            Some(JobFailure {
+                code: "lost".into(),
+                message: lost.into(),
+                retryable: true
+            }),
+            Some(now + 100)
+        )
+    );
+    let states: Vec<AttemptState> = record.attempt_list.iter().map(|a| a.state).collect();
+    assert_eq!(
+        states,
+        [
+            AttemptState::Interrupted,
+            AttemptState::Lost,
+            AttemptState::Lost
+        ]
+    );
+    assert_eq!(
+        record.attempt_list[2].outcome,
+        Some(serde_json::json!({"kind": "lost", "message": "its lease expired"}))
+    );
+}
+
+async fn cancelling_stops_a_queued_job_at_once_and_flags_a_running_one(db: TestDb) {
+    let store = db.open().await;
+    store.put_blob("c0ffee", b"component").await.unwrap();
+    let now = now_ms();
+    store.insert_job(job_at("r", 1, now)).await.unwrap();
+    let c = store.claim("w/0", &[], 60_000, now).await.unwrap().unwrap();
+    store.insert_job(job_at("q", 1, now)).await.unwrap();
+
+    let q = store.cancel_job("q", now + 1).await.unwrap();
+    assert_eq!(
+        (q.status, q.cancel_requested, q.finished_ms),
+        (JobStatus::Cancelled, true, Some(now + 1))
+    );
+    assert_eq!(
+        events_of(&store, "q").await[1..],
+        told(&[(None, "cancelled", "cancelled before it ran")])
+    );
+    assert!(
+        store
+            .claim("w/1", &[], 60_000, now + 2)
+            .await
+            .unwrap()
+            .is_none(),
+        "a cancelled job is never claimed"
+    );
+
+    let r = store.cancel_job("r", now + 3).await.unwrap();
+    assert_eq!(
+        (r.status, r.cancel_requested, r.finished_ms, r.updated_ms),
+        (JobStatus::Running, true, None, now + 3)
+    );
+    assert!(
+        store
+            .heartbeat(&c.lease_token, 60_000, now + 4)
+            .await
+            .unwrap(),
+        "the agent learns of the cancellation"
+    );
+    let stop = AttemptEnd {
+        state: AttemptState::Cancelled,
+        ..end(Next::Cancel)
+    };
+    assert_eq!(
+        store
+            .finish_attempt(&c.lease_token, stop, now + 5)
+            .await
+            .unwrap(),
+        JobStatus::Cancelled
+    );
+    assert_eq!(
+        events_of(&store, "r").await[2..],
+        told(&[
+            (
+                None,
+                "cancel-requested",
+                "cancellation requested; the running attempt is being stopped"
+            ),
+            (
+                Some(1),
+                "cancelled",
+                "attempt 1 was stopped by cancellation"
+            ),
+        ])
+    );
+    // Cancelling a finished job changes nothing.
+    let again = store.cancel_job("r", now + 6).await.unwrap();
+    assert_eq!(
+        (again.status, again.finished_ms),
+        (JobStatus::Cancelled, Some(now + 5))
+    );
+    assert_eq!(store.events("r").await.unwrap().len(), 4);
+    assert!(matches!(
+        store.cancel_job("nope", now).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn jobs_read_back_as_written_listed_newest_first_and_counted(db: TestDb) {
+    let store = db.open().await;
+    store.put_blob("c0ffee", b"component").await.unwrap();
+    assert_eq!(
+        store.get_blob("c0ffee").await.unwrap().as_deref(),
+        Some(&b"component"[..])
+    );
+    assert_eq!(store.get_blob("nope").await.unwrap(), None);
+    let limits = Limits {
+        timeout_ms: 1234,
+        memory_bytes: 1 << 20,
+        ..Limits::default()
+    };
+    let mut job = new_job("full", 4);
+    job.input = br#"{"n":1}"#.to_vec();
+    job.limits = limits;
+    job.optional_imports = vec!["wasi:http/*".into()];
+    job.report = r#"{"verdict":"ok"}"#.into();
+    job.kv_scope = "scope-x".into();
+    job.task = Some("t@1".into());
+    job.idempotency_key = Some("idem-1".into());
+    let at = job.now_ms;
+    let inserted = store.insert_job(job).await.unwrap();
+    assert!(inserted.created);
+    let read = store.get_job("full").await.unwrap().unwrap();
+    assert_eq!(read.job, inserted.job, "insert answers with the stored job");
+    assert!(read.attempt_list.is_empty());
+    let j = read.job;
+    assert_eq!(
+        (
+            j.component.as_str(),
+            j.input.as_slice(),
+            j.max_attempts,
+            j.attempts,
+            j.status,
+            j.limits,
+            j.optional_imports.clone(),
+            j.kv_scope.as_str(),
+            j.task.as_deref(),
+            j.class.as_deref(),
+        ),
+        (
+            "c0ffee",
+            &br#"{"n":1}"#[..],
+            4,
+            0,
+            JobStatus::Queued,
+            limits,
+            vec!["wasi:http/*".to_string()],
+            "scope-x",
+            Some("t@1"),
+            None,
+        )
+    );
+    assert_eq!(
+        (j.run_after_ms, j.created_ms, j.updated_ms, j.finished_ms),
+        (at, at, at, None)
+    );
+    assert_eq!(
+        (j.output, j.error, j.progress, j.cancel_requested),
+        (None, None, None, false)
+    );
+    let (by_key, report) = store
+        .job_by_idempotency_key("idem-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (by_key.id.as_str(), report.as_str()),
+        ("full", r#"{"verdict":"ok"}"#)
+    );
+    assert_eq!(store.job_by_idempotency_key("idem-2").await.unwrap(), None);
+
+    let mut ids = vec!["full".to_string()];
+    for i in 0..4 {
+        let id = format!("j{i}");
+        store.insert_job(new_job(&id, 1)).await.unwrap();
+        ids.push(id);
+    }
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    let listed = |jobs: Vec<driftless::store::Job>| -> Vec<String> {
+        jobs.into_iter().map(|j| j.id).collect()
+    };
+    assert_eq!(
+        listed(store.list_jobs(None, None, 10).await.unwrap()),
+        newest_first
+    );
+    assert_eq!(
+        listed(store.list_jobs(None, None, 2).await.unwrap()),
+        newest_first[..2]
+    );
+    let j1 = store.get_job("j1").await.unwrap().unwrap().job;
+    assert_eq!(
+        listed(store.list_jobs(None, Some(j1.seq), 10).await.unwrap()),
+        ["j0", "full"],
+        "the page after j1"
+    );
+    let claimed = store
+        .claim("w/0", &[], 60_000, now_ms())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.job.id, "full", "the oldest job first");
+    assert_eq!(
+        listed(
+            store
+                .list_jobs(Some(JobStatus::Running), None, 10)
+                .await
+                .unwrap()
+        ),
+        ["full"]
+    );
+    assert_eq!(
+        listed(
+            store
+                .list_jobs(Some(JobStatus::Queued), Some(j1.seq), 10)
+                .await
+                .unwrap()
+        ),
+        ["j0"]
+    );
+    let stats = store.stats().await.unwrap().jobs;
+    assert_eq!(
+        stats,
+        [
+            (JobStatus::Queued, 4),
+            (JobStatus::Running, 1),
+            (JobStatus::Succeeded, 0),
+            (JobStatus::Failed, 0),
+            (JobStatus::Cancelled, 0),
+        ]
+    );
+
+    assert_eq!(store.get_job("nope").await.unwrap(), None);
+    assert!(store.events("nope").await.unwrap().is_empty());
+    assert_eq!(store.load_checkpoint("nope").await.unwrap(), None);
+    assert!(
+        matches!(
+            store.insert_job(new_job("j0", 1)).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "a job id is used once"
+    );
+    let mut orphan = new_job("orphan", 1);
+    orphan.component = "not-stored".into();
+    assert!(
+        matches!(store.insert_job(orphan).await, Err(StoreError::Conflict(_))),
+        "the component must be stored first"
+    );
+    assert_eq!(store.get_job("orphan").await.unwrap(), None);
+}
+
+async fn kv_increments_are_atomic_and_keys_list_in_byte_order(db: TestDb) {
+    use driftless::host::KvBackendError;
+    // Two handles: two nodes incrementing the same counter.
+    let handles = [db.open().await, db.open().await];
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = handles[i % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            store.kv_increment("s", "b", "n", 1).await.unwrap().unwrap()
+        }));
+    }
+    let mut seen = Vec::new();
+    for t in tasks {
+        seen.push(t.await.unwrap());
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        (1..=40).collect::<Vec<i64>>(),
+        "each increment saw its own value"
+    );
+    let store = &handles[0];
+    assert_eq!(
+        store.kv_get("s", "b", "n").await.unwrap().as_deref(),
+        Some(&b"40"[..])
+    );
+    assert_eq!(
+        store.kv_increment("s", "b", "neg", -3).await.unwrap(),
+        Ok(-3)
+    );
+
+    store
+        .kv_set("s", "b", "big", i64::MAX.to_string().as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.kv_increment("s", "b", "big", 1).await.unwrap(),
+        Err(KvBackendError::Overflow("big".into()))
+    );
+    store.kv_set("s", "b", "word", b"abc").await.unwrap();
+    assert_eq!(
+        store.kv_increment("s", "b", "word", 1).await.unwrap(),
+        Err(KvBackendError::NotANumber("word".into()))
+    );
+    assert_eq!(
+        store.kv_get("s", "b", "big").await.unwrap(),
+        Some(i64::MAX.to_string().into_bytes()),
+        "a refused increment changes nothing"
+    );
+
+    for key in ["ab", "a", "b", "B", "a0", "a/b", "é"] {
+        store.kv_set("s", "k", key, key.as_bytes()).await.unwrap();
+    }
+    store.kv_set("s", "other", "a1", b"x").await.unwrap();
+    store.kv_set("t", "k", "a2", b"x").await.unwrap();
+    assert_eq!(
+        store.kv_list("s", "k", "a").await.unwrap(),
+        ["a", "a/b", "a0", "ab"]
+    );
+    assert_eq!(
+        store.kv_list("s", "k", "").await.unwrap(),
+        ["B", "a", "a/b", "a0", "ab", "b", "é"]
+    );
+    assert!(store.kv_list("s", "k", "z").await.unwrap().is_empty());
+    store.kv_set("s", "k", "a", b"replaced").await.unwrap();
+    assert_eq!(
+        store.kv_get("s", "k", "a").await.unwrap().as_deref(),
+        Some(&b"replaced"[..])
+    );
+    assert!(store.kv_delete("s", "k", "a").await.unwrap());
+    assert!(!store.kv_delete("s", "k", "a").await.unwrap());
+    assert_eq!(store.kv_get("s", "k", "a").await.unwrap(), None);
+}
+
+async fn agents_claim_only_jobs_of_classes_they_satisfy(db: TestDb) {
+    let store = db.open().await;
+    store.put_blob("c0ffee", b"component").await.unwrap();
+    let x = Requirements::from_spec(r#"{"imports":["x"]}"#.into());
+    let y = Requirements::from_spec(r#"{"imports":["y"]}"#.into());
+    for (id, class) in [
+        ("jx", Some(&x)),
+        ("jy", Some(&y)),
+        ("jn", None),
+        ("jx2", Some(&x)),
+    ] {
+        let mut job = new_job(id, 1);
+        job.requirements = class.cloned();
+        let stored = store.insert_job(job).await.unwrap().job;
+        assert_eq!(stored.class.as_ref(), class.map(|c| &c.class));
+    }
+    let classes = store.requirement_classes(0).await.unwrap();
+    let names: Vec<(&str, &str)> = classes
+        .iter()
+        .map(|c| (c.class.as_str(), c.spec.as_str()))
+        .collect();
+    assert_eq!(names, [(&*x.class, &*x.spec), (&*y.class, &*y.spec)]);
+    assert!(classes[0].seq < classes[1].seq);
+    let after_x = store.requirement_classes(classes[0].seq).await.unwrap();
+    assert_eq!(after_x.len(), 1);
+    assert_eq!(after_x[0].class, y.class);
+    assert!(
+        store
+            .requirement_classes(classes[1].seq)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.requirement_class(&x.class).await.unwrap().as_deref(),
+        Some(&*x.spec)
+    );
+    assert_eq!(store.requirement_class("nope").await.unwrap(), None);
+
+    let now = now_ms();
+    let only_x = [x.class.clone()];
+    let c = store
+        .claim("w/0", &only_x, 60_000, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (c.job.id.as_str(), c.job.class.as_ref()),
+        ("jx", Some(&x.class))
+    );
+    let (_, next) = store
+        .finish_and_claim(
+            &c.lease_token,
+            end(Next::Succeed(b"1".to_vec())),
+            "w/0",
+            &only_x,
+            60_000,
+            now,
+        )
+        .await
+        .unwrap();
+    let c = next.unwrap();
+    assert_eq!(c.job.id, "jn", "a job without a class runs anywhere");
+    let c = store
+        .claim("w/0", &only_x, 60_000, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.job.id, "jx2", "jy was skipped, not claimed");
+    assert!(
+        store
+            .claim("w/0", &only_x, 60_000, now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .claim("w/1", &[], 60_000, now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let c = store
+        .claim("w/1", &[y.class.clone(), "other".into()], 60_000, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((c.job.id.as_str(), c.attempt), ("jy", 1));
+}
+
+fn registration(process: &str, node: &str, now_ms: i64) -> NodeRegistration {
+    NodeRegistration {
+        process: process.into(),
+        node: node.into(),
+        address: format!("{node}.local:7878"),
+        version: "0.1.0".into(),
+        catalog: r#"[{"module":"driftless:kv@1.1.0"}]"#.into(),
+        agents: 2,
+        now_ms,
+    }
+}
+
+async fn the_node_registry_tracks_processes_and_frees_what_silent_ones_held(db: TestDb) {
+    let store = db.open().await;
+    let now = now_ms();
+    store
+        .register_node(registration("h:1:1", "n1", now - 10))
+        .await
+        .unwrap();
+    store
+        .register_node(registration("h:2:2", "n2", now))
+        .await
+        .unwrap();
+    for (id, node, holder) in [
+        ("n1/1", "n1", "h:1:1"),
+        ("n1/0", "n1", "h:1:1"),
+        ("n2/0", "n2", "h:2:2"),
+    ] {
+        assert!(
+            store
+                .take_identity(id, node, None, holder, 60_000, now)
+                .await
+                .unwrap()
+        );
+    }
+    let nodes = store.list_nodes(0).await.unwrap();
+    assert_eq!(nodes.len(), 2);
+    let n1 = &nodes[0];
+    assert_eq!(
+        (
+            n1.process.as_str(),
+            n1.node.as_str(),
+            n1.address.as_str(),
+            n1.version.as_str(),
+            n1.catalog.as_str(),
+            n1.agents,
+            n1.started_ms,
+            n1.heartbeat_ms,
+            n1.draining,
+            n1.inflight,
+            n1.gone_ms,
+        ),
+        (
+            "h:1:1",
+            "n1",
+            "n1.local:7878",
+            "0.1.0",
+            r#"[{"module":"driftless:kv@1.1.0"}]"#,
+            2,
+            now - 10,
+            now - 10,
+            false,
+            0,
+            None
+        )
+    );
+    assert_eq!(n1.identities, ["n1/0", "n1/1"]);
+    assert_eq!(nodes[1].identities, ["n2/0"]);
+    assert!(
+        store
+            .node_heartbeat("h:1:1", true, 3, now + 1)
+            .await
+            .unwrap()
+    );
+    let n1 = store.list_nodes(0).await.unwrap().remove(0);
+    assert_eq!(
+        (n1.heartbeat_ms, n1.draining, n1.inflight),
+        (now + 1, true, 3)
+    );
+
+    // n1 runs an attempt, then falls silent while n2 keeps heartbeating.
+    store.put_blob("c0ffee", b"component").await.unwrap();
+    store.insert_job(job_at("j", 2, now)).await.unwrap();
+    let c = store
+        .claim("n1/0", &[], 600_000, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .node_heartbeat("h:2:2", false, 0, now + 4_500)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.reap_gone_nodes(1_000, now + 5_000).await.unwrap(),
+        ["h:1:1"]
+    );
+    assert_eq!(
+        store.identity_holder("n1/0").await.unwrap().unwrap().holder,
+        None
+    );
+    assert_eq!(
+        store
+            .identity_holder("n2/0")
+            .await
+            .unwrap()
+            .unwrap()
+            .holder
+            .as_deref(),
+        Some("h:2:2")
+    );
+    assert_eq!(
+        store.reap_expired(now + 5_000).await.unwrap(),
+        1,
+        "its attempt's lease expired at once"
+    );
+    assert_eq!(
+        store.heartbeat(&c.lease_token, 60_000, now + 5_000).await,
+        Err(StoreError::StaleLease)
+    );
+    assert!(
+        !store
+            .node_heartbeat("h:1:1", false, 0, now + 5_001)
+            .await
+            .unwrap(),
+        "a gone process must register again"
+    );
+    let gone = store.list_nodes(now + 5_000).await.unwrap();
+    assert_eq!(gone.len(), 2);
+    assert_eq!(
+        (gone[0].gone_ms, gone[0].inflight, gone[0].identities.len()),
+        (Some(now + 5_000), 0, 0)
+    );
+    let live = store.list_nodes(now + 5_001).await.unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].process, "h:2:2");
+
+    store.leave_node("h:2:2", now + 6_000).await.unwrap();
+    assert!(store.list_nodes(now + 7_000).await.unwrap().is_empty());
+    store
+        .register_node(registration("h:1:1", "n1", now + 8_000))
+        .await
+        .unwrap();
+    let back = store.list_nodes(now + 7_000).await.unwrap();
+    assert_eq!(
+        (
+            back.len(),
+            back[0].gone_ms,
+            back[0].started_ms,
+            back[0].heartbeat_ms
+        ),
+        (1, None, now - 10, now + 8_000),
+        "registering again revives the row and keeps its start"
+    );
+    // A day later: h:1:1 is marked gone, h:2:2 (gone for over a day) is forgotten.
+    let day = 24 * 3600 * 1000;
+    assert_eq!(
+        store
+            .reap_gone_nodes(1_000, now + 6_000 + day + 1)
+            .await
+            .unwrap(),
+        ["h:1:1"]
+    );
+    let all = store.list_nodes(0).await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].process, "h:1:1");
+}
+
+/// PostgreSQL's own promises: several nodes on one database.
+mod postgres_only {
+    use super::{end, new_job, version, with_jobs};
+    use driftless::store::postgres::{Notice, PostgresStore};
+    use driftless::store::{JobStatus, Next, Store, StoreError, now_ms};
+    use driftless_tests::stores::{Backend, TestDb, fresh_database};
+    use std::collections::HashSet;
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tokio::sync::broadcast;
+
+    async fn admin(url: &str) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        client
+    }
+
+    fn message(e: StoreError) -> String {
+        match e {
+            StoreError::Backend(m) => m,
+            other => panic!("expected a backend error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn nodes_starting_together_apply_each_migration_once() {
+        let url = fresh_database().await;
+        let starts: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move { PostgresStore::connect(&url).await })
+            })
+            .collect();
+        let mut stores = Vec::new();
+        for s in starts {
+            stores.push(s.await.unwrap().expect("every node starts"));
+        }
+        let applied: Vec<(i32, i64)> = admin(&url)
+            .await
+            .query(
+                "SELECT version, COUNT(*) FROM schema_migrations GROUP BY version ORDER BY version",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        assert!(applied.len() >= 2, "{applied:?}");
+        for (i, (version, count)) in applied.iter().enumerate() {
+            assert_eq!((*version, *count), (i as i32 + 1, 1), "{applied:?}");
+        }
+        // And the schema works from every node.
+        stores[3].put_blob("c0ffee", b"component").await.unwrap();
+        stores[0].insert_job(new_job("j", 1)).await.unwrap();
+        assert!(stores[2].get_job("j").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_database_from_a_newer_driftless_is_refused_naming_both_versions() {
+        let url = fresh_database().await;
+        drop(PostgresStore::connect(&url).await.unwrap());
+        admin(&url)
+            .await
+            .execute("INSERT INTO schema_migrations VALUES (99, 0)", &[])
+            .await
+            .unwrap();
+        let m = message(PostgresStore::connect(&url).await.unwrap_err());
+        assert!(
+            m.contains("schema version 99")
+                && m.contains("versions 1 to")
+                && m.contains("upgrade driftless"),
+            "{m}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_says_where_and_what_to_do_without_the_password() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("postgres://driftless:hunter2@127.0.0.1:{port}/jobs");
+        let m = message(PostgresStore::connect(&url).await.unwrap_err());
+        assert!(
+            m.contains(&format!("driftless@127.0.0.1:{port}/jobs"))
+                && m.contains("DRIFTLESS_STORE")
+                && !m.contains("hunter2"),
+            "{m}"
+        );
+        let m = message(
+            PostgresStore::connect("postgres://driftless:hunter2@127.0.0.1:port/jobs")
+                .await
+                .unwrap_err(),
+        );
+        assert!(m.contains("not valid") && !m.contains("hunter2"), "{m}");
+    }
+
+    /// Two nodes (two stores on one database), eight agents each, every agent finishing its
+    /// attempt and claiming the next in one transaction.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn claims_from_two_nodes_never_share_an_attempt() {
+        let db = TestDb::new(Backend::Postgres).await;
+        let nodes: [Arc<dyn Store>; 2] = [db.open().await, db.open().await];
+        let ids = with_jobs(&nodes[0], 400, 1).await;
+        let mut agents = Vec::new();
+        for (n, store) in nodes.iter().enumerate() {
+            for a in 0..8 {
+                let store = store.clone();
+                agents.push(tokio::spawn(async move {
+                    let agent = format!("node-{n}/{a}");
+                    let mut done = Vec::new();
+                    let mut next = store.claim(&agent, &[], 60_000, now_ms()).await.unwrap();
+                    while let Some(claim) = next {
+                        let (status, claimed) = store
+                            .finish_and_claim(
+                                &claim.lease_token,
+                                end(Next::Succeed(b"1".to_vec())),
+                                &agent,
+                                &[],
+                                60_000,
+                                now_ms(),
+                            )
+                            .await
+                            .unwrap();
+                        assert_eq!(status, JobStatus::Succeeded);
+                        done.push((n, claim.job.id, claim.attempt, claim.lease_token));
+                        next = claimed;
+                    }
+                    done
+                }));
+            }
+        }
+        let mut done = Vec::new();
+        for a in agents {
+            done.extend(a.await.unwrap());
+        }
+        assert_eq!(done.len(), ids.len(), "every job claimed exactly once");
+        let unique: HashSet<&String> = done.iter().map(|(_, id, _, _)| id).collect();
+        assert_eq!(unique.len(), ids.len(), "no job claimed twice");
+        let tokens: HashSet<&String> = done.iter().map(|(_, _, _, t)| t).collect();
+        assert_eq!(tokens.len(), ids.len(), "lease tokens are unique");
+        assert!(done.iter().all(|(_, _, attempt, _)| *attempt == 1));
+        for n in 0..2 {
+            assert!(
+                done.iter().any(|(node, ..)| *node == n),
+                "node {n} claimed nothing: claimers must not wait for each other"
+            );
+        }
+        for id in &ids {
+            let record = nodes[1].get_job(id).await.unwrap().unwrap();
+            assert_eq!(record.job.status, JobStatus::Succeeded);
+            assert_eq!(record.attempt_list.len(), 1, "{id} ran once");
+        }
+    }
+
+    async fn next_notice(rx: &mut broadcast::Receiver<Notice>) -> Notice {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("a notice within 10 s")
+            .expect("the listener is open")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn notifications_reach_a_listener_after_queueing_and_moving_a_task() {
+        let db = TestDb::new(Backend::Postgres).await;
+        let url = db.url().unwrap();
+        let node_a = PostgresStore::connect(url).await.unwrap();
+        let node_b = PostgresStore::connect(url).await.unwrap();
+        let mut rx = node_b.listen().await.unwrap();
+
+        node_a.put_blob("c0ffee", b"component").await.unwrap();
+        node_a.insert_job(new_job("j1", 1)).await.unwrap();
+        assert_eq!(next_notice(&mut rx).await, Notice::Jobs);
+
+        for c in ["c1", "c2"] {
+            node_a.put_blob(c, c.as_bytes()).await.unwrap();
+            node_a.deploy_task(version("t", c, "ann")).await.unwrap();
+            assert_eq!(next_notice(&mut rx).await, Notice::Task("t".into()));
+        }
+        node_a
+            .rollback_task("t", None, "bob", "r1", now_ms())
+            .await
+            .unwrap();
+        assert_eq!(next_notice(&mut rx).await, Notice::Task("t".into()));
+        // Deploying the same bytes changes nothing and tells nobody: the next notice is the
+        // job queued after it.
+        let same = node_a.deploy_task(version("t", "c2", "cy")).await.unwrap();
+        assert!(!same.changed);
+        node_a.insert_job(new_job("j2", 1)).await.unwrap();
+        assert_eq!(next_notice(&mut rx).await, Notice::Jobs);
+        // A refused rollback commits nothing and tells nobody either.
+        assert!(
+            node_a
+                .rollback_task("t", Some(9), "dee", "r2", now_ms())
+                .await
+                .is_err()
+        );
+        node_a.insert_job(new_job("j3", 1)).await.unwrap();
+        assert_eq!(next_notice(&mut rx).await, Notice::Jobs);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_listener_reconnects_and_says_so_when_its_connection_drops() {
+        let db = TestDb::new(Backend::Postgres).await;
+        let url = db.url().unwrap();
+        let store = PostgresStore::connect(url).await.unwrap();
+        let mut rx = store.listen().await.unwrap();
+        let killed = admin(url)
+            .await
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE application_name = 'driftless-listen' AND datname = current_database()",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(killed.len(), 1, "one listening connection");
+        assert_eq!(next_notice(&mut rx).await, Notice::Reconnected);
+        store.put_blob("c0ffee", b"component").await.unwrap();
+        store.insert_job(new_job("j", 1)).await.unwrap();
+        assert_eq!(next_notice(&mut rx).await, Notice::Jobs);
+    }
 }

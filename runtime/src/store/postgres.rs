@@ -1,0 +1,1042 @@
+//! The shared store: PostgreSQL, for several nodes on one database.
+//!
+//! Every call takes a connection from a pool ([`PostgresOptions::max_connections`], 16 by
+//! default) and runs as one statement or one short transaction of prepared (cached)
+//! statements; commits are durable (the server's `synchronous_commit`). Claims lock the head of
+//! the queue with `FOR UPDATE SKIP LOCKED`, so claimers on any number of nodes never wait for
+//! each other and never share an attempt. Every write about an attempt is fenced by its lease
+//! token, like in SQLite, and the lock order is always attempt before job.
+//!
+//! Migrations run at connect, in one transaction under a cluster-wide advisory lock, tracked in
+//! `schema_migrations`: nodes starting together apply each migration exactly once.
+//!
+//! Wake-ups travel over LISTEN/NOTIFY: `driftless_jobs` after jobs are queued and
+//! `driftless_tasks` (payload: the task's name) when a task's `current` moves. See
+//! [`PostgresStore::listen`].
+
+use super::*;
+
+mod jobs;
+mod nodes;
+mod notify;
+mod tasks;
+
+pub use notify::Notice;
+
+use crate::host::KvBackendError;
+use deadpool_postgres::{
+    GenericClient, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+    TimeoutType,
+};
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+use tokio_postgres::types::{FromSql, ToSql};
+use tokio_postgres::{NoTls, Row};
+
+/// The schema, one file per version; `schema_migrations` records which ones a database has.
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/postgres_0001_init.sql"),
+    include_str!("migrations/postgres_0002_cluster.sql"),
+];
+
+/// The advisory lock key that serialises migrations across nodes ("driftles" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6472_6966_746c_6573;
+
+/// How a [`PostgresStore`] connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresOptions {
+    /// Most connections the pool opens (default 16). Each call holds one connection for the
+    /// duration of one statement or transaction.
+    pub max_connections: usize,
+    /// How long opening a connection may take (default 10 s).
+    pub connect_timeout: Duration,
+    /// How long a call waits for a free connection before failing (default 30 s).
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions {
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(10),
+            acquire_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// PostgreSQL-backed [`Store`].
+pub struct PostgresStore {
+    pool: Pool,
+    config: tokio_postgres::Config,
+    target: String,
+    options: PostgresOptions,
+    /// Wakes the task that sends `NOTIFY driftless_jobs` (see [`notify::job_notifier`]).
+    jobs_queued: mpsc::Sender<()>,
+    /// Compatibility classes known to be stored (classes are never deleted).
+    known_classes: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("target", &self.target)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connect to `url` (`postgres://user[:password]@host[:port]/database`, or libpq's
+    /// `key=value` form) with the default [`PostgresOptions`], and bring the schema up to date.
+    pub async fn connect(url: &str) -> StoreResult<PostgresStore> {
+        Self::connect_with(url, PostgresOptions::default()).await
+    }
+
+    /// [`connect`](Self::connect) with explicit options.
+    pub async fn connect_with(url: &str, options: PostgresOptions) -> StoreResult<PostgresStore> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+            StoreError::Backend(format!(
+                "the PostgreSQL address is not valid ({e}); check --store / DRIFTLESS_STORE (postgres://user[:password]@host[:port]/database)"
+            ))
+        })?;
+        if config.get_application_name().is_none() {
+            config.application_name("driftless");
+        }
+        config.connect_timeout(options.connect_timeout);
+        let target = describe(&config);
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.max_connections.max(1))
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(options.connect_timeout))
+            .wait_timeout(Some(options.acquire_timeout))
+            .build()
+            .map_err(|e| StoreError::Backend(format!("cannot build the connection pool: {e}")))?;
+        let jobs_queued = notify::job_notifier(pool.clone());
+        let store = PostgresStore {
+            pool,
+            config,
+            target,
+            options,
+            jobs_queued,
+            known_classes: Mutex::default(),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Where this store connects (`user@host:port/database`; never the password).
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Subscribe to the store's notifications. Each call opens one dedicated connection that
+    /// LISTENs on `driftless_jobs` and `driftless_tasks` (it is listening when this returns)
+    /// and forwards what arrives; if that connection drops it reconnects with backoff and then
+    /// sends [`Notice::Reconnected`], since notices may have been missed meanwhile. It closes
+    /// once every receiver is dropped. Notices are wake-ups, not a log: polling stays the
+    /// backstop.
+    pub async fn listen(&self) -> StoreResult<broadcast::Receiver<Notice>> {
+        notify::listen(&self.config, &self.target).await
+    }
+
+    async fn client(&self) -> StoreResult<Object> {
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Timeout(TimeoutType::Wait) => StoreError::Backend(format!(
+                "no connection to PostgreSQL at {} became free within {:?} (all {} are busy); the database is slow or overloaded",
+                self.target, self.options.acquire_timeout, self.options.max_connections
+            )),
+            PoolError::Timeout(_) => StoreError::Backend(format!(
+                "connecting to PostgreSQL at {} timed out after {:?}; check --store / DRIFTLESS_STORE and that the server is running and reachable",
+                self.target, self.options.connect_timeout
+            )),
+            PoolError::Backend(e) => connect_error(&self.target, &e),
+            other => StoreError::Backend(format!(
+                "the PostgreSQL connection pool failed: {other}"
+            )),
+        })
+    }
+
+    /// Apply the migrations this database lacks, once across every node starting at once.
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(pg)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version    INTEGER PRIMARY KEY,
+                 applied_ms BIGINT NOT NULL
+             )",
+        )
+        .await
+        .map_err(pg)?;
+        let applied: i32 = tx
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                &[],
+            )
+            .await
+            .map_err(pg)?
+            .get(0);
+        let known = MIGRATIONS.len() as i32;
+        if applied > known {
+            return Err(StoreError::Backend(format!(
+                "the PostgreSQL database at {} has schema version {applied}, newer than this driftless knows (versions 1 to {known}): upgrade driftless, or point --store / DRIFTLESS_STORE at another database",
+                self.target
+            )));
+        }
+        for (version, sql) in (1..).zip(MIGRATIONS).skip(applied as usize) {
+            tx.batch_execute(sql).await.map_err(|e| {
+                StoreError::Backend(format!(
+                    "migration {version} failed on {}: {}",
+                    self.target,
+                    db_message(&e)
+                ))
+            })?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_ms) VALUES ($1, $2)",
+                &[&version, &now_ms()],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        tx.commit().await.map_err(pg)
+    }
+
+    /// Store a job's class before the job (its foreign key), unless known to be stored.
+    async fn ensure_class(&self, c: &mut Object, r: &Requirements, now: i64) -> StoreResult<()> {
+        if self
+            .known_classes
+            .lock()
+            .expect("class cache")
+            .contains(&r.class)
+        {
+            return Ok(());
+        }
+        nodes::ensure_class(c, r, now).await?;
+        self.known_classes
+            .lock()
+            .expect("class cache")
+            .insert(r.class.clone());
+        Ok(())
+    }
+
+    /// Wake listeners on `driftless_jobs` (coalesced; after the insert committed).
+    fn jobs_queued(&self) {
+        let _ = self.jobs_queued.try_send(());
+    }
+}
+
+/// `user@host:port/database`, for messages: never the password.
+fn describe(config: &tokio_postgres::Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let port = config
+                .get_ports()
+                .get(i)
+                .or(config.get_ports().first())
+                .copied()
+                .unwrap_or(5432);
+            match host {
+                tokio_postgres::config::Host::Tcp(h) => format!("{h}:{port}"),
+                tokio_postgres::config::Host::Unix(p) => format!("{}:{port}", p.display()),
+            }
+        })
+        .collect();
+    let user = config
+        .get_user()
+        .map(|u| format!("{u}@"))
+        .unwrap_or_default();
+    let hosts = if hosts.is_empty() {
+        "(no host)".to_string()
+    } else {
+        hosts.join(",")
+    };
+    format!("{user}{hosts}/{}", config.get_dbname().unwrap_or(""))
+}
+
+fn connect_error(target: &str, e: &tokio_postgres::Error) -> StoreError {
+    StoreError::Backend(format!(
+        "cannot connect to PostgreSQL at {target}: {}; check --store / DRIFTLESS_STORE and that the server is running",
+        db_message(e)
+    ))
+}
+
+/// The server's own words for a database error, else the client's.
+fn db_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+/// Map a PostgreSQL error from a call.
+pub(super) fn pg(e: tokio_postgres::Error) -> StoreError {
+    if e.as_db_error().is_some() {
+        StoreError::Backend(format!(
+            "PostgreSQL refused the request: {}",
+            db_message(&e)
+        ))
+    } else if e.is_closed() {
+        StoreError::Backend(format!(
+            "the connection to PostgreSQL was lost ({e}); check that the server is running, then retry"
+        ))
+    } else {
+        StoreError::Backend(format!("PostgreSQL failed: {e}"))
+    }
+}
+
+/// Whether the error is an integrity constraint violation (SQLSTATE class 23).
+fn is_constraint(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|c| c.code().starts_with("23"))
+}
+
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+/// Rows of a cached prepared statement.
+async fn rows(c: &impl GenericClient, sql: &str, p: Params<'_>) -> StoreResult<Vec<Row>> {
+    let stmt = c.prepare_cached(sql).await.map_err(pg)?;
+    c.query(&stmt, p).await.map_err(pg)
+}
+
+/// The one row of a cached prepared statement.
+async fn one(c: &impl GenericClient, sql: &str, p: Params<'_>) -> StoreResult<Row> {
+    let stmt = c.prepare_cached(sql).await.map_err(pg)?;
+    c.query_one(&stmt, p).await.map_err(pg)
+}
+
+/// The row, if any, of a cached prepared statement.
+async fn opt(c: &impl GenericClient, sql: &str, p: Params<'_>) -> StoreResult<Option<Row>> {
+    let stmt = c.prepare_cached(sql).await.map_err(pg)?;
+    c.query_opt(&stmt, p).await.map_err(pg)
+}
+
+/// Run a cached prepared statement; how many rows it changed.
+async fn exec(c: &impl GenericClient, sql: &str, p: Params<'_>) -> StoreResult<u64> {
+    let stmt = c.prepare_cached(sql).await.map_err(pg)?;
+    c.execute(&stmt, p).await.map_err(pg)
+}
+
+/// Column `i` of a row.
+fn col<'a, T: FromSql<'a>>(r: &'a Row, i: usize) -> StoreResult<T> {
+    r.try_get(i).map_err(pg)
+}
+
+/// A version, attempt number or count as PostgreSQL `INTEGER`.
+fn int(v: u32) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MAX)
+}
+
+/// An `INTEGER` column that holds a non-negative number.
+fn uint(v: i32) -> u32 {
+    u32::try_from(v).unwrap_or(0)
+}
+
+/// The columns [`job_from_row`] reads, as a literal for `concat!`.
+macro_rules! job_columns {
+    () => {
+        "id, seq, component, status, input, max_attempts, attempts, limits, optional, kv_scope, task, run_after_ms, created_ms, updated_ms, finished_ms, output, error, progress, progress_msg, cancel_requested, class"
+    };
+}
+use job_columns;
+
+fn job_from_row(r: &Row) -> StoreResult<Job> {
+    let status: String = col(r, 3)?;
+    let limits: String = col(r, 7)?;
+    let optional: String = col(r, 8)?;
+    let error: Option<String> = col(r, 16)?;
+    let progress: Option<i16> = col(r, 17)?;
+    let progress_msg: Option<String> = col(r, 18)?;
+    Ok(Job {
+        id: col(r, 0)?,
+        seq: col(r, 1)?,
+        component: col(r, 2)?,
+        status: JobStatus::parse(&status).unwrap_or(JobStatus::Failed),
+        input: col(r, 4)?,
+        max_attempts: uint(col(r, 5)?),
+        attempts: uint(col(r, 6)?),
+        limits: serde_json::from_str(&limits).unwrap_or_default(),
+        optional_imports: serde_json::from_str(&optional).unwrap_or_default(),
+        kv_scope: col(r, 9)?,
+        task: col(r, 10)?,
+        run_after_ms: col(r, 11)?,
+        created_ms: col(r, 12)?,
+        updated_ms: col(r, 13)?,
+        finished_ms: col(r, 14)?,
+        output: col(r, 15)?,
+        error: error.and_then(|e| serde_json::from_str(&e).ok()),
+        progress: progress.map(|p| {
+            (
+                u8::try_from(p).unwrap_or(u8::MAX),
+                progress_msg.unwrap_or_default(),
+            )
+        }),
+        cancel_requested: col(r, 19)?,
+        class: col(r, 20)?,
+    })
+}
+
+const JOB_BY_ID: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1");
+
+/// Insert the report (once per distinct report), the job unless its idempotency key is taken,
+/// and its `queued` event, in one statement. No row: the key names another job.
+const INSERT_JOB: &str = concat!(
+    "WITH report AS (INSERT INTO reports (hash, report) VALUES ($7, $8) ON CONFLICT DO NOTHING),
+     job AS (
+         INSERT INTO jobs (id, component, input, status, max_attempts, limits, optional, report_hash, kv_scope, task, idempotency_key, class, run_after_ms, created_ms, updated_ms)
+         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $9, $10, $11, $13, $12, $12, $12)
+         ON CONFLICT (idempotency_key) DO NOTHING
+         RETURNING ",
+    job_columns!(),
+    "),
+     event AS (
+         INSERT INTO events (job_id, attempt, at_ms, kind, message)
+         SELECT id, NULL, $12, 'queued', 'accepted and queued' FROM job
+     )
+     SELECT * FROM job"
+);
+
+const JOB_BY_KEY: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    ", (SELECT report FROM reports r WHERE r.hash = jobs.report_hash) FROM jobs WHERE idempotency_key = $1"
+);
+
+fn list_jobs_sql(status: bool, before: bool) -> &'static str {
+    match (status, before) {
+        (false, false) => concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs ORDER BY seq DESC LIMIT $1"
+        ),
+        (true, false) => concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE status = $2 ORDER BY seq DESC LIMIT $1"
+        ),
+        (false, true) => concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE seq < $2 ORDER BY seq DESC LIMIT $1"
+        ),
+        (true, true) => concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE status = $2 AND seq < $3 ORDER BY seq DESC LIMIT $1"
+        ),
+    }
+}
+
+const KV_UPSERT: &str = "INSERT INTO kv (scope, bucket, key, value) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (scope, bucket, key) DO UPDATE SET value = EXCLUDED.value";
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn put_blob(&self, hash: &str, bytes: &[u8]) -> StoreResult<bool> {
+        let c = self.client().await?;
+        // Most uploads repeat a component already stored: check before sending the bytes.
+        if opt(&c, "SELECT 1 FROM blobs WHERE hash = $1", &[&hash])
+            .await?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        let n = exec(
+            &c,
+            "INSERT INTO blobs (hash, bytes, size, created_ms) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            &[&hash, &bytes, &(bytes.len() as i64), &now_ms()],
+        )
+        .await?;
+        Ok(n == 1)
+    }
+
+    async fn get_blob(&self, hash: &str) -> StoreResult<Option<Vec<u8>>> {
+        let c = self.client().await?;
+        opt(&c, "SELECT bytes FROM blobs WHERE hash = $1", &[&hash])
+            .await?
+            .map(|r| col(&r, 0))
+            .transpose()
+    }
+
+    async fn insert_job(&self, job: NewJob) -> StoreResult<Inserted> {
+        let mut c = self.client().await?;
+        if let Some(r) = &job.requirements {
+            self.ensure_class(&mut c, r, job.now_ms).await?;
+        }
+        let report_hash = blake3::hash(job.report.as_bytes()).to_hex().to_string();
+        let limits = serde_json::to_string(&job.limits).map_err(backend)?;
+        let optional = serde_json::to_string(&job.optional_imports).map_err(backend)?;
+        let report: &str = &job.report;
+        let stmt = c.prepare_cached(INSERT_JOB).await.map_err(pg)?;
+        let inserted = c
+            .query_opt(
+                &stmt,
+                &[
+                    &job.id,
+                    &job.component,
+                    &job.input,
+                    &int(job.max_attempts),
+                    &limits,
+                    &optional,
+                    &report_hash,
+                    &report,
+                    &job.kv_scope,
+                    &job.task,
+                    &job.idempotency_key,
+                    &job.now_ms,
+                    &job.requirements.as_ref().map(|r| &r.class),
+                ],
+            )
+            .await
+            .map_err(|e| {
+                if is_constraint(&e) {
+                    StoreError::Conflict(format!("the job could not be stored: {}", db_message(&e)))
+                } else {
+                    pg(e)
+                }
+            })?;
+        if let Some(row) = inserted {
+            self.jobs_queued();
+            return Ok(Inserted {
+                job: job_from_row(&row)?,
+                created: true,
+            });
+        }
+        // The idempotency key names a job already (committed before this insert looked).
+        let row = one(&c, JOB_BY_KEY, &[&job.idempotency_key]).await?;
+        Ok(Inserted {
+            job: job_from_row(&row)?,
+            created: false,
+        })
+    }
+
+    async fn get_job(&self, id: &str) -> StoreResult<Option<JobRecord>> {
+        let c = self.client().await?;
+        // Both queries go out together (one round trip).
+        let by_id: Params<'_> = &[&id];
+        let (job, attempts) = tokio::try_join!(
+            opt(&c, JOB_BY_ID, by_id),
+            rows(
+                &c,
+                "SELECT number, agent, state, started_ms, finished_ms, lease_expires_ms, outcome, log FROM attempts WHERE job_id = $1 ORDER BY number",
+                by_id,
+            )
+        )?;
+        let Some(job) = job else { return Ok(None) };
+        let attempt_list = attempts
+            .iter()
+            .map(|r| {
+                let state: String = col(r, 2)?;
+                let outcome: Option<String> = col(r, 6)?;
+                Ok(Attempt {
+                    number: uint(col(r, 0)?),
+                    agent: col(r, 1)?,
+                    state: AttemptState::parse(&state).unwrap_or(AttemptState::Lost),
+                    started_ms: col(r, 3)?,
+                    finished_ms: col(r, 4)?,
+                    lease_expires_ms: col(r, 5)?,
+                    outcome: outcome.and_then(|o| serde_json::from_str(&o).ok()),
+                    log: col(r, 7)?,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Some(JobRecord {
+            job: job_from_row(&job)?,
+            attempt_list,
+        }))
+    }
+
+    async fn job_by_idempotency_key(&self, key: &str) -> StoreResult<Option<(Job, String)>> {
+        let c = self.client().await?;
+        let Some(row) = opt(&c, JOB_BY_KEY, &[&key]).await? else {
+            return Ok(None);
+        };
+        let report: Option<String> = col(&row, 21)?;
+        Ok(Some((
+            job_from_row(&row)?,
+            report.unwrap_or_else(|| "null".into()),
+        )))
+    }
+
+    async fn list_jobs(
+        &self,
+        status: Option<JobStatus>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Job>> {
+        let c = self.client().await?;
+        let limit = i64::from(limit);
+        let status = status.map(JobStatus::as_str);
+        let sql = list_jobs_sql(status.is_some(), before.is_some());
+        let found = match (&status, &before) {
+            (None, None) => rows(&c, sql, &[&limit]).await?,
+            (Some(s), None) => rows(&c, sql, &[&limit, s]).await?,
+            (None, Some(b)) => rows(&c, sql, &[&limit, b]).await?,
+            (Some(s), Some(b)) => rows(&c, sql, &[&limit, s, b]).await?,
+        };
+        found.iter().map(job_from_row).collect()
+    }
+
+    async fn events(&self, id: &str) -> StoreResult<Vec<Event>> {
+        let c = self.client().await?;
+        rows(
+            &c,
+            "SELECT attempt, at_ms, kind, message FROM events WHERE job_id = $1 ORDER BY id",
+            &[&id],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Event {
+                attempt: col::<Option<i32>>(r, 0)?.map(uint),
+                at_ms: col(r, 1)?,
+                kind: col(r, 2)?,
+                message: col(r, 3)?,
+            })
+        })
+        .collect()
+    }
+
+    async fn cancel_job(&self, id: &str, now: i64) -> StoreResult<Job> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let job = jobs::cancel(&tx, id, now).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(job)
+    }
+
+    async fn claim(
+        &self,
+        agent: &str,
+        classes: &[String],
+        lease_ms: i64,
+        now: i64,
+    ) -> StoreResult<Option<Claim>> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let claim = jobs::claim(&tx, agent, classes, lease_ms, now).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(claim)
+    }
+
+    async fn heartbeat(&self, token: &str, lease_ms: i64, now: i64) -> StoreResult<bool> {
+        let c = self.client().await?;
+        let row = opt(
+            &c,
+            "WITH a AS (
+                 UPDATE attempts SET lease_expires_ms = $2 WHERE lease_token = $1 AND state = 'running'
+                 RETURNING job_id
+             )
+             SELECT j.cancel_requested FROM jobs j JOIN a ON a.job_id = j.id",
+            &[&token, &(now + lease_ms)],
+        )
+        .await?;
+        match row {
+            Some(r) => col(&r, 0),
+            None => Err(StoreError::StaleLease),
+        }
+    }
+
+    async fn set_progress(&self, token: &str, percent: u8, message: &str) -> StoreResult<()> {
+        let c = self.client().await?;
+        let n = exec(
+            &c,
+            "WITH a AS (SELECT job_id FROM attempts WHERE lease_token = $1 AND state = 'running' FOR SHARE)
+             UPDATE jobs SET progress = $2, progress_msg = $3 FROM a WHERE jobs.id = a.job_id",
+            &[&token, &i16::from(percent), &message],
+        )
+        .await?;
+        if n == 0 {
+            Err(StoreError::StaleLease)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn save_checkpoint(&self, token: &str, data: &[u8]) -> StoreResult<()> {
+        let c = self.client().await?;
+        let n = exec(
+            &c,
+            "WITH a AS (SELECT job_id FROM attempts WHERE lease_token = $1 AND state = 'running' FOR SHARE)
+             UPDATE jobs SET checkpoint = $2 FROM a WHERE jobs.id = a.job_id",
+            &[&token, &data],
+        )
+        .await?;
+        if n == 0 {
+            Err(StoreError::StaleLease)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn load_checkpoint(&self, job_id: &str) -> StoreResult<Option<Vec<u8>>> {
+        let c = self.client().await?;
+        Ok(
+            opt(&c, "SELECT checkpoint FROM jobs WHERE id = $1", &[&job_id])
+                .await?
+                .map(|r| col::<Option<Vec<u8>>>(&r, 0))
+                .transpose()?
+                .flatten(),
+        )
+    }
+
+    async fn finish_attempt(
+        &self,
+        token: &str,
+        end: AttemptEnd,
+        now: i64,
+    ) -> StoreResult<JobStatus> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let status = jobs::finish(&tx, token, &end, now).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(status)
+    }
+
+    async fn finish_and_claim(
+        &self,
+        token: &str,
+        end: AttemptEnd,
+        agent: &str,
+        classes: &[String],
+        lease_ms: i64,
+        now: i64,
+    ) -> StoreResult<(JobStatus, Option<Claim>)> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let status = jobs::finish(&tx, token, &end, now).await?;
+        let claim = jobs::claim(&tx, agent, classes, lease_ms, now).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok((status, claim))
+    }
+
+    async fn requirement_classes(&self, after_seq: i64) -> StoreResult<Vec<RequirementClass>> {
+        let c = self.client().await?;
+        nodes::classes_after(&c, after_seq).await
+    }
+
+    async fn requirement_class(&self, class: &str) -> StoreResult<Option<String>> {
+        let c = self.client().await?;
+        nodes::class_spec(&c, class).await
+    }
+
+    async fn register_node(&self, node: NodeRegistration) -> StoreResult<()> {
+        let c = self.client().await?;
+        nodes::register(&c, &node).await
+    }
+
+    async fn node_heartbeat(
+        &self,
+        process: &str,
+        draining: bool,
+        inflight: u32,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let c = self.client().await?;
+        nodes::heartbeat(&c, process, draining, inflight, now).await
+    }
+
+    async fn leave_node(&self, process: &str, now: i64) -> StoreResult<()> {
+        let c = self.client().await?;
+        nodes::leave(&c, process, now).await
+    }
+
+    async fn list_nodes(&self, gone_since_ms: i64) -> StoreResult<Vec<NodeRecord>> {
+        let c = self.client().await?;
+        nodes::list(&c, gone_since_ms).await
+    }
+
+    async fn reap_gone_nodes(&self, ttl_ms: i64, now: i64) -> StoreResult<Vec<String>> {
+        let c = self.client().await?;
+        nodes::reap_gone(&c, ttl_ms, now).await
+    }
+
+    async fn recover_agent(&self, agent: &str, node: &str, now: i64) -> StoreResult<u64> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        exec(
+            &tx,
+            "INSERT INTO agents (id, node, started_ms, heartbeat_ms) VALUES ($1, $2, $3, $3)
+             ON CONFLICT (id) DO UPDATE SET node = EXCLUDED.node, started_ms = EXCLUDED.started_ms, heartbeat_ms = EXCLUDED.heartbeat_ms",
+            &[&agent, &node, &now],
+        )
+        .await?;
+        let n = jobs::lose_attempts(
+            &tx,
+            jobs::Lose::OfAgent(agent),
+            now,
+            "its agent restarted under the same identity",
+        )
+        .await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(n)
+    }
+
+    async fn identity_holder(&self, id: &str) -> StoreResult<Option<IdentityHold>> {
+        let c = self.client().await?;
+        opt(
+            &c,
+            "SELECT holder, lease_expires_ms FROM agents WHERE id = $1",
+            &[&id],
+        )
+        .await?
+        .map(|r| {
+            Ok(IdentityHold {
+                holder: col(&r, 0)?,
+                lease_expires_ms: col(&r, 1)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn take_identity(
+        &self,
+        id: &str,
+        node: &str,
+        expected: Option<&str>,
+        holder: &str,
+        lease_ms: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        exec(
+            &tx,
+            "INSERT INTO agents (id, node, started_ms, heartbeat_ms, holder, lease_expires_ms) VALUES ($1, $2, $3, $3, NULL, 0)
+             ON CONFLICT (id) DO NOTHING",
+            &[&id, &node, &now],
+        )
+        .await?;
+        // The compare-and-set: a concurrent taker waits for this row lock, then finds the
+        // holder changed and takes nothing.
+        let n = exec(
+            &tx,
+            "UPDATE agents SET holder = $3, lease_expires_ms = $4, node = $5, started_ms = $6, heartbeat_ms = $6
+             WHERE id = $1 AND holder IS NOT DISTINCT FROM $2",
+            &[&id, &expected, &holder, &(now + lease_ms), &node, &now],
+        )
+        .await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(n == 1)
+    }
+
+    async fn renew_identities(&self, holder: &str, lease_ms: i64, now: i64) -> StoreResult<u64> {
+        let c = self.client().await?;
+        exec(
+            &c,
+            "UPDATE agents SET lease_expires_ms = $2, heartbeat_ms = $3 WHERE holder = $1",
+            &[&holder, &(now + lease_ms), &now],
+        )
+        .await
+    }
+
+    async fn release_identities(&self, holder: &str, now: i64) -> StoreResult<u64> {
+        let c = self.client().await?;
+        exec(
+            &c,
+            "UPDATE agents SET holder = NULL, lease_expires_ms = 0, heartbeat_ms = $2 WHERE holder = $1",
+            &[&holder, &now],
+        )
+        .await
+    }
+
+    async fn reap_expired(&self, now: i64) -> StoreResult<u64> {
+        let c = self.client().await?;
+        jobs::lose_attempts(&c, jobs::Lose::Expired(now), now, "its lease expired").await
+    }
+
+    async fn deploy_task(&self, version: NewTaskVersion) -> StoreResult<Moved> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let moved = tasks::deploy(&tx, &version).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(moved)
+    }
+
+    async fn rollback_task(
+        &self,
+        task: &str,
+        to: Option<u32>,
+        actor: &str,
+        request_id: &str,
+        now: i64,
+    ) -> StoreResult<Moved> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let moved = tasks::rollback(&tx, task, to, (actor, request_id), now).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(moved)
+    }
+
+    async fn delete_task_version(
+        &self,
+        task: &str,
+        version: u32,
+        actor: &str,
+        request_id: &str,
+        now: i64,
+    ) -> StoreResult<DeleteOutcome> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let outcome = tasks::delete_version(&tx, task, version, (actor, request_id), now).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(outcome)
+    }
+
+    async fn resolve_task(&self, task: &str, version: Option<u32>) -> StoreResult<ResolvedTask> {
+        let c = self.client().await?;
+        tasks::resolve(&c, task, version).await
+    }
+
+    async fn task_generation(&self) -> StoreResult<i64> {
+        let c = self.client().await?;
+        tasks::generation(&c).await
+    }
+
+    async fn report_resolution(
+        &self,
+        node: &str,
+        task: &str,
+        version: u32,
+        generation: i64,
+        now: i64,
+    ) -> StoreResult<()> {
+        let c = self.client().await?;
+        tasks::report_resolution(&c, node, task, version, generation, now).await
+    }
+
+    async fn list_tasks(&self) -> StoreResult<Vec<TaskSummary>> {
+        let c = self.client().await?;
+        tasks::list(&c).await
+    }
+
+    async fn get_task(&self, task: &str) -> StoreResult<Option<Task>> {
+        let c = self.client().await?;
+        tasks::get(&c, task).await
+    }
+
+    async fn stats(&self) -> StoreResult<StoreStats> {
+        let c = self.client().await?;
+        let found = rows(&c, "SELECT status, COUNT(*) FROM jobs GROUP BY status", &[]).await?;
+        let mut counts = Vec::with_capacity(found.len());
+        for r in &found {
+            counts.push((col::<String>(r, 0)?, col::<i64>(r, 1)?));
+        }
+        let jobs = JobStatus::ALL
+            .into_iter()
+            .map(|s| {
+                let n = counts.iter().find(|(n, _)| n == s.as_str());
+                (s, n.map_or(0, |(_, c)| *c as u64))
+            })
+            .collect();
+        Ok(StoreStats { jobs })
+    }
+
+    async fn kv_get(&self, scope: &str, bucket: &str, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        let c = self.client().await?;
+        opt(
+            &c,
+            "SELECT value FROM kv WHERE scope = $1 AND bucket = $2 AND key = $3",
+            &[&scope, &bucket, &key],
+        )
+        .await?
+        .map(|r| col(&r, 0))
+        .transpose()
+    }
+
+    async fn kv_set(&self, scope: &str, bucket: &str, key: &str, value: &[u8]) -> StoreResult<()> {
+        let c = self.client().await?;
+        exec(&c, KV_UPSERT, &[&scope, &bucket, &key, &value]).await?;
+        Ok(())
+    }
+
+    async fn kv_delete(&self, scope: &str, bucket: &str, key: &str) -> StoreResult<bool> {
+        let c = self.client().await?;
+        let n = exec(
+            &c,
+            "DELETE FROM kv WHERE scope = $1 AND bucket = $2 AND key = $3",
+            &[&scope, &bucket, &key],
+        )
+        .await?;
+        Ok(n == 1)
+    }
+
+    async fn kv_list(&self, scope: &str, bucket: &str, prefix: &str) -> StoreResult<Vec<String>> {
+        let c = self.client().await?;
+        // `key` sorts by bytes (COLLATE "C"); `key >= $3` lets the primary key find the range.
+        rows(
+            &c,
+            "SELECT key FROM kv WHERE scope = $1 AND bucket = $2 AND key >= $3 AND starts_with(key, $3) ORDER BY key",
+            &[&scope, &bucket, &prefix],
+        )
+        .await?
+        .iter()
+        .map(|r| col(r, 0))
+        .collect()
+    }
+
+    async fn kv_increment(
+        &self,
+        scope: &str,
+        bucket: &str,
+        key: &str,
+        delta: i64,
+    ) -> StoreResult<Result<i64, KvBackendError>> {
+        let mut c = self.client().await?;
+        loop {
+            let tx = c.transaction().await.map_err(pg)?;
+            let current: Option<Vec<u8>> = opt(
+                &tx,
+                "SELECT value FROM kv WHERE scope = $1 AND bucket = $2 AND key = $3 FOR UPDATE",
+                &[&scope, &bucket, &key],
+            )
+            .await?
+            .map(|r| col(&r, 0))
+            .transpose()?;
+            // Not a number, or overflow: nothing is written (dropping `tx` rolls back).
+            let next = match crate::host::services::add_to_counter(key, current.as_deref(), delta) {
+                Ok(n) => n,
+                Err(e) => return Ok(Err(e)),
+            };
+            let value = next.to_string().into_bytes();
+            if current.is_some() {
+                exec(
+                    &tx,
+                    "UPDATE kv SET value = $4 WHERE scope = $1 AND bucket = $2 AND key = $3",
+                    &[&scope, &bucket, &key, &value],
+                )
+                .await?;
+            } else {
+                let n = exec(
+                    &tx,
+                    "INSERT INTO kv (scope, bucket, key, value) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    &[&scope, &bucket, &key, &value],
+                )
+                .await?;
+                if n == 0 {
+                    // Another caller created the key meanwhile: read it again, under lock.
+                    continue;
+                }
+            }
+            tx.commit().await.map_err(pg)?;
+            return Ok(Ok(next));
+        }
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
