@@ -10,6 +10,11 @@
 //! - the baseline: `wasmtime run --allow-precompiled` of `cli-command` (hello as a WASI
 //!   command) with the same input, one process after another; and the ratio.
 //!
+//! Each figure is measured for every setup in `DRIFTLESS_BENCH_SETUPS` (default
+//! `sqlite,postgres,postgres2`): one node on SQLite, one node on PostgreSQL, and two nodes on
+//! one PostgreSQL with the clients spread over them. PostgreSQL is a throwaway server from
+//! Debian's packages (as in the tests), on the same machine.
+//!
 //! Settings (environment): `DRIFTLESS_BENCH_JOBS` (default 20000), `DRIFTLESS_BENCH_CONCURRENCY`
 //! (64), `DRIFTLESS_BENCH_LATENCY_JOBS` (1000), `DRIFTLESS_BENCH_BASELINE_RUNS` (200),
 //! `DRIFTLESS_BENCH_AGENTS` (the daemon's default when unset), `WASMTIME` (the wasmtime CLI;
@@ -18,6 +23,7 @@
 
 use driftless_tests::daemon::DaemonProcess;
 use driftless_tests::examples::{CLI_COMMAND, HELLO};
+use driftless_tests::postgres::PgServer;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -42,18 +48,17 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 struct Bench {
     http: reqwest::Client,
-    url: String,
     component: String,
 }
 
 impl Bench {
-    /// Submit one hello job by component hash, waiting for it in the same request
+    /// Submit one hello job by component hash to `url`, waiting for it in the same request
     /// (`?wait=`), and long-poll further if it is not finished yet.
-    async fn job(&self) -> Duration {
+    async fn job(&self, url: &str) -> Duration {
         let start = Instant::now();
         let submitted: Value = self
             .http
-            .post(format!("{}/v1/jobs?wait=30", self.url))
+            .post(format!("{url}/v1/jobs?wait=30"))
             .json(&json!({"component": self.component, "input": serde_json::from_str::<Value>(INPUT).unwrap()}))
             .send()
             .await
@@ -73,7 +78,7 @@ impl Bench {
             }
             job = self
                 .http
-                .get(format!("{}/v1/jobs/{id}?wait=30", self.url))
+                .get(format!("{url}/v1/jobs/{id}?wait=30"))
                 .send()
                 .await
                 .expect("wait")
@@ -84,31 +89,85 @@ impl Bench {
     }
 }
 
-#[tokio::main]
-async fn main() {
-    let jobs = setting("DRIFTLESS_BENCH_JOBS", 20_000);
-    let concurrency = setting("DRIFTLESS_BENCH_CONCURRENCY", 64);
-    let latency_jobs = setting("DRIFTLESS_BENCH_LATENCY_JOBS", 1_000);
-    let baseline_runs = setting("DRIFTLESS_BENCH_BASELINE_RUNS", 200);
+/// One store setup to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Setup {
+    /// One node on its embedded SQLite.
+    Sqlite,
+    /// `n` nodes on one PostgreSQL (a throwaway server), clients spread over them.
+    Postgres(usize),
+}
 
-    let data = tempfile::tempdir().expect("temp dir");
-    let mut extra = vec![];
-    let agents = std::env::var("DRIFTLESS_BENCH_AGENTS").ok();
-    if let Some(a) = &agents {
-        extra.extend(["--agents", a.as_str()]);
+impl Setup {
+    fn parse(s: &str) -> Setup {
+        match s.trim() {
+            "sqlite" => Setup::Sqlite,
+            "postgres" | "postgres1" => Setup::Postgres(1),
+            "postgres2" => Setup::Postgres(2),
+            other => panic!(
+                "DRIFTLESS_BENCH_SETUPS: unknown setup `{other}` (sqlite, postgres, postgres2)"
+            ),
+        }
     }
-    let daemon = DaemonProcess::start(env!("CARGO_BIN_EXE_driftless"), data.path(), &extra);
-    eprintln!(
-        "daemon at {} (data in {})",
-        daemon.url,
-        data.path().display()
-    );
+
+    fn label(self) -> String {
+        match self {
+            Setup::Sqlite => "SQLite, 1 node".into(),
+            Setup::Postgres(n) => format!("PostgreSQL, {n} node{}", if n > 1 { "s" } else { "" }),
+        }
+    }
+}
+
+/// What one setup measured.
+struct Figures {
+    throughput: f64,
+    elapsed: Duration,
+    loaded: Vec<Duration>,
+    low: Vec<Duration>,
+}
+
+struct Settings {
+    jobs: usize,
+    concurrency: usize,
+    latency_jobs: usize,
+    agents: Option<String>,
+}
+
+/// Start the setup's daemons, then measure low-load latency (one client, through the first
+/// node) and throughput (`concurrency` clients spread over the nodes).
+async fn measure(setup: Setup, settings: &Settings) -> Figures {
+    let root = tempfile::tempdir().expect("temp dir");
+    let pg = matches!(setup, Setup::Postgres(_)).then(PgServer::start);
+    let store = pg.as_ref().map(PgServer::url);
+    let nodes = match setup {
+        Setup::Sqlite => 1,
+        Setup::Postgres(n) => n,
+    };
+    let daemons: Vec<DaemonProcess> = (0..nodes)
+        .map(|i| {
+            let name = format!("node-{}", i + 1);
+            let mut extra = vec!["--node", name.as_str()];
+            if let Some(a) = &settings.agents {
+                extra.extend(["--agents", a.as_str()]);
+            }
+            if let Some(url) = &store {
+                extra.extend(["--store", url.as_str()]);
+            }
+            DaemonProcess::start(
+                env!("CARGO_BIN_EXE_driftless"),
+                &root.path().join(&name),
+                &extra,
+            )
+        })
+        .collect();
+    let urls: Vec<String> = daemons.iter().map(|d| d.url.clone()).collect();
+    eprintln!("{}: daemons at {urls:?}", setup.label());
     let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency * 2)
+        .pool_max_idle_per_host(settings.concurrency * 2)
         .build()
         .unwrap();
     let uploaded: Value = http
-        .put(format!("{}/v1/components", daemon.url))
+        .put(format!("{}/v1/components", urls[0]))
         .header("content-type", "application/wasm")
         .body(std::fs::read(HELLO).expect("hello.wasm"))
         .send()
@@ -121,32 +180,34 @@ async fn main() {
         .unwrap();
     let bench = Arc::new(Bench {
         http,
-        url: daemon.url.clone(),
         component: uploaded["component"].as_str().unwrap().to_string(),
     });
 
-    eprintln!("warming up (200 jobs)...");
-    for _ in 0..200 {
-        bench.job().await;
+    eprintln!("warming up (200 jobs per node)...");
+    for url in &urls {
+        for _ in 0..200 {
+            bench.job(url).await;
+        }
     }
 
-    eprintln!("low load: {latency_jobs} jobs, one at a time...");
-    let mut low = Vec::with_capacity(latency_jobs);
-    for _ in 0..latency_jobs {
-        low.push(bench.job().await);
+    eprintln!("low load: {} jobs, one at a time...", settings.latency_jobs);
+    let mut low = Vec::with_capacity(settings.latency_jobs);
+    for _ in 0..settings.latency_jobs {
+        low.push(bench.job(&urls[0]).await);
     }
     low.sort();
 
+    let (jobs, concurrency) = (settings.jobs, settings.concurrency);
     eprintln!("throughput: {jobs} jobs, {concurrency} clients...");
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let clients: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (bench, next) = (bench.clone(), next.clone());
+        .map(|c| {
+            let (bench, next, url) = (bench.clone(), next.clone(), urls[c % urls.len()].clone());
             tokio::spawn(async move {
                 let mut mine = Vec::new();
                 while next.fetch_add(1, Ordering::Relaxed) < jobs {
-                    mine.push(bench.job().await);
+                    mine.push(bench.job(&url).await);
                 }
                 mine
             })
@@ -158,57 +219,83 @@ async fn main() {
     }
     let elapsed = start.elapsed();
     loaded.sort();
-    let throughput = jobs as f64 / elapsed.as_secs_f64();
+    drop(daemons);
+    Figures {
+        throughput: jobs as f64 / elapsed.as_secs_f64(),
+        elapsed,
+        loaded,
+        low,
+    }
+}
 
-    let metrics = bench
-        .http
-        .get(format!("{}/metrics", daemon.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let succeeded = metrics
-        .lines()
-        .find(|l| l.starts_with("driftless_jobs_finished_total{outcome=\"succeeded\"}"))
-        .and_then(|l| l.split_whitespace().last())
-        .unwrap_or("?")
-        .to_string();
-    drop(daemon);
+#[tokio::main]
+async fn main() {
+    let settings = Settings {
+        jobs: setting("DRIFTLESS_BENCH_JOBS", 20_000),
+        concurrency: setting("DRIFTLESS_BENCH_CONCURRENCY", 64),
+        latency_jobs: setting("DRIFTLESS_BENCH_LATENCY_JOBS", 1_000),
+        agents: std::env::var("DRIFTLESS_BENCH_AGENTS").ok(),
+    };
+    let baseline_runs = setting("DRIFTLESS_BENCH_BASELINE_RUNS", 200);
+    let setups: Vec<Setup> = std::env::var("DRIFTLESS_BENCH_SETUPS")
+        .unwrap_or_else(|_| "sqlite,postgres,postgres2".into())
+        .split(',')
+        .map(Setup::parse)
+        .collect();
+
+    let mut results = Vec::new();
+    for setup in &setups {
+        results.push((*setup, measure(*setup, &settings).await));
+    }
 
     eprintln!("baseline: wasmtime run, {baseline_runs} runs...");
     let baseline = baseline(baseline_runs);
+    let baseline_rate = baseline.as_ref().ok().map(|(_, runs)| {
+        let mut runs = runs.clone();
+        runs.sort();
+        1e3 / percentile(&runs, 50.0)
+    });
 
     println!();
-    println!("driftless load benchmark (hello over HTTP, SQLite store, durable commits)");
+    println!("driftless load benchmark (hello over HTTP, durable commits)");
     println!(
-        "  agents                {}",
-        agents.as_deref().unwrap_or("default (one per core)")
+        "  agents per node       {}",
+        settings
+            .agents
+            .as_deref()
+            .unwrap_or("default (one per core)")
     );
-    println!(
-        "  throughput            {throughput:.0} jobs/s  ({jobs} jobs, {concurrency} clients, {:.2} s; p50 {:.2} ms, p99 {:.2} ms under load)",
-        elapsed.as_secs_f64(),
-        percentile(&loaded, 50.0),
-        percentile(&loaded, 99.0)
-    );
-    println!(
-        "  low load latency      p50 {:.2} ms, p99 {:.2} ms  (submit -> complete, {latency_jobs} jobs one at a time)",
-        percentile(&low, 50.0),
-        percentile(&low, 99.0)
-    );
-    println!("  jobs succeeded        {succeeded} (daemon metric, warm-up included)");
+    for (setup, f) in &results {
+        println!("  {}", setup.label());
+        println!(
+            "    throughput          {:.0} jobs/s  ({} jobs, {} clients, {:.2} s; p50 {:.2} ms, p99 {:.2} ms under load)",
+            f.throughput,
+            settings.jobs,
+            settings.concurrency,
+            f.elapsed.as_secs_f64(),
+            percentile(&f.loaded, 50.0),
+            percentile(&f.loaded, 99.0)
+        );
+        println!(
+            "    low load latency    p50 {:.2} ms, p99 {:.2} ms  (submit -> complete, {} jobs one at a time)",
+            percentile(&f.low, 50.0),
+            percentile(&f.low, 99.0),
+            settings.latency_jobs
+        );
+        if let Some(rate) = baseline_rate {
+            println!(
+                "    ratio               {:.1}x the baseline's jobs/s",
+                f.throughput / rate
+            );
+        }
+    }
     match baseline {
         Ok((version, mut runs)) => {
             runs.sort();
             let per_job = percentile(&runs, 50.0);
-            let rate = 1e3 / per_job;
             println!(
-                "  baseline              {rate:.0} jobs/s  ({version} run --allow-precompiled, p50 {per_job:.2} ms per job, {baseline_runs} runs)"
-            );
-            println!(
-                "  ratio                 {:.1}x the baseline's jobs/s",
-                throughput / rate
+                "  baseline              {:.0} jobs/s  ({version} run --allow-precompiled, p50 {per_job:.2} ms per job, {baseline_runs} runs)",
+                1e3 / per_job
             );
         }
         Err(e) => println!("  baseline              not measured: {e}"),

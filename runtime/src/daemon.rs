@@ -5,6 +5,7 @@ use crate::engine::{Engine, EngineConfig, Sandbox};
 use crate::host::Catalog;
 use crate::node::{Node, NodeConfig};
 use crate::store::now_ms;
+use crate::store::postgres::{Notice, PostgresStore};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreKv};
 use std::net::SocketAddr;
@@ -15,11 +16,86 @@ use std::time::Duration;
 /// How long a stopping node keeps answering after its drain began (at most the grace).
 const DRAIN_LINGER: Duration = Duration::from_secs(1);
 
+/// Act on the store's notifications (PostgreSQL's LISTEN/NOTIFY): new jobs wake the agents
+/// (after judging any new compatibility class), and a task deploy or rollback made through any
+/// node drops this node's cached resolution at once. Polling stays the backstop.
+async fn follow_notices(node: Arc<Node>, mut notices: tokio::sync::broadcast::Receiver<Notice>) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let (jobs, tasks) = match notices.recv().await {
+            Ok(Notice::Jobs) => (true, false),
+            Ok(Notice::Task(_)) => (false, true),
+            Ok(Notice::Reconnected) | Err(RecvError::Lagged(_)) => (true, true),
+            Err(RecvError::Closed) => return,
+        };
+        if jobs {
+            if let Err(e) = node.cluster.catch_up(node.store.as_ref()).await {
+                tracing::warn!(error = %e, "could not read new compatibility classes");
+            }
+            node.wake.notify_waiters();
+        }
+        if tasks && let Err(e) = node.resolver.refresh().await {
+            tracing::warn!(error = %e, "could not refresh the task resolution cache");
+        }
+    }
+}
+
+/// Which store a node uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// SQLite in the data directory (the embedded default).
+    Sqlite,
+    /// PostgreSQL at this URL, shared by the nodes of a cluster.
+    Postgres(String),
+}
+
+impl StoreChoice {
+    /// `sqlite`, or a `postgres://` / `postgresql://` URL.
+    pub fn parse(text: &str) -> anyhow::Result<StoreChoice> {
+        let text = text.trim();
+        if text.is_empty() || text == "sqlite" {
+            Ok(StoreChoice::Sqlite)
+        } else if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Ok(StoreChoice::Postgres(text.to_string()))
+        } else {
+            anyhow::bail!(
+                "--store `{text}` is not a store: use `sqlite` (the default, a file in the data directory) or a PostgreSQL URL such as postgres://driftless@db.internal:5432/driftless"
+            )
+        }
+    }
+}
+
+impl std::fmt::Display for StoreChoice {
+    /// `sqlite`, or the PostgreSQL URL without its password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreChoice::Sqlite => f.write_str("sqlite"),
+            StoreChoice::Postgres(url) => f.write_str(&redact_password(url)),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// Everything `driftless serve` is configured with.
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
     /// Address to listen on (`127.0.0.1:0` picks a free port).
     pub listen: SocketAddr,
+    /// The store.
+    pub store: StoreChoice,
     /// Where the database and the compile cache live.
     pub data_dir: PathBuf,
     /// The modules this node provides.
@@ -35,6 +111,7 @@ pub struct Daemon {
     /// The node.
     pub node: Arc<Node>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    registration: tokio::task::JoinHandle<()>,
     stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -47,8 +124,17 @@ impl Daemon {
                 config.data_dir.display()
             )
         })?;
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&config.data_dir.join("driftless.db"))?);
+        let (store, notices): (Arc<dyn Store>, _) = match &config.store {
+            StoreChoice::Sqlite => (
+                Arc::new(SqliteStore::open(&config.data_dir.join("driftless.db"))?),
+                None,
+            ),
+            StoreChoice::Postgres(url) => {
+                let pg = PostgresStore::connect(url).await?;
+                let notices = pg.listen().await?;
+                (Arc::new(pg), Some(notices))
+            }
+        };
         let engine = Engine::new(EngineConfig {
             cache_dir: Some(config.data_dir.join("cache")),
             max_instances: (config.node.agents as u32 * 2).max(16),
@@ -69,7 +155,10 @@ impl Daemon {
         let addr = listener.local_addr()?;
         crate::agent::start(node.clone());
         tokio::spawn(crate::tasks::keep_fresh(node.clone()));
-        tokio::spawn(crate::cluster::keep_registered(
+        if let Some(notices) = notices {
+            tokio::spawn(follow_notices(node.clone(), notices));
+        }
+        let registration = tokio::spawn(crate::cluster::keep_registered(
             node.clone(),
             addr.to_string(),
         ));
@@ -85,6 +174,7 @@ impl Daemon {
         Ok(Daemon {
             addr,
             node,
+            registration,
             server,
             stop,
         })
@@ -94,7 +184,7 @@ impl Daemon {
     /// `/readyz`, ask clients to reconnect elsewhere), give in-flight attempts `grace` to
     /// finish, interrupt the rest (back to the queue, not charged), release the agent
     /// identities, then stop accepting connections and finish the open ones.
-    pub async fn shutdown(self, grace: Duration) -> anyhow::Result<()> {
+    pub async fn shutdown(mut self, grace: Duration) -> anyhow::Result<()> {
         let node = self.node.clone();
         node.set_draining(true);
         let inflight = node.running.lock().expect("running lock").len();
@@ -122,6 +212,9 @@ impl Daemon {
                 tracing::warn!(error = %e, "could not release the identities; they free up when their lease ends")
             }
         }
+        // Stop heartbeating first, so the registry row cannot be revived after it is closed.
+        self.registration.abort();
+        let _ = (&mut self.registration).await;
         if let Err(e) = node.store.leave_node(&node.holder, now_ms()).await {
             tracing::warn!(error = %e, "could not mark this node gone in the registry; it is marked gone after the node TTL");
         }

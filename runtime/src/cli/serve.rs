@@ -2,7 +2,7 @@
 
 use super::HostArgs;
 use anyhow::Result;
-use driftless::daemon::{Daemon, DaemonConfig};
+use driftless::daemon::{Daemon, DaemonConfig, StoreChoice};
 use driftless::node::NodeConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,6 +17,10 @@ pub struct Args {
     /// Where jobs, components, kv data and compiled artifacts are kept.
     #[arg(long, env = "DRIFTLESS_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// The store: `sqlite` (the default: a file in the data directory, no set-up) or a
+    /// PostgreSQL URL (`postgres://user@host:5432/db`) shared by every node of a cluster.
+    #[arg(long, env = "DRIFTLESS_STORE", default_value = "sqlite")]
+    store: String,
     /// Agents (attempts run at once); default: one per core.
     #[arg(long, env = "DRIFTLESS_AGENTS")]
     agents: Option<usize>,
@@ -38,6 +42,10 @@ pub struct Args {
     /// interrupted and queued again (not charged), in milliseconds.
     #[arg(long, env = "DRIFTLESS_GRACE_MS", default_value_t = 30_000)]
     grace_ms: u64,
+    /// A node process that has not heartbeaten in the registry for this long is marked gone:
+    /// its agent identities are freed and its attempts go back to the queue (milliseconds).
+    #[arg(long, env = "DRIFTLESS_NODE_TTL_MS", default_value_t = 10_000)]
+    node_ttl_ms: u64,
 }
 
 /// `$XDG_DATA_HOME/driftless` or `~/.local/share/driftless`, else `./driftless-data`.
@@ -63,19 +71,27 @@ pub async fn run(args: Args) -> Result<i32> {
     node.heartbeat = Duration::from_millis((args.lease_ms / 3).max(1));
     node.reap_every = Duration::from_millis(args.reap_ms);
     node.grace = Duration::from_millis(args.grace_ms);
+    anyhow::ensure!(
+        args.node_ttl_ms >= 1000,
+        "--node-ttl-ms must be at least 1000: nodes heartbeat every second"
+    );
+    node.node_ttl = Duration::from_millis(args.node_ttl_ms);
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+    let store = StoreChoice::parse(&args.store)?;
     let config = DaemonConfig {
         listen: args.listen,
+        store: store.clone(),
         data_dir: data_dir.clone(),
         catalog: args.host.catalog()?,
         node,
     };
     let daemon = Daemon::start(config).await?;
     println!(
-        "driftless listening on http://{} (node {}, {} agents, data in {})",
+        "driftless listening on http://{} (node {}, {} agents, store {}, data in {})",
         daemon.addr,
         daemon.node.config.node,
         daemon.node.config.agents,
+        store,
         data_dir.display()
     );
     tracing::info!(addr = %daemon.addr, "serving");
