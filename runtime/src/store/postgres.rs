@@ -353,6 +353,9 @@ macro_rules! job_columns {
 }
 use job_columns;
 
+/// How many columns [`job_columns!`] names.
+const JOB_COLUMN_COUNT: usize = 21;
+
 fn job_from_row(r: &Row) -> StoreResult<Job> {
     let status: String = col(r, 3)?;
     let limits: String = col(r, 7)?;
@@ -625,11 +628,8 @@ impl Store for PostgresStore {
         lease_ms: i64,
         now: i64,
     ) -> StoreResult<Option<Claim>> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(pg)?;
-        let claim = jobs::claim(&tx, agent, classes, lease_ms, now).await?;
-        tx.commit().await.map_err(pg)?;
-        Ok(claim)
+        let c = self.client().await?;
+        jobs::claim(&c, agent, classes, lease_ms, now).await
     }
 
     async fn heartbeat(&self, token: &str, lease_ms: i64, now: i64) -> StoreResult<bool> {
@@ -699,11 +699,8 @@ impl Store for PostgresStore {
         end: AttemptEnd,
         now: i64,
     ) -> StoreResult<JobStatus> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(pg)?;
-        let status = jobs::finish(&tx, token, &end, now).await?;
-        tx.commit().await.map_err(pg)?;
-        Ok(status)
+        let c = self.client().await?;
+        jobs::finish(&c, token, &end, now).await
     }
 
     async fn finish_and_claim(
@@ -717,8 +714,12 @@ impl Store for PostgresStore {
     ) -> StoreResult<(JobStatus, Option<Claim>)> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
-        let status = jobs::finish(&tx, token, &end, now).await?;
-        let claim = jobs::claim(&tx, agent, classes, lease_ms, now).await?;
+        // Both statements go out together; the claim runs after the finish and sees it. A
+        // stale token fails the finish and the transaction rolls back (the claim with it).
+        let (status, claim) = tokio::try_join!(
+            jobs::finish(&tx, token, &end, now),
+            jobs::claim(&tx, agent, classes, lease_ms, now)
+        )?;
         tx.commit().await.map_err(pg)?;
         Ok((status, claim))
     }

@@ -25,7 +25,8 @@ CREATE TABLE jobs (
     input           BYTEA NOT NULL,
     status          TEXT NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
     max_attempts    INTEGER NOT NULL CHECK (max_attempts >= 1),
-    attempts        INTEGER NOT NULL DEFAULT 0,
+    attempts        INTEGER NOT NULL DEFAULT 0,      -- charged attempts (not interrupted ones)
+    attempt_rows    INTEGER NOT NULL DEFAULT 0,      -- attempt rows so far: the last one's number
     limits          TEXT NOT NULL,                   -- JSON engine::Limits
     optional        TEXT NOT NULL,                   -- JSON list of extra optional imports
     report_hash     TEXT NOT NULL REFERENCES reports (hash),

@@ -1,37 +1,48 @@
 //! Jobs and attempts in PostgreSQL: claiming, finishing, cancelling and losing attempts. Each
-//! function runs inside its caller's transaction (or, for the reaper, as one statement).
+//! is one statement (data-modifying CTEs: atomic on its own, one round trip) or, for cancel,
+//! runs inside its caller's transaction.
 //!
 //! Locks are always taken attempt first, then job (finish, the reaper, recovery, fenced
 //! writes); a claim locks only a queued job, which no running attempt belongs to. So these
-//! transactions cannot deadlock with each other.
+//! statements do not deadlock with each other.
 
-use super::{GenericClient, JOB_BY_ID, col, exec, job_columns, job_from_row, one, opt, uint};
+use super::{
+    GenericClient, JOB_BY_ID, JOB_COLUMN_COUNT, col, job_columns, job_from_row, one, opt, uint,
+};
 use crate::store::*;
 use deadpool_postgres::Transaction;
 use tokio_postgres::types::ToSql;
 
-/// Lock the head of the queue, skipping jobs another claimer holds: claimers on every node
-/// proceed in parallel and never wait for each other.
-const CLAIM_NEXT: &str = concat!(
-    "SELECT ",
+/// Claim in one statement: lock the head of the queue, skipping jobs another claimer holds
+/// (claimers on every node proceed in parallel and never wait for each other), mark it
+/// running, count the attempt, and record the attempt row (numbered by the job's own counter,
+/// read under its row lock) and the `claimed` event. Returns the job's columns, then the
+/// attempt's number and the job's `updated_ms` before the claim.
+const CLAIM: &str = concat!(
+    "WITH next AS (
+         SELECT id AS next_id, updated_ms AS read_updated_ms FROM jobs
+         WHERE status = 'queued' AND run_after_ms <= $1 AND (class IS NULL OR class = ANY($2))
+         ORDER BY run_after_ms, seq LIMIT 1
+         FOR UPDATE SKIP LOCKED
+     ),
+     job AS (
+         UPDATE jobs SET status = 'running', attempts = jobs.attempts + 1,
+             attempt_rows = jobs.attempt_rows + 1, updated_ms = $1
+         FROM next WHERE jobs.id = next.next_id
+         RETURNING ",
     job_columns!(),
-    " FROM jobs WHERE status = 'queued' AND run_after_ms <= $1 AND (class IS NULL OR class = ANY($2))
-      ORDER BY run_after_ms, seq LIMIT 1 FOR UPDATE SKIP LOCKED"
-);
-
-/// Mark the locked job running, record the attempt (numbered after every earlier one, read
-/// now that the job is locked) and the `claimed` event; returns the attempt's number.
-const CLAIM_TAKE: &str = "WITH n AS (SELECT COALESCE(MAX(number), 0) + 1 AS number FROM attempts WHERE job_id = $1),
-     job AS (UPDATE jobs SET status = 'running', attempts = attempts + 1, updated_ms = $2 WHERE id = $1 AND status = 'queued'),
+    ", attempt_rows, read_updated_ms
+     ),
      attempt AS (
          INSERT INTO attempts (job_id, number, agent, lease_token, lease_expires_ms, state, started_ms)
-         SELECT $1, number, $3, $4, $5, 'running', $2 FROM n
+         SELECT id, attempt_rows, $3, $4, $5, 'running', $1 FROM job
      ),
      event AS (
          INSERT INTO events (job_id, attempt, at_ms, kind, message)
-         SELECT $1, number, $2, 'claimed', 'attempt ' || number || ' claimed by ' || $3::text FROM n
+         SELECT id, attempt_rows, $1, 'claimed', 'attempt ' || attempt_rows || ' claimed by ' || $3::text FROM job
      )
-     SELECT number FROM n";
+     SELECT * FROM job"
+);
 
 fn new_token() -> String {
     let mut b = [0u8; 16];
@@ -41,100 +52,82 @@ fn new_token() -> String {
 
 /// Claim the next runnable job for `agent` among those without a class or of `classes`.
 pub(super) async fn claim(
-    tx: &Transaction<'_>,
+    c: &impl GenericClient,
     agent: &str,
     classes: &[String],
     lease_ms: i64,
     now: i64,
 ) -> StoreResult<Option<Claim>> {
-    let Some(row) = opt(tx, CLAIM_NEXT, &[&now, &classes]).await? else {
+    let token = new_token();
+    let expires = now + lease_ms;
+    let Some(row) = opt(c, CLAIM, &[&now, &classes, &agent, &token, &expires]).await? else {
         return Ok(None);
     };
     let mut job = job_from_row(&row)?;
-    let token = new_token();
-    let expires = now + lease_ms;
-    let taken = one(tx, CLAIM_TAKE, &[&job.id, &now, &agent, &token, &expires]).await?;
-    // As in SQLite, the job is returned as read, with its new status and charged attempts.
-    job.status = JobStatus::Running;
-    job.attempts += 1;
+    // As in SQLite, the job is answered as it was read, with its new status and attempts.
+    job.updated_ms = col(&row, JOB_COLUMN_COUNT + 1)?;
     Ok(Some(Claim {
         job,
-        attempt: uint(col(&taken, 0)?),
+        attempt: uint(col(&row, JOB_COLUMN_COUNT)?),
         lease_token: token,
         lease_expires_ms: expires,
     }))
 }
 
-/// The `events` insert that follows each job update of [`finish`]: `$1` job, `$2` now,
-/// `$3` attempt, `$4` kind, `$5` message.
-macro_rules! then_event {
+/// Ending an attempt, in one statement: `$1` token, `$2` the attempt's state, `$3` now,
+/// `$4` outcome, `$5` log, `$6` the event's kind, `$7` its message after `attempt <n>`; the
+/// job's update sets `$update` (with `$8`, `$9` as it needs). No row: the token is stale.
+macro_rules! finish {
     ($update:literal) => {
         concat!(
-            "WITH job AS (",
+            "WITH attempt AS (
+                 UPDATE attempts SET state = $2, finished_ms = $3, outcome = $4, log = $5
+                 WHERE lease_token = $1 AND state = 'running'
+                 RETURNING job_id, number
+             ),
+             job AS (
+                 UPDATE jobs SET ",
             $update,
-            ") INSERT INTO events (job_id, attempt, at_ms, kind, message) VALUES ($1, $3, $2, $4, $5)"
+            " FROM attempt WHERE jobs.id = attempt.job_id AND jobs.status = 'running'
+             ),
+             event AS (
+                 INSERT INTO events (job_id, attempt, at_ms, kind, message)
+                 SELECT job_id, number, $3, $6, 'attempt ' || number || $7 FROM attempt
+             )
+             SELECT number FROM attempt"
         )
     };
 }
 
-const SUCCEED: &str = then_event!(
-    "UPDATE jobs SET status = 'succeeded', output = $6, error = NULL, finished_ms = $2, updated_ms = $2 WHERE id = $1 AND status = 'running'"
-);
-const FAIL: &str = then_event!(
-    "UPDATE jobs SET status = 'failed', error = $6, finished_ms = $2, updated_ms = $2 WHERE id = $1 AND status = 'running'"
-);
-const RETRY: &str = then_event!(
-    "UPDATE jobs SET status = 'queued', error = $6, run_after_ms = $7, updated_ms = $2 WHERE id = $1 AND status = 'running'"
-);
-const CANCEL: &str = then_event!(
-    "UPDATE jobs SET status = 'cancelled', finished_ms = $2, updated_ms = $2 WHERE id = $1 AND status = 'running'"
-);
-const REQUEUE: &str = then_event!(
-    "UPDATE jobs SET status = 'queued', attempts = attempts - 1, run_after_ms = $2, updated_ms = $2 WHERE id = $1 AND status = 'running'"
-);
+const SUCCEED: &str =
+    finish!("status = 'succeeded', output = $8, error = NULL, finished_ms = $3, updated_ms = $3");
+const FAIL: &str = finish!("status = 'failed', error = $8, finished_ms = $3, updated_ms = $3");
+const RETRY: &str = finish!("status = 'queued', error = $8, run_after_ms = $9, updated_ms = $3");
+const CANCEL: &str = finish!("status = 'cancelled', finished_ms = $3, updated_ms = $3");
+const REQUEUE: &str =
+    finish!("status = 'queued', attempts = jobs.attempts - 1, run_after_ms = $3, updated_ms = $3");
 
 /// End an attempt, fenced by its token, and move its job on.
 pub(super) async fn finish(
-    tx: &Transaction<'_>,
+    c: &impl GenericClient,
     token: &str,
     end: &AttemptEnd,
     now: i64,
 ) -> StoreResult<JobStatus> {
-    let ended = opt(
-        tx,
-        "UPDATE attempts SET state = $2, finished_ms = $3, outcome = $4, log = $5
-         WHERE lease_token = $1 AND state = 'running' RETURNING job_id, number",
-        &[
-            &token,
-            &end.state.as_str(),
-            &now,
-            &end.outcome.to_string(),
-            &end.log,
-        ],
-    )
-    .await?;
-    let Some(ended) = ended else {
-        return Err(StoreError::StaleLease);
-    };
-    let job: String = col(&ended, 0)?;
-    let number: i32 = col(&ended, 1)?;
     let json = |f: &JobFailure| serde_json::to_string(f).map_err(super::backend);
-    let (status, kind, message, sql, extra): (_, _, _, _, Vec<Box<dyn ToSql + Sync + Send>>) =
+    let (status, kind, told, sql, extra): (_, _, _, _, Vec<Box<dyn ToSql + Sync + Send>>) =
         match &end.next {
             Next::Succeed(output) => (
                 JobStatus::Succeeded,
                 "succeeded",
-                format!("attempt {number} succeeded"),
+                " succeeded".to_string(),
                 SUCCEED,
                 vec![Box::new(output.clone())],
             ),
             Next::Fail(failure) => (
                 JobStatus::Failed,
                 "failed",
-                format!(
-                    "attempt {number} failed: {}: {}",
-                    failure.code, failure.message
-                ),
+                format!(" failed: {}: {}", failure.code, failure.message),
                 FAIL,
                 vec![Box::new(json(failure)?)],
             ),
@@ -142,7 +135,7 @@ pub(super) async fn finish(
                 JobStatus::Queued,
                 "retry",
                 format!(
-                    "attempt {number} failed ({}: {}); retrying in {after_ms} ms",
+                    " failed ({}: {}); retrying in {after_ms} ms",
                     failure.code, failure.message
                 ),
                 RETRY,
@@ -151,24 +144,27 @@ pub(super) async fn finish(
             Next::Cancel => (
                 JobStatus::Cancelled,
                 "cancelled",
-                format!("attempt {number} was stopped by cancellation"),
+                " was stopped by cancellation".to_string(),
                 CANCEL,
                 vec![],
             ),
             Next::Requeue => (
                 JobStatus::Queued,
                 "interrupted",
-                format!(
-                    "attempt {number} was interrupted by a draining node and queued again; it is not charged"
-                ),
+                " was interrupted by a draining node and queued again; it is not charged"
+                    .to_string(),
                 REQUEUE,
                 vec![],
             ),
         };
-    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&job, &now, &number, &kind, &message];
+    let (state, outcome) = (end.state.as_str(), end.outcome.to_string());
+    let mut params: Vec<&(dyn ToSql + Sync)> =
+        vec![&token, &state, &now, &outcome, &end.log, &kind, &told];
     params.extend(extra.iter().map(|p| &**p as &(dyn ToSql + Sync)));
-    exec(tx, sql, &params).await?;
-    Ok(status)
+    match opt(c, sql, &params).await? {
+        Some(_) => Ok(status),
+        None => Err(StoreError::StaleLease),
+    }
 }
 
 const CANCEL_QUEUED: &str = concat!(
