@@ -27,7 +27,11 @@ pub fn requirements_spec(inspection: &Inspection) -> String {
 /// component itself would get.
 pub fn judge_spec(spec: &str, catalog: &Catalog) -> Result<CompatReport, serde_json::Error> {
     let inspection: Inspection = serde_json::from_str(spec)?;
-    Ok(rules::judge(&inspection.imports, &inspection.optional, catalog))
+    Ok(rules::judge(
+        &inspection.imports,
+        &inspection.optional,
+        catalog,
+    ))
 }
 
 /// Inspect `bytes` and judge its imports against `catalog`.

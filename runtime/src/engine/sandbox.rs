@@ -7,11 +7,11 @@ use super::cache::hash_hex;
 use super::limits::Limits;
 use super::outcome::AttemptResult;
 use crate::compat::{self, CompatReport, InspectError, Inspection, Verdict};
-use crate::store::Requirements;
 use crate::host::bindings::Host_Pre;
 use crate::host::{
     AttemptServices, Catalog, DeclaredImport, HostState, JobInfo, JobLog, KvBackend, linker,
 };
+use crate::store::Requirements;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use wasmtime::component::Linker;
