@@ -53,6 +53,9 @@ suite!(
     kv_increments_are_atomic_and_keys_list_in_byte_order,
     agents_claim_only_jobs_of_classes_they_satisfy,
     the_node_registry_tracks_processes_and_frees_what_silent_ones_held,
+    two_nodes_deploying_at_once_number_versions_without_gaps,
+    two_reapers_at_once_lose_each_expired_attempt_once,
+    two_takers_of_one_free_identity_get_it_once,
 );
 
 fn new_job(id: &str, max_attempts: u32) -> NewJob {
@@ -1342,6 +1345,103 @@ async fn the_node_registry_tracks_processes_and_frees_what_silent_ones_held(db: 
     assert_eq!(all[0].process, "h:1:1");
 }
 
+/// Two handles on one database (two nodes), each deploying new bytes to one task at once.
+async fn two_nodes_deploying_at_once_number_versions_without_gaps(db: TestDb) {
+    let nodes = [db.open().await, db.open().await];
+    let mut deploys = Vec::new();
+    for i in 0..12 {
+        let store = nodes[i % 2].clone();
+        deploys.push(tokio::spawn(async move {
+            let component = format!("c{i}");
+            store
+                .put_blob(&component, component.as_bytes())
+                .await
+                .unwrap();
+            store
+                .deploy_task(version("t", &component, &format!("node-{}", i % 2)))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut moved = Vec::new();
+    for d in deploys {
+        moved.push(d.await.unwrap());
+    }
+    let mut versions: Vec<u32> = moved.iter().map(|m| m.version).collect();
+    versions.sort();
+    assert_eq!(versions, (1..=12).collect::<Vec<u32>>());
+    let mut generations: Vec<i64> = moved.iter().map(|m| m.generation).collect();
+    generations.sort();
+    generations.dedup();
+    assert_eq!(
+        generations.len(),
+        12,
+        "each deploy bumped the generation once"
+    );
+    let task = nodes[1].get_task("t").await.unwrap().unwrap();
+    assert_eq!(task.generation, *generations.last().unwrap());
+    assert_eq!(task.audit.len(), 12);
+    // The audit trail chains: each deploy's previous is the one before it.
+    for pair in task.audit.windows(2) {
+        assert_eq!(pair[1].old_version, pair[0].new_version);
+    }
+    assert_eq!(task.current, task.audit[11].new_version.unwrap());
+}
+
+async fn two_reapers_at_once_lose_each_expired_attempt_once(db: TestDb) {
+    let nodes = [db.open().await, db.open().await];
+    let ids = with_jobs(&nodes[0], 60, 3).await;
+    let now = now_ms() + 1_000;
+    for _ in &ids {
+        nodes[0].claim("w/0", &[], 10, now).await.unwrap().unwrap();
+    }
+    let reapers: Vec<_> = (0..4)
+        .map(|i| {
+            let store = nodes[i % 2].clone();
+            tokio::spawn(async move { store.reap_expired(now + 100).await.unwrap() })
+        })
+        .collect();
+    let mut lost = 0;
+    for r in reapers {
+        lost += r.await.unwrap();
+    }
+    assert_eq!(lost, 60, "each expired attempt is lost by one reaper");
+    for id in &ids {
+        let record = nodes[1].get_job(id).await.unwrap().unwrap();
+        assert_eq!(record.job.status, JobStatus::Queued);
+        let kinds: Vec<String> = events_of(&nodes[1], id)
+            .await
+            .into_iter()
+            .map(|(_, kind, _)| kind)
+            .collect();
+        assert_eq!(kinds, ["queued", "claimed", "lost"], "{id}");
+    }
+}
+
+async fn two_takers_of_one_free_identity_get_it_once(db: TestDb) {
+    let nodes = [db.open().await, db.open().await];
+    let now = now_ms();
+    for round in 0..10 {
+        let id = format!("n/{round}");
+        let takers: Vec<_> = (0..4)
+            .map(|p| {
+                let (store, id) = (nodes[p % 2].clone(), id.clone());
+                tokio::spawn(async move {
+                    store
+                        .take_identity(&id, "n", None, &format!("p{p}"), 10_000, now)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for t in takers {
+            won += usize::from(t.await.unwrap());
+        }
+        assert_eq!(won, 1, "{id} has one holder");
+    }
+}
+
 /// PostgreSQL's own promises: several nodes on one database.
 mod postgres_only {
     use super::{end, new_job, version, with_jobs};
@@ -1499,6 +1599,36 @@ mod postgres_only {
             assert_eq!(record.job.status, JobStatus::Succeeded);
             assert_eq!(record.attempt_list.len(), 1, "{id} ran once");
         }
+    }
+
+    /// Another node holds the head of the queue locked (mid-claim): a claim takes the next
+    /// job at once instead of waiting for it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_claim_skips_a_job_another_node_holds_locked() {
+        let db = TestDb::new(Backend::Postgres).await;
+        let store = db.open().await;
+        with_jobs(&store, 2, 1).await;
+        let mut other = admin(db.url().unwrap()).await;
+        let tx = other.transaction().await.unwrap();
+        tx.execute("SELECT 1 FROM jobs WHERE id = 'job-0000' FOR UPDATE", &[])
+            .await
+            .unwrap();
+        let claim = tokio::time::timeout(
+            Duration::from_secs(5),
+            store.claim("w/0", &[], 60_000, now_ms() + 1_000),
+        )
+        .await
+        .expect("the claim does not wait for the locked job")
+        .unwrap()
+        .unwrap();
+        assert_eq!(claim.job.id, "job-0001");
+        tx.rollback().await.unwrap();
+        let claim = store
+            .claim("w/0", &[], 60_000, now_ms() + 1_000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(claim.job.id, "job-0000", "released, it is claimable again");
     }
 
     async fn next_notice(rx: &mut broadcast::Receiver<Notice>) -> Notice {
