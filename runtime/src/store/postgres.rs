@@ -17,6 +17,7 @@
 use super::*;
 
 mod jobs;
+mod kv;
 mod nodes;
 mod notify;
 mod tasks;
@@ -345,133 +346,16 @@ fn uint(v: i32) -> u32 {
     u32::try_from(v).unwrap_or(0)
 }
 
-/// The columns [`job_from_row`] reads, as a literal for `concat!`.
-macro_rules! job_columns {
-    () => {
-        "id, seq, component, status, input, max_attempts, attempts, limits, optional, kv_scope, task, run_after_ms, created_ms, updated_ms, finished_ms, output, error, progress, progress_msg, cancel_requested, class"
-    };
-}
-use job_columns;
-
-/// How many columns [`job_columns!`] names.
-const JOB_COLUMN_COUNT: usize = 21;
-
-fn job_from_row(r: &Row) -> StoreResult<Job> {
-    let status: String = col(r, 3)?;
-    let limits: String = col(r, 7)?;
-    let optional: String = col(r, 8)?;
-    let error: Option<String> = col(r, 16)?;
-    let progress: Option<i16> = col(r, 17)?;
-    let progress_msg: Option<String> = col(r, 18)?;
-    Ok(Job {
-        id: col(r, 0)?,
-        seq: col(r, 1)?,
-        component: col(r, 2)?,
-        status: JobStatus::parse(&status).unwrap_or(JobStatus::Failed),
-        input: col(r, 4)?,
-        max_attempts: uint(col(r, 5)?),
-        attempts: uint(col(r, 6)?),
-        limits: serde_json::from_str(&limits).unwrap_or_default(),
-        optional_imports: serde_json::from_str(&optional).unwrap_or_default(),
-        kv_scope: col(r, 9)?,
-        task: col(r, 10)?,
-        run_after_ms: col(r, 11)?,
-        created_ms: col(r, 12)?,
-        updated_ms: col(r, 13)?,
-        finished_ms: col(r, 14)?,
-        output: col(r, 15)?,
-        error: error.and_then(|e| serde_json::from_str(&e).ok()),
-        progress: progress.map(|p| {
-            (
-                u8::try_from(p).unwrap_or(u8::MAX),
-                progress_msg.unwrap_or_default(),
-            )
-        }),
-        cancel_requested: col(r, 19)?,
-        class: col(r, 20)?,
-    })
-}
-
-const JOB_BY_ID: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1");
-
-/// Insert the report (once per distinct report), the job unless its idempotency key is taken,
-/// and its `queued` event, in one statement. No row: the key names another job.
-const INSERT_JOB: &str = concat!(
-    "WITH report AS (INSERT INTO reports (hash, report) VALUES ($7, $8) ON CONFLICT DO NOTHING),
-     job AS (
-         INSERT INTO jobs (id, component, input, status, max_attempts, limits, optional, report_hash, kv_scope, task, idempotency_key, class, run_after_ms, created_ms, updated_ms)
-         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $9, $10, $11, $13, $12, $12, $12)
-         ON CONFLICT (idempotency_key) DO NOTHING
-         RETURNING ",
-    job_columns!(),
-    "),
-     event AS (
-         INSERT INTO events (job_id, attempt, at_ms, kind, message)
-         SELECT id, NULL, $12, 'queued', 'accepted and queued' FROM job
-     )
-     SELECT * FROM job"
-);
-
-const JOB_BY_KEY: &str = concat!(
-    "SELECT ",
-    job_columns!(),
-    ", (SELECT report FROM reports r WHERE r.hash = jobs.report_hash) FROM jobs WHERE idempotency_key = $1"
-);
-
-fn list_jobs_sql(status: bool, before: bool) -> &'static str {
-    match (status, before) {
-        (false, false) => concat!(
-            "SELECT ",
-            job_columns!(),
-            " FROM jobs ORDER BY seq DESC LIMIT $1"
-        ),
-        (true, false) => concat!(
-            "SELECT ",
-            job_columns!(),
-            " FROM jobs WHERE status = $2 ORDER BY seq DESC LIMIT $1"
-        ),
-        (false, true) => concat!(
-            "SELECT ",
-            job_columns!(),
-            " FROM jobs WHERE seq < $2 ORDER BY seq DESC LIMIT $1"
-        ),
-        (true, true) => concat!(
-            "SELECT ",
-            job_columns!(),
-            " FROM jobs WHERE status = $2 AND seq < $3 ORDER BY seq DESC LIMIT $1"
-        ),
-    }
-}
-
-const KV_UPSERT: &str = "INSERT INTO kv (scope, bucket, key, value) VALUES ($1, $2, $3, $4)
-     ON CONFLICT (scope, bucket, key) DO UPDATE SET value = EXCLUDED.value";
-
 #[async_trait]
 impl Store for PostgresStore {
     async fn put_blob(&self, hash: &str, bytes: &[u8]) -> StoreResult<bool> {
         let c = self.client().await?;
-        // Most uploads repeat a component already stored: check before sending the bytes.
-        if opt(&c, "SELECT 1 FROM blobs WHERE hash = $1", &[&hash])
-            .await?
-            .is_some()
-        {
-            return Ok(false);
-        }
-        let n = exec(
-            &c,
-            "INSERT INTO blobs (hash, bytes, size, created_ms) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            &[&hash, &bytes, &(bytes.len() as i64), &now_ms()],
-        )
-        .await?;
-        Ok(n == 1)
+        jobs::put_blob(&c, hash, bytes).await
     }
 
     async fn get_blob(&self, hash: &str) -> StoreResult<Option<Vec<u8>>> {
         let c = self.client().await?;
-        opt(&c, "SELECT bytes FROM blobs WHERE hash = $1", &[&hash])
-            .await?
-            .map(|r| col(&r, 0))
-            .transpose()
+        jobs::get_blob(&c, hash).await
     }
 
     async fn insert_job(&self, job: NewJob) -> StoreResult<Inserted> {
@@ -479,99 +363,21 @@ impl Store for PostgresStore {
         if let Some(r) = &job.requirements {
             self.ensure_class(&mut c, r, job.now_ms).await?;
         }
-        let report_hash = blake3::hash(job.report.as_bytes()).to_hex().to_string();
-        let limits = serde_json::to_string(&job.limits).map_err(backend)?;
-        let optional = serde_json::to_string(&job.optional_imports).map_err(backend)?;
-        let report: &str = &job.report;
-        let stmt = c.prepare_cached(INSERT_JOB).await.map_err(pg)?;
-        let inserted = c
-            .query_opt(
-                &stmt,
-                &[
-                    &job.id,
-                    &job.component,
-                    &job.input,
-                    &int(job.max_attempts),
-                    &limits,
-                    &optional,
-                    &report_hash,
-                    &report,
-                    &job.kv_scope,
-                    &job.task,
-                    &job.idempotency_key,
-                    &job.now_ms,
-                    &job.requirements.as_ref().map(|r| &r.class),
-                ],
-            )
-            .await
-            .map_err(|e| {
-                if is_constraint(&e) {
-                    StoreError::Conflict(format!("the job could not be stored: {}", db_message(&e)))
-                } else {
-                    pg(e)
-                }
-            })?;
-        if let Some(row) = inserted {
+        let inserted = jobs::insert(&c, &job).await?;
+        if inserted.created {
             self.jobs_queued();
-            return Ok(Inserted {
-                job: job_from_row(&row)?,
-                created: true,
-            });
         }
-        // The idempotency key names a job already (committed before this insert looked).
-        let row = one(&c, JOB_BY_KEY, &[&job.idempotency_key]).await?;
-        Ok(Inserted {
-            job: job_from_row(&row)?,
-            created: false,
-        })
+        Ok(inserted)
     }
 
     async fn get_job(&self, id: &str) -> StoreResult<Option<JobRecord>> {
         let c = self.client().await?;
-        // Both queries go out together (one round trip).
-        let by_id: Params<'_> = &[&id];
-        let (job, attempts) = tokio::try_join!(
-            opt(&c, JOB_BY_ID, by_id),
-            rows(
-                &c,
-                "SELECT number, agent, state, started_ms, finished_ms, lease_expires_ms, outcome, log FROM attempts WHERE job_id = $1 ORDER BY number",
-                by_id,
-            )
-        )?;
-        let Some(job) = job else { return Ok(None) };
-        let attempt_list = attempts
-            .iter()
-            .map(|r| {
-                let state: String = col(r, 2)?;
-                let outcome: Option<String> = col(r, 6)?;
-                Ok(Attempt {
-                    number: uint(col(r, 0)?),
-                    agent: col(r, 1)?,
-                    state: AttemptState::parse(&state).unwrap_or(AttemptState::Lost),
-                    started_ms: col(r, 3)?,
-                    finished_ms: col(r, 4)?,
-                    lease_expires_ms: col(r, 5)?,
-                    outcome: outcome.and_then(|o| serde_json::from_str(&o).ok()),
-                    log: col(r, 7)?,
-                })
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(Some(JobRecord {
-            job: job_from_row(&job)?,
-            attempt_list,
-        }))
+        jobs::get(&c, id).await
     }
 
     async fn job_by_idempotency_key(&self, key: &str) -> StoreResult<Option<(Job, String)>> {
         let c = self.client().await?;
-        let Some(row) = opt(&c, JOB_BY_KEY, &[&key]).await? else {
-            return Ok(None);
-        };
-        let report: Option<String> = col(&row, 21)?;
-        Ok(Some((
-            job_from_row(&row)?,
-            report.unwrap_or_else(|| "null".into()),
-        )))
+        jobs::by_idempotency_key(&c, key).await
     }
 
     async fn list_jobs(
@@ -581,36 +387,12 @@ impl Store for PostgresStore {
         limit: u32,
     ) -> StoreResult<Vec<Job>> {
         let c = self.client().await?;
-        let limit = i64::from(limit);
-        let status = status.map(JobStatus::as_str);
-        let sql = list_jobs_sql(status.is_some(), before.is_some());
-        let found = match (&status, &before) {
-            (None, None) => rows(&c, sql, &[&limit]).await?,
-            (Some(s), None) => rows(&c, sql, &[&limit, s]).await?,
-            (None, Some(b)) => rows(&c, sql, &[&limit, b]).await?,
-            (Some(s), Some(b)) => rows(&c, sql, &[&limit, s, b]).await?,
-        };
-        found.iter().map(job_from_row).collect()
+        jobs::list(&c, status, before, limit).await
     }
 
     async fn events(&self, id: &str) -> StoreResult<Vec<Event>> {
         let c = self.client().await?;
-        rows(
-            &c,
-            "SELECT attempt, at_ms, kind, message FROM events WHERE job_id = $1 ORDER BY id",
-            &[&id],
-        )
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(Event {
-                attempt: col::<Option<i32>>(r, 0)?.map(uint),
-                at_ms: col(r, 1)?,
-                kind: col(r, 2)?,
-                message: col(r, 3)?,
-            })
-        })
-        .collect()
+        jobs::events(&c, id).await
     }
 
     async fn cancel_job(&self, id: &str, now: i64) -> StoreResult<Job> {
@@ -634,63 +416,22 @@ impl Store for PostgresStore {
 
     async fn heartbeat(&self, token: &str, lease_ms: i64, now: i64) -> StoreResult<bool> {
         let c = self.client().await?;
-        let row = opt(
-            &c,
-            "WITH a AS (
-                 UPDATE attempts SET lease_expires_ms = $2 WHERE lease_token = $1 AND state = 'running'
-                 RETURNING job_id
-             )
-             SELECT j.cancel_requested FROM jobs j JOIN a ON a.job_id = j.id",
-            &[&token, &(now + lease_ms)],
-        )
-        .await?;
-        match row {
-            Some(r) => col(&r, 0),
-            None => Err(StoreError::StaleLease),
-        }
+        jobs::heartbeat(&c, token, lease_ms, now).await
     }
 
     async fn set_progress(&self, token: &str, percent: u8, message: &str) -> StoreResult<()> {
         let c = self.client().await?;
-        let n = exec(
-            &c,
-            "WITH a AS (SELECT job_id FROM attempts WHERE lease_token = $1 AND state = 'running' FOR SHARE)
-             UPDATE jobs SET progress = $2, progress_msg = $3 FROM a WHERE jobs.id = a.job_id",
-            &[&token, &i16::from(percent), &message],
-        )
-        .await?;
-        if n == 0 {
-            Err(StoreError::StaleLease)
-        } else {
-            Ok(())
-        }
+        jobs::set_progress(&c, token, percent, message).await
     }
 
     async fn save_checkpoint(&self, token: &str, data: &[u8]) -> StoreResult<()> {
         let c = self.client().await?;
-        let n = exec(
-            &c,
-            "WITH a AS (SELECT job_id FROM attempts WHERE lease_token = $1 AND state = 'running' FOR SHARE)
-             UPDATE jobs SET checkpoint = $2 FROM a WHERE jobs.id = a.job_id",
-            &[&token, &data],
-        )
-        .await?;
-        if n == 0 {
-            Err(StoreError::StaleLease)
-        } else {
-            Ok(())
-        }
+        jobs::save_checkpoint(&c, token, data).await
     }
 
     async fn load_checkpoint(&self, job_id: &str) -> StoreResult<Option<Vec<u8>>> {
         let c = self.client().await?;
-        Ok(
-            opt(&c, "SELECT checkpoint FROM jobs WHERE id = $1", &[&job_id])
-                .await?
-                .map(|r| col::<Option<Vec<u8>>>(&r, 0))
-                .transpose()?
-                .flatten(),
-        )
+        jobs::load_checkpoint(&c, job_id).await
     }
 
     async fn finish_attempt(
@@ -767,40 +508,12 @@ impl Store for PostgresStore {
 
     async fn recover_agent(&self, agent: &str, node: &str, now: i64) -> StoreResult<u64> {
         let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(pg)?;
-        exec(
-            &tx,
-            "INSERT INTO agents (id, node, started_ms, heartbeat_ms) VALUES ($1, $2, $3, $3)
-             ON CONFLICT (id) DO UPDATE SET node = EXCLUDED.node, started_ms = EXCLUDED.started_ms, heartbeat_ms = EXCLUDED.heartbeat_ms",
-            &[&agent, &node, &now],
-        )
-        .await?;
-        let n = jobs::lose_attempts(
-            &tx,
-            jobs::Lose::OfAgent(agent),
-            now,
-            "its agent restarted under the same identity",
-        )
-        .await?;
-        tx.commit().await.map_err(pg)?;
-        Ok(n)
+        nodes::recover_agent(&mut c, agent, node, now).await
     }
 
     async fn identity_holder(&self, id: &str) -> StoreResult<Option<IdentityHold>> {
         let c = self.client().await?;
-        opt(
-            &c,
-            "SELECT holder, lease_expires_ms FROM agents WHERE id = $1",
-            &[&id],
-        )
-        .await?
-        .map(|r| {
-            Ok(IdentityHold {
-                holder: col(&r, 0)?,
-                lease_expires_ms: col(&r, 1)?,
-            })
-        })
-        .transpose()
+        nodes::identity_holder(&c, id).await
     }
 
     async fn take_identity(
@@ -813,45 +526,17 @@ impl Store for PostgresStore {
         now: i64,
     ) -> StoreResult<bool> {
         let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(pg)?;
-        exec(
-            &tx,
-            "INSERT INTO agents (id, node, started_ms, heartbeat_ms, holder, lease_expires_ms) VALUES ($1, $2, $3, $3, NULL, 0)
-             ON CONFLICT (id) DO NOTHING",
-            &[&id, &node, &now],
-        )
-        .await?;
-        // The compare-and-set: a concurrent taker waits for this row lock, then finds the
-        // holder changed and takes nothing.
-        let n = exec(
-            &tx,
-            "UPDATE agents SET holder = $3, lease_expires_ms = $4, node = $5, started_ms = $6, heartbeat_ms = $6
-             WHERE id = $1 AND holder IS NOT DISTINCT FROM $2",
-            &[&id, &expected, &holder, &(now + lease_ms), &node, &now],
-        )
-        .await?;
-        tx.commit().await.map_err(pg)?;
-        Ok(n == 1)
+        nodes::take_identity(&mut c, id, node, expected, holder, lease_ms, now).await
     }
 
     async fn renew_identities(&self, holder: &str, lease_ms: i64, now: i64) -> StoreResult<u64> {
         let c = self.client().await?;
-        exec(
-            &c,
-            "UPDATE agents SET lease_expires_ms = $2, heartbeat_ms = $3 WHERE holder = $1",
-            &[&holder, &(now + lease_ms), &now],
-        )
-        .await
+        nodes::renew_identities(&c, holder, lease_ms, now).await
     }
 
     async fn release_identities(&self, holder: &str, now: i64) -> StoreResult<u64> {
         let c = self.client().await?;
-        exec(
-            &c,
-            "UPDATE agents SET holder = NULL, lease_expires_ms = 0, heartbeat_ms = $2 WHERE holder = $1",
-            &[&holder, &now],
-        )
-        .await
+        nodes::release_identities(&c, holder, now).await
     }
 
     async fn reap_expired(&self, now: i64) -> StoreResult<u64> {
@@ -931,62 +616,27 @@ impl Store for PostgresStore {
 
     async fn stats(&self) -> StoreResult<StoreStats> {
         let c = self.client().await?;
-        let found = rows(&c, "SELECT status, COUNT(*) FROM jobs GROUP BY status", &[]).await?;
-        let mut counts = Vec::with_capacity(found.len());
-        for r in &found {
-            counts.push((col::<String>(r, 0)?, col::<i64>(r, 1)?));
-        }
-        let jobs = JobStatus::ALL
-            .into_iter()
-            .map(|s| {
-                let n = counts.iter().find(|(n, _)| n == s.as_str());
-                (s, n.map_or(0, |(_, c)| *c as u64))
-            })
-            .collect();
-        Ok(StoreStats { jobs })
+        jobs::stats(&c).await
     }
 
     async fn kv_get(&self, scope: &str, bucket: &str, key: &str) -> StoreResult<Option<Vec<u8>>> {
         let c = self.client().await?;
-        opt(
-            &c,
-            "SELECT value FROM kv WHERE scope = $1 AND bucket = $2 AND key = $3",
-            &[&scope, &bucket, &key],
-        )
-        .await?
-        .map(|r| col(&r, 0))
-        .transpose()
+        kv::get(&c, scope, bucket, key).await
     }
 
     async fn kv_set(&self, scope: &str, bucket: &str, key: &str, value: &[u8]) -> StoreResult<()> {
         let c = self.client().await?;
-        exec(&c, KV_UPSERT, &[&scope, &bucket, &key, &value]).await?;
-        Ok(())
+        kv::set(&c, scope, bucket, key, value).await
     }
 
     async fn kv_delete(&self, scope: &str, bucket: &str, key: &str) -> StoreResult<bool> {
         let c = self.client().await?;
-        let n = exec(
-            &c,
-            "DELETE FROM kv WHERE scope = $1 AND bucket = $2 AND key = $3",
-            &[&scope, &bucket, &key],
-        )
-        .await?;
-        Ok(n == 1)
+        kv::delete(&c, scope, bucket, key).await
     }
 
     async fn kv_list(&self, scope: &str, bucket: &str, prefix: &str) -> StoreResult<Vec<String>> {
         let c = self.client().await?;
-        // `key` sorts by bytes (COLLATE "C"); `key >= $3` lets the primary key find the range.
-        rows(
-            &c,
-            "SELECT key FROM kv WHERE scope = $1 AND bucket = $2 AND key >= $3 AND starts_with(key, $3) ORDER BY key",
-            &[&scope, &bucket, &prefix],
-        )
-        .await?
-        .iter()
-        .map(|r| col(r, 0))
-        .collect()
+        kv::list(&c, scope, bucket, prefix).await
     }
 
     async fn kv_increment(
@@ -997,44 +647,7 @@ impl Store for PostgresStore {
         delta: i64,
     ) -> StoreResult<Result<i64, KvBackendError>> {
         let mut c = self.client().await?;
-        loop {
-            let tx = c.transaction().await.map_err(pg)?;
-            let current: Option<Vec<u8>> = opt(
-                &tx,
-                "SELECT value FROM kv WHERE scope = $1 AND bucket = $2 AND key = $3 FOR UPDATE",
-                &[&scope, &bucket, &key],
-            )
-            .await?
-            .map(|r| col(&r, 0))
-            .transpose()?;
-            // Not a number, or overflow: nothing is written (dropping `tx` rolls back).
-            let next = match crate::host::services::add_to_counter(key, current.as_deref(), delta) {
-                Ok(n) => n,
-                Err(e) => return Ok(Err(e)),
-            };
-            let value = next.to_string().into_bytes();
-            if current.is_some() {
-                exec(
-                    &tx,
-                    "UPDATE kv SET value = $4 WHERE scope = $1 AND bucket = $2 AND key = $3",
-                    &[&scope, &bucket, &key, &value],
-                )
-                .await?;
-            } else {
-                let n = exec(
-                    &tx,
-                    "INSERT INTO kv (scope, bucket, key, value) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                    &[&scope, &bucket, &key, &value],
-                )
-                .await?;
-                if n == 0 {
-                    // Another caller created the key meanwhile: read it again, under lock.
-                    continue;
-                }
-            }
-            tx.commit().await.map_err(pg)?;
-            return Ok(Ok(next));
-        }
+        kv::increment(&mut c, scope, bucket, key, delta).await
     }
 }
 

@@ -1,17 +1,115 @@
-//! Jobs and attempts in PostgreSQL: claiming, finishing, cancelling and losing attempts. Each
-//! is one statement (data-modifying CTEs: atomic on its own, one round trip) or, for cancel,
-//! runs inside its caller's transaction.
+//! Blobs, jobs and attempts in PostgreSQL. Every write is one statement (data-modifying CTEs:
+//! atomic on its own, one round trip), except cancel, which runs in its caller's transaction.
 //!
 //! Locks are always taken attempt first, then job (finish, the reaper, recovery, fenced
 //! writes); a claim locks only a queued job, which no running attempt belongs to. So these
 //! statements do not deadlock with each other.
 
 use super::{
-    GenericClient, JOB_BY_ID, JOB_COLUMN_COUNT, col, job_columns, job_from_row, one, opt, uint,
+    GenericClient, Params, backend, col, db_message, exec, int, is_constraint, one, opt, pg, rows,
+    uint,
 };
 use crate::store::*;
-use deadpool_postgres::Transaction;
+use deadpool_postgres::{Object, Transaction};
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
+
+/// The columns [`job_from_row`] reads, as a literal for `concat!`.
+macro_rules! job_columns {
+    () => {
+        "id, seq, component, status, input, max_attempts, attempts, limits, optional, kv_scope, task, run_after_ms, created_ms, updated_ms, finished_ms, output, error, progress, progress_msg, cancel_requested, class"
+    };
+}
+
+/// How many columns [`job_columns!`] names.
+const JOB_COLUMN_COUNT: usize = 21;
+
+fn job_from_row(r: &Row) -> StoreResult<Job> {
+    let status: String = col(r, 3)?;
+    let limits: String = col(r, 7)?;
+    let optional: String = col(r, 8)?;
+    let error: Option<String> = col(r, 16)?;
+    let progress: Option<i16> = col(r, 17)?;
+    let progress_msg: Option<String> = col(r, 18)?;
+    Ok(Job {
+        id: col(r, 0)?,
+        seq: col(r, 1)?,
+        component: col(r, 2)?,
+        status: JobStatus::parse(&status).unwrap_or(JobStatus::Failed),
+        input: col(r, 4)?,
+        max_attempts: uint(col(r, 5)?),
+        attempts: uint(col(r, 6)?),
+        limits: serde_json::from_str(&limits).unwrap_or_default(),
+        optional_imports: serde_json::from_str(&optional).unwrap_or_default(),
+        kv_scope: col(r, 9)?,
+        task: col(r, 10)?,
+        run_after_ms: col(r, 11)?,
+        created_ms: col(r, 12)?,
+        updated_ms: col(r, 13)?,
+        finished_ms: col(r, 14)?,
+        output: col(r, 15)?,
+        error: error.and_then(|e| serde_json::from_str(&e).ok()),
+        progress: progress.map(|p| {
+            (
+                u8::try_from(p).unwrap_or(u8::MAX),
+                progress_msg.unwrap_or_default(),
+            )
+        }),
+        cancel_requested: col(r, 19)?,
+        class: col(r, 20)?,
+    })
+}
+
+const JOB_BY_ID: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1");
+
+/// Insert the report (once per distinct report), the job unless its idempotency key is taken,
+/// and its `queued` event, in one statement. No row: the key names another job.
+const INSERT_JOB: &str = concat!(
+    "WITH report AS (INSERT INTO reports (hash, report) VALUES ($7, $8) ON CONFLICT DO NOTHING),
+     job AS (
+         INSERT INTO jobs (id, component, input, status, max_attempts, limits, optional, report_hash, kv_scope, task, idempotency_key, class, run_after_ms, created_ms, updated_ms)
+         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $9, $10, $11, $13, $12, $12, $12)
+         ON CONFLICT (idempotency_key) DO NOTHING
+         RETURNING ",
+    job_columns!(),
+    "),
+     event AS (
+         INSERT INTO events (job_id, attempt, at_ms, kind, message)
+         SELECT id, NULL, $12, 'queued', 'accepted and queued' FROM job
+     )
+     SELECT * FROM job"
+);
+
+const JOB_BY_KEY: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    ", (SELECT report FROM reports r WHERE r.hash = jobs.report_hash) FROM jobs WHERE idempotency_key = $1"
+);
+
+fn list_jobs_sql(status: bool, before: bool) -> &'static str {
+    match (status, before) {
+        (false, false) => concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs ORDER BY seq DESC LIMIT $1"
+        ),
+        (true, false) => concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE status = $2 ORDER BY seq DESC LIMIT $1"
+        ),
+        (false, true) => concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE seq < $2 ORDER BY seq DESC LIMIT $1"
+        ),
+        (true, true) => concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE status = $2 AND seq < $3 ORDER BY seq DESC LIMIT $1"
+        ),
+    }
+}
 
 /// Claim in one statement: lock the head of the queue, skipping jobs another claimer holds
 /// (claimers on every node proceed in parallel and never wait for each other), mark it
@@ -282,4 +380,271 @@ pub(super) async fn lose_attempts(
         Lose::Expired(before) => one(c, LOSE_EXPIRED, &[&before, &now, &outcome, &why]).await?,
     };
     Ok(col::<i64>(&row, 0)? as u64)
+}
+
+/// Insert a job (its class must be stored): `created` is false when its idempotency key names
+/// another job, which is answered instead.
+pub(super) async fn insert(c: &Object, job: &NewJob) -> StoreResult<Inserted> {
+    let report_hash = blake3::hash(job.report.as_bytes()).to_hex().to_string();
+    let limits = serde_json::to_string(&job.limits).map_err(backend)?;
+    let optional = serde_json::to_string(&job.optional_imports).map_err(backend)?;
+    let report: &str = &job.report;
+    let stmt = c.prepare_cached(INSERT_JOB).await.map_err(pg)?;
+    let inserted = c
+        .query_opt(
+            &stmt,
+            &[
+                &job.id,
+                &job.component,
+                &job.input,
+                &int(job.max_attempts),
+                &limits,
+                &optional,
+                &report_hash,
+                &report,
+                &job.kv_scope,
+                &job.task,
+                &job.idempotency_key,
+                &job.now_ms,
+                &job.requirements.as_ref().map(|r| &r.class),
+            ],
+        )
+        .await
+        .map_err(|e| {
+            if is_constraint(&e) {
+                StoreError::Conflict(format!("the job could not be stored: {}", db_message(&e)))
+            } else {
+                pg(e)
+            }
+        })?;
+    if let Some(row) = inserted {
+        return Ok(Inserted {
+            job: job_from_row(&row)?,
+            created: true,
+        });
+    }
+    // The idempotency key names a job already (committed before this insert looked).
+    let row = one(c, JOB_BY_KEY, &[&job.idempotency_key]).await?;
+    Ok(Inserted {
+        job: job_from_row(&row)?,
+        created: false,
+    })
+}
+
+/// Store a component once; true when the bytes were new.
+pub(super) async fn put_blob(
+    c: &impl GenericClient,
+    hash: &str,
+    bytes: &[u8],
+) -> StoreResult<bool> {
+    // Most uploads repeat a component already stored: check before sending the bytes.
+    if opt(c, "SELECT 1 FROM blobs WHERE hash = $1", &[&hash])
+        .await?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    let n = exec(
+        c,
+        "INSERT INTO blobs (hash, bytes, size, created_ms) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        &[&hash, &bytes, &(bytes.len() as i64), &now_ms()],
+    )
+    .await?;
+    Ok(n == 1)
+}
+
+/// A stored component's bytes.
+pub(super) async fn get_blob(c: &impl GenericClient, hash: &str) -> StoreResult<Option<Vec<u8>>> {
+    opt(c, "SELECT bytes FROM blobs WHERE hash = $1", &[&hash])
+        .await?
+        .map(|r| col(&r, 0))
+        .transpose()
+}
+
+/// A job with its attempts; both queries go out together.
+pub(super) async fn get(c: &impl GenericClient, id: &str) -> StoreResult<Option<JobRecord>> {
+    // Both queries go out together (one round trip).
+    let by_id: Params<'_> = &[&id];
+    let (job, attempts) = tokio::try_join!(
+        opt(c, JOB_BY_ID, by_id),
+        rows(
+            c,
+            "SELECT number, agent, state, started_ms, finished_ms, lease_expires_ms, outcome, log FROM attempts WHERE job_id = $1 ORDER BY number",
+            by_id,
+        )
+    )?;
+    let Some(job) = job else { return Ok(None) };
+    let attempt_list = attempts
+        .iter()
+        .map(|r| {
+            let state: String = col(r, 2)?;
+            let outcome: Option<String> = col(r, 6)?;
+            Ok(Attempt {
+                number: uint(col(r, 0)?),
+                agent: col(r, 1)?,
+                state: AttemptState::parse(&state).unwrap_or(AttemptState::Lost),
+                started_ms: col(r, 3)?,
+                finished_ms: col(r, 4)?,
+                lease_expires_ms: col(r, 5)?,
+                outcome: outcome.and_then(|o| serde_json::from_str(&o).ok()),
+                log: col(r, 7)?,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Some(JobRecord {
+        job: job_from_row(&job)?,
+        attempt_list,
+    }))
+}
+
+/// The job an idempotency key named, with its admission report.
+pub(super) async fn by_idempotency_key(
+    c: &impl GenericClient,
+    key: &str,
+) -> StoreResult<Option<(Job, String)>> {
+    let Some(row) = opt(c, JOB_BY_KEY, &[&key]).await? else {
+        return Ok(None);
+    };
+    let report: Option<String> = col(&row, 21)?;
+    Ok(Some((
+        job_from_row(&row)?,
+        report.unwrap_or_else(|| "null".into()),
+    )))
+}
+
+/// Jobs newest first (each filter combination has its own prepared statement, so each uses
+/// its index).
+pub(super) async fn list(
+    c: &impl GenericClient,
+    status: Option<JobStatus>,
+    before: Option<i64>,
+    limit: u32,
+) -> StoreResult<Vec<Job>> {
+    let limit = i64::from(limit);
+    let status = status.map(JobStatus::as_str);
+    let sql = list_jobs_sql(status.is_some(), before.is_some());
+    let found = match (&status, &before) {
+        (None, None) => rows(c, sql, &[&limit]).await?,
+        (Some(s), None) => rows(c, sql, &[&limit, s]).await?,
+        (None, Some(b)) => rows(c, sql, &[&limit, b]).await?,
+        (Some(s), Some(b)) => rows(c, sql, &[&limit, s, b]).await?,
+    };
+    found.iter().map(job_from_row).collect()
+}
+
+/// A job's events, oldest first.
+pub(super) async fn events(c: &impl GenericClient, id: &str) -> StoreResult<Vec<Event>> {
+    rows(
+        c,
+        "SELECT attempt, at_ms, kind, message FROM events WHERE job_id = $1 ORDER BY id",
+        &[&id],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(Event {
+            attempt: col::<Option<i32>>(r, 0)?.map(uint),
+            at_ms: col(r, 1)?,
+            kind: col(r, 2)?,
+            message: col(r, 3)?,
+        })
+    })
+    .collect()
+}
+
+/// Extend a lease (fenced); whether cancellation was requested.
+pub(super) async fn heartbeat(
+    c: &impl GenericClient,
+    token: &str,
+    lease_ms: i64,
+    now: i64,
+) -> StoreResult<bool> {
+    let row = opt(
+        c,
+        "WITH a AS (
+             UPDATE attempts SET lease_expires_ms = $2 WHERE lease_token = $1 AND state = 'running'
+             RETURNING job_id
+         )
+         SELECT j.cancel_requested FROM jobs j JOIN a ON a.job_id = j.id",
+        &[&token, &(now + lease_ms)],
+    )
+    .await?;
+    match row {
+        Some(r) => col(&r, 0),
+        None => Err(StoreError::StaleLease),
+    }
+}
+
+/// Record progress (fenced). The attempt row is locked (`FOR SHARE`) in the same statement:
+/// a finish or a reaper holding it makes this wait, then see the attempt ended and change
+/// nothing, so a stale attempt never writes after its end.
+pub(super) async fn set_progress(
+    c: &impl GenericClient,
+    token: &str,
+    percent: u8,
+    message: &str,
+) -> StoreResult<()> {
+    let n = exec(
+        c,
+        "WITH a AS (SELECT job_id FROM attempts WHERE lease_token = $1 AND state = 'running' FOR SHARE)
+         UPDATE jobs SET progress = $2, progress_msg = $3 FROM a WHERE jobs.id = a.job_id",
+        &[&token, &i16::from(percent), &message],
+    )
+    .await?;
+    if n == 0 {
+        Err(StoreError::StaleLease)
+    } else {
+        Ok(())
+    }
+}
+
+/// Save the job's checkpoint (fenced, like [`set_progress`]).
+pub(super) async fn save_checkpoint(
+    c: &impl GenericClient,
+    token: &str,
+    data: &[u8],
+) -> StoreResult<()> {
+    let n = exec(
+        c,
+        "WITH a AS (SELECT job_id FROM attempts WHERE lease_token = $1 AND state = 'running' FOR SHARE)
+         UPDATE jobs SET checkpoint = $2 FROM a WHERE jobs.id = a.job_id",
+        &[&token, &data],
+    )
+    .await?;
+    if n == 0 {
+        Err(StoreError::StaleLease)
+    } else {
+        Ok(())
+    }
+}
+
+/// The job's checkpoint.
+pub(super) async fn load_checkpoint(
+    c: &impl GenericClient,
+    job_id: &str,
+) -> StoreResult<Option<Vec<u8>>> {
+    Ok(
+        opt(c, "SELECT checkpoint FROM jobs WHERE id = $1", &[&job_id])
+            .await?
+            .map(|r| col::<Option<Vec<u8>>>(&r, 0))
+            .transpose()?
+            .flatten(),
+    )
+}
+
+/// Jobs by status.
+pub(super) async fn stats(c: &impl GenericClient) -> StoreResult<StoreStats> {
+    let found = rows(c, "SELECT status, COUNT(*) FROM jobs GROUP BY status", &[]).await?;
+    let mut counts = Vec::with_capacity(found.len());
+    for r in &found {
+        counts.push((col::<String>(r, 0)?, col::<i64>(r, 1)?));
+    }
+    let jobs = JobStatus::ALL
+        .into_iter()
+        .map(|s| {
+            let n = counts.iter().find(|(n, _)| n == s.as_str());
+            (s, n.map_or(0, |(_, c)| *c as u64))
+        })
+        .collect();
+    Ok(StoreStats { jobs })
 }

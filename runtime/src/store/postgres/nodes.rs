@@ -1,7 +1,8 @@
-//! The node registry and compatibility classes in PostgreSQL (schema 2).
+//! The node registry, agent identities and compatibility classes in PostgreSQL.
 
-use super::{GenericClient, col, exec, int, one, opt, pg, rows, uint};
+use super::{GenericClient, col, exec, int, jobs, one, opt, pg, rows, uint};
 use crate::store::*;
+use deadpool_postgres::Object;
 
 /// How long rows of gone processes are kept for `GET /v1/nodes` history.
 const KEEP_GONE_MS: i64 = 24 * 3600 * 1000;
@@ -9,6 +10,7 @@ const KEEP_GONE_MS: i64 = 24 * 3600 * 1000;
 /// The advisory lock that orders class inserts (see `postgres_0002_cluster.sql`).
 const CLASS_LOCK: i64 = 0x6472_6966_7463_6c73;
 
+/// Classes stored after `after`, in the order they were stored.
 pub(super) async fn classes_after(
     c: &impl GenericClient,
     after: i64,
@@ -30,6 +32,7 @@ pub(super) async fn classes_after(
     .collect()
 }
 
+/// One class's requirements.
 pub(super) async fn class_spec(c: &impl GenericClient, class: &str) -> StoreResult<Option<String>> {
     opt(
         c,
@@ -62,6 +65,7 @@ pub(super) async fn ensure_class(
     tx.commit().await.map_err(pg)
 }
 
+/// Register a process (a re-registration keeps its start time).
 pub(super) async fn register(c: &impl GenericClient, n: &NodeRegistration) -> StoreResult<()> {
     exec(
         c,
@@ -75,6 +79,7 @@ pub(super) async fn register(c: &impl GenericClient, n: &NodeRegistration) -> St
     Ok(())
 }
 
+/// A live process's heartbeat; false when it was marked gone.
 pub(super) async fn heartbeat(
     c: &impl GenericClient,
     process: &str,
@@ -91,6 +96,7 @@ pub(super) async fn heartbeat(
     Ok(n == 1)
 }
 
+/// Mark a process gone (a clean exit).
 pub(super) async fn leave(c: &impl GenericClient, process: &str, now: i64) -> StoreResult<()> {
     exec(
         c,
@@ -101,6 +107,7 @@ pub(super) async fn leave(c: &impl GenericClient, process: &str, now: i64) -> St
     Ok(())
 }
 
+/// Live processes, and those gone since `gone_since`, oldest first.
 pub(super) async fn list(c: &impl GenericClient, gone_since: i64) -> StoreResult<Vec<NodeRecord>> {
     rows(
         c,
@@ -159,4 +166,110 @@ pub(super) async fn reap_gone(
     )
     .await?;
     col(&gone, 0)
+}
+
+/// Who holds an agent identity.
+pub(super) async fn identity_holder(
+    c: &impl GenericClient,
+    id: &str,
+) -> StoreResult<Option<IdentityHold>> {
+    opt(
+        c,
+        "SELECT holder, lease_expires_ms FROM agents WHERE id = $1",
+        &[&id],
+    )
+    .await?
+    .map(|r| {
+        Ok(IdentityHold {
+            holder: col(&r, 0)?,
+            lease_expires_ms: col(&r, 1)?,
+        })
+    })
+    .transpose()
+}
+
+/// Extend every identity `holder` holds.
+pub(super) async fn renew_identities(
+    c: &impl GenericClient,
+    holder: &str,
+    lease_ms: i64,
+    now: i64,
+) -> StoreResult<u64> {
+    exec(
+        c,
+        "UPDATE agents SET lease_expires_ms = $2, heartbeat_ms = $3 WHERE holder = $1",
+        &[&holder, &(now + lease_ms), &now],
+    )
+    .await
+}
+
+/// Give up every identity `holder` holds.
+pub(super) async fn release_identities(
+    c: &impl GenericClient,
+    holder: &str,
+    now: i64,
+) -> StoreResult<u64> {
+    exec(
+        c,
+        "UPDATE agents SET holder = NULL, lease_expires_ms = 0, heartbeat_ms = $2 WHERE holder = $1",
+        &[&holder, &now],
+    )
+    .await
+}
+
+/// Take an identity if its holder is still `expected` (compare-and-set).
+pub(super) async fn take_identity(
+    c: &mut Object,
+    id: &str,
+    node: &str,
+    expected: Option<&str>,
+    holder: &str,
+    lease_ms: i64,
+    now: i64,
+) -> StoreResult<bool> {
+    let tx = c.transaction().await.map_err(pg)?;
+    exec(
+        &tx,
+        "INSERT INTO agents (id, node, started_ms, heartbeat_ms, holder, lease_expires_ms) VALUES ($1, $2, $3, $3, NULL, 0)
+         ON CONFLICT (id) DO NOTHING",
+        &[&id, &node, &now],
+    )
+    .await?;
+    // The compare-and-set: a concurrent taker waits for this row lock, then finds the
+    // holder changed and takes nothing.
+    let n = exec(
+        &tx,
+        "UPDATE agents SET holder = $3, lease_expires_ms = $4, node = $5, started_ms = $6, heartbeat_ms = $6
+         WHERE id = $1 AND holder IS NOT DISTINCT FROM $2",
+        &[&id, &expected, &holder, &(now + lease_ms), &node, &now],
+    )
+    .await?;
+    tx.commit().await.map_err(pg)?;
+    Ok(n == 1)
+}
+
+/// Record the agent's new incarnation and lose the attempts its earlier one left running.
+pub(super) async fn recover_agent(
+    c: &mut Object,
+    agent: &str,
+    node: &str,
+    now: i64,
+) -> StoreResult<u64> {
+    let tx = c.transaction().await.map_err(pg)?;
+    exec(
+        &tx,
+        "INSERT INTO agents (id, node, started_ms, heartbeat_ms) VALUES ($1, $2, $3, $3)
+         ON CONFLICT (id) DO UPDATE SET node = EXCLUDED.node, started_ms = EXCLUDED.started_ms, heartbeat_ms = EXCLUDED.heartbeat_ms",
+        &[&agent, &node, &now],
+    )
+    .await?;
+    let n = jobs::lose_attempts(
+        &tx,
+        jobs::Lose::OfAgent(agent),
+        now,
+        "its agent restarted under the same identity",
+    )
+    .await?;
+    tx.commit().await.map_err(pg)?;
+    Ok(n)
 }
