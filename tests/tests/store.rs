@@ -1610,9 +1610,12 @@ mod postgres_only {
         with_jobs(&store, 2, 1).await;
         let mut other = admin(db.url().unwrap()).await;
         let tx = other.transaction().await.unwrap();
-        tx.execute("SELECT 1 FROM jobs WHERE id = 'job-0000' FOR UPDATE", &[])
-            .await
-            .unwrap();
+        tx.execute(
+            "SELECT 1 FROM queue WHERE job_id = 'job-0000' FOR UPDATE",
+            &[],
+        )
+        .await
+        .unwrap();
         let claim = tokio::time::timeout(
             Duration::from_secs(5),
             store.claim("w/0", &[], 60_000, now_ms() + 1_000),

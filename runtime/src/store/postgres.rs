@@ -454,15 +454,7 @@ impl Store for PostgresStore {
         now: i64,
     ) -> StoreResult<(JobStatus, Option<Claim>)> {
         let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(pg)?;
-        // Both statements go out together; the claim runs after the finish and sees it. A
-        // stale token fails the finish and the transaction rolls back (the claim with it).
-        let (status, claim) = tokio::try_join!(
-            jobs::finish(&tx, token, &end, now),
-            jobs::claim(&tx, agent, classes, lease_ms, now)
-        )?;
-        tx.commit().await.map_err(pg)?;
-        Ok((status, claim))
+        jobs::finish_and_claim(&mut c, token, &end, (agent, classes, lease_ms), now).await
     }
 
     async fn requirement_classes(&self, after_seq: i64) -> StoreResult<Vec<RequirementClass>> {

@@ -46,10 +46,22 @@ CREATE TABLE jobs (
     CHECK ((status IN ('succeeded', 'failed', 'cancelled')) = (finished_ms IS NOT NULL)),
     CHECK (status <> 'succeeded' OR output IS NOT NULL)
 );
-CREATE INDEX jobs_queue ON jobs (run_after_ms, seq) WHERE status = 'queued';
 CREATE INDEX jobs_status ON jobs (status, seq);
 -- Jobs pinned to a task version, for the delete check and per-version counts.
 CREATE INDEX jobs_task ON jobs (task, status) WHERE task IS NOT NULL;
+
+-- The claimable jobs: one row per job whose status is 'queued', kept by the same statements
+-- that move a job into or out of the queue. Claims lock and delete a row here (FOR UPDATE SKIP
+-- LOCKED on the head), then update the job. Locking rows of this small table, not of `jobs`,
+-- means a claimer whose snapshot still shows a just-claimed job finds its row deleted and
+-- moves on, instead of locking the running job's row until it commits and making that job's
+-- agent wait to record its result.
+CREATE TABLE queue (
+    job_id        TEXT PRIMARY KEY,
+    run_after_ms  BIGINT NOT NULL,
+    seq           BIGINT NOT NULL
+) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000);
+CREATE INDEX queue_order ON queue (run_after_ms, seq);
 
 CREATE TABLE attempts (
     id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -19,6 +19,7 @@ CREATE TABLE requirement_classes (
 );
 
 ALTER TABLE jobs ADD COLUMN class TEXT REFERENCES requirement_classes (class);
+ALTER TABLE queue ADD COLUMN class TEXT;               -- the job's class, to claim by it
 
 -- Node processes: one row per process (`host:pid:start`), since two processes of one node name
 -- run side by side during a hand-over.

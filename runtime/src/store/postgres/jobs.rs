@@ -1,9 +1,9 @@
 //! Blobs, jobs and attempts in PostgreSQL. Every write is one statement (data-modifying CTEs:
 //! atomic on its own, one round trip), except cancel, which runs in its caller's transaction.
 //!
-//! Locks are always taken attempt first, then job (finish, the reaper, recovery, fenced
-//! writes); a claim locks only a queued job, which no running attempt belongs to. So these
-//! statements do not deadlock with each other.
+//! Locks are always taken attempt before job (finish, the reaper, recovery, fenced writes),
+//! and queue row before job (claim, cancel). A claim locks a queue row and then its queued job,
+//! which no running attempt belongs to, so these statements do not deadlock with each other.
 
 use super::{
     GenericClient, Params, backend, col, db_message, exec, int, is_constraint, one, opt, pg, rows,
@@ -25,29 +25,34 @@ macro_rules! job_columns {
 const JOB_COLUMN_COUNT: usize = 21;
 
 fn job_from_row(r: &Row) -> StoreResult<Job> {
-    let status: String = col(r, 3)?;
-    let limits: String = col(r, 7)?;
-    let optional: String = col(r, 8)?;
-    let error: Option<String> = col(r, 16)?;
-    let progress: Option<i16> = col(r, 17)?;
-    let progress_msg: Option<String> = col(r, 18)?;
+    job_from_row_at(r, 0)
+}
+
+/// A job from the [`job_columns!`] starting at column `at`.
+fn job_from_row_at(r: &Row, at: usize) -> StoreResult<Job> {
+    let status: String = col(r, at + 3)?;
+    let limits: String = col(r, at + 7)?;
+    let optional: String = col(r, at + 8)?;
+    let error: Option<String> = col(r, at + 16)?;
+    let progress: Option<i16> = col(r, at + 17)?;
+    let progress_msg: Option<String> = col(r, at + 18)?;
     Ok(Job {
-        id: col(r, 0)?,
-        seq: col(r, 1)?,
-        component: col(r, 2)?,
+        id: col(r, at + 0)?,
+        seq: col(r, at + 1)?,
+        component: col(r, at + 2)?,
         status: JobStatus::parse(&status).unwrap_or(JobStatus::Failed),
-        input: col(r, 4)?,
-        max_attempts: uint(col(r, 5)?),
-        attempts: uint(col(r, 6)?),
+        input: col(r, at + 4)?,
+        max_attempts: uint(col(r, at + 5)?),
+        attempts: uint(col(r, at + 6)?),
         limits: serde_json::from_str(&limits).unwrap_or_default(),
         optional_imports: serde_json::from_str(&optional).unwrap_or_default(),
-        kv_scope: col(r, 9)?,
-        task: col(r, 10)?,
-        run_after_ms: col(r, 11)?,
-        created_ms: col(r, 12)?,
-        updated_ms: col(r, 13)?,
-        finished_ms: col(r, 14)?,
-        output: col(r, 15)?,
+        kv_scope: col(r, at + 9)?,
+        task: col(r, at + 10)?,
+        run_after_ms: col(r, at + 11)?,
+        created_ms: col(r, at + 12)?,
+        updated_ms: col(r, at + 13)?,
+        finished_ms: col(r, at + 14)?,
+        output: col(r, at + 15)?,
         error: error.and_then(|e| serde_json::from_str(&e).ok()),
         progress: progress.map(|p| {
             (
@@ -55,8 +60,8 @@ fn job_from_row(r: &Row) -> StoreResult<Job> {
                 progress_msg.unwrap_or_default(),
             )
         }),
-        cancel_requested: col(r, 19)?,
-        class: col(r, 20)?,
+        cancel_requested: col(r, at + 19)?,
+        class: col(r, at + 20)?,
     })
 }
 
@@ -73,6 +78,10 @@ const INSERT_JOB: &str = concat!(
          RETURNING ",
     job_columns!(),
     "),
+     queued AS (
+         INSERT INTO queue (job_id, run_after_ms, seq, class)
+         SELECT id, run_after_ms, seq, class FROM job
+     ),
      event AS (
          INSERT INTO events (job_id, attempt, at_ms, kind, message)
          SELECT id, NULL, $12, 'queued', 'accepted and queued' FROM job
@@ -111,41 +120,69 @@ fn list_jobs_sql(status: bool, before: bool) -> &'static str {
     }
 }
 
-/// Claim in one statement: lock the head of the queue, skipping jobs another claimer holds
-/// (claimers on every node proceed in parallel and never wait for each other), mark it
-/// running, count the attempt, and record the attempt row (numbered by the job's own counter,
-/// read under its row lock) and the `claimed` event. Returns the job's columns, then the
-/// attempt's number and the job's `updated_ms` before the claim.
+/// The CTEs of a claim (`next`, `claimed`, `new_attempt`, `claim_event`), with the positions of
+/// its parameters (now, classes, agent, token, lease expiry) and an extra condition: take the
+/// head of the queue, skipping rows another claimer holds (claimers on every node proceed in
+/// parallel and never wait for each other), mark its job running, count the attempt, and
+/// record the attempt row (numbered by the job's own counter, read under its row lock) and the
+/// `claimed` event. `claimed` has the job's columns, then the attempt's number.
+macro_rules! claim_ctes {
+    ($now:literal, $classes:literal, $agent:literal, $token:literal, $expires:literal, $and:literal) => {
+        concat!(
+            "next AS (
+                 DELETE FROM queue WHERE job_id = (
+                     SELECT job_id FROM queue
+                     WHERE run_after_ms <= ", $now,
+            " AND (class IS NULL OR class = ANY(", $classes, "))", $and,
+            " ORDER BY run_after_ms, seq LIMIT 1
+                     FOR UPDATE SKIP LOCKED
+                 )
+                 RETURNING job_id AS next_id
+             ),
+             claimed AS (
+                 UPDATE jobs SET status = 'running', attempts = jobs.attempts + 1,
+                     attempt_rows = jobs.attempt_rows + 1, updated_ms = ", $now,
+            " FROM next WHERE jobs.id = next.next_id AND jobs.status = 'queued'
+                 RETURNING ", job_columns!(), ", attempt_rows
+             ),
+             new_attempt AS (
+                 INSERT INTO attempts (job_id, number, agent, lease_token, lease_expires_ms, state, started_ms)
+                 SELECT id, attempt_rows, ", $agent, ", ", $token, ", ", $expires, ", 'running', ", $now,
+            " FROM claimed
+             ),
+             claim_event AS (
+                 INSERT INTO events (job_id, attempt, at_ms, kind, message)
+                 SELECT id, attempt_rows, ", $now, ", 'claimed', 'attempt ' || attempt_rows || ' claimed by ' || ", $agent,
+            "::text FROM claimed
+             )"
+        )
+    };
+}
+
+/// A claim on its own: `$1` now, `$2` classes, `$3` agent, `$4` token, `$5` lease expiry.
 const CLAIM: &str = concat!(
-    "WITH next AS (
-         SELECT id AS next_id, updated_ms AS read_updated_ms FROM jobs
-         WHERE status = 'queued' AND run_after_ms <= $1 AND (class IS NULL OR class = ANY($2))
-         ORDER BY run_after_ms, seq LIMIT 1
-         FOR UPDATE SKIP LOCKED
-     ),
-     job AS (
-         UPDATE jobs SET status = 'running', attempts = jobs.attempts + 1,
-             attempt_rows = jobs.attempt_rows + 1, updated_ms = $1
-         FROM next WHERE jobs.id = next.next_id
-         RETURNING ",
-    job_columns!(),
-    ", attempt_rows, read_updated_ms
-     ),
-     attempt AS (
-         INSERT INTO attempts (job_id, number, agent, lease_token, lease_expires_ms, state, started_ms)
-         SELECT id, attempt_rows, $3, $4, $5, 'running', $1 FROM job
-     ),
-     event AS (
-         INSERT INTO events (job_id, attempt, at_ms, kind, message)
-         SELECT id, attempt_rows, $1, 'claimed', 'attempt ' || attempt_rows || ' claimed by ' || $3::text FROM job
-     )
-     SELECT * FROM job"
+    "WITH ",
+    claim_ctes!("$1", "$2", "$3", "$4", "$5", ""),
+    " SELECT * FROM claimed"
 );
 
 fn new_token() -> String {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).expect("the OS random source works");
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A claim from the `claimed` columns starting at `at`.
+fn claim_from_row(row: &Row, at: usize, token: String, expires: i64) -> StoreResult<Option<Claim>> {
+    if col::<Option<String>>(row, at)?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Claim {
+        job: job_from_row_at(row, at)?,
+        attempt: uint(col(row, at + JOB_COLUMN_COUNT)?),
+        lease_token: token,
+        lease_expires_ms: expires,
+    }))
 }
 
 /// Claim the next runnable job for `agent` among those without a class or of `classes`.
@@ -158,52 +195,159 @@ pub(super) async fn claim(
 ) -> StoreResult<Option<Claim>> {
     let token = new_token();
     let expires = now + lease_ms;
-    let Some(row) = opt(c, CLAIM, &[&now, &classes, &agent, &token, &expires]).await? else {
-        return Ok(None);
-    };
-    let mut job = job_from_row(&row)?;
-    // As in SQLite, the job is answered as it was read, with its new status and attempts.
-    job.updated_ms = col(&row, JOB_COLUMN_COUNT + 1)?;
-    Ok(Some(Claim {
-        job,
-        attempt: uint(col(&row, JOB_COLUMN_COUNT)?),
-        lease_token: token,
-        lease_expires_ms: expires,
-    }))
+    match opt(c, CLAIM, &[&now, &classes, &agent, &token, &expires]).await? {
+        Some(row) => claim_from_row(&row, 0, token, expires),
+        None => Ok(None),
+    }
 }
 
-/// Ending an attempt, in one statement: `$1` token, `$2` the attempt's state, `$3` now,
-/// `$4` outcome, `$5` log, `$6` the event's kind, `$7` its message after `attempt <n>`; the
-/// job's update sets `$update` (with `$8`, `$9` as it needs). No row: the token is stale.
-macro_rules! finish {
-    ($update:literal) => {
+/// The CTEs that end an attempt (`ended`, `finished`, `requeued`, `end_event`): `$1` token, `$2` the
+/// attempt's state, `$3` now, `$4` outcome, `$5` log, `$6` the event's kind, `$7` its message
+/// after `attempt <n>`; the job's update sets `$set` (with `$8`, `$9` as it needs). `ended` is
+/// empty when the token is stale.
+macro_rules! finish_ctes {
+    ($set:expr) => {
         concat!(
-            "WITH attempt AS (
+            "ended AS (
                  UPDATE attempts SET state = $2, finished_ms = $3, outcome = $4, log = $5
                  WHERE lease_token = $1 AND state = 'running'
                  RETURNING job_id, number
              ),
-             job AS (
+             finished AS (
                  UPDATE jobs SET ",
-            $update,
-            " FROM attempt WHERE jobs.id = attempt.job_id AND jobs.status = 'running'
+            $set,
+            " FROM ended WHERE jobs.id = ended.job_id AND jobs.status = 'running'
+                 RETURNING jobs.id, jobs.status, jobs.run_after_ms, jobs.seq, jobs.class
              ),
-             event AS (
+             requeued AS (
+                 INSERT INTO queue (job_id, run_after_ms, seq, class)
+                 SELECT id, run_after_ms, seq, class FROM finished WHERE status = 'queued'
+             ),
+             end_event AS (
                  INSERT INTO events (job_id, attempt, at_ms, kind, message)
-                 SELECT job_id, number, $3, $6, 'attempt ' || number || $7 FROM attempt
-             )
-             SELECT number FROM attempt"
+                 SELECT job_id, number, $3, $6, 'attempt ' || number || $7 FROM ended
+             )"
         )
     };
 }
 
-const SUCCEED: &str =
-    finish!("status = 'succeeded', output = $8, error = NULL, finished_ms = $3, updated_ms = $3");
-const FAIL: &str = finish!("status = 'failed', error = $8, finished_ms = $3, updated_ms = $3");
+/// End an attempt: one row (its number) unless the token is stale.
+macro_rules! finish {
+    ($set:expr) => {
+        concat!("WITH ", finish_ctes!($set), " SELECT number FROM ended")
+    };
+}
+
+/// End an attempt whose job is finished for good and claim the agent's next one, in one
+/// statement: the claim's parameters follow the ending's, and it happens only if the ending
+/// did. The finished job cannot be claimed again, so the claim needs not see the ending.
+macro_rules! finish_and_claim {
+    ($set:expr, $classes:literal, $agent:literal, $token:literal, $expires:literal) => {
+        concat!(
+            "WITH ",
+            finish_ctes!($set),
+            ", ",
+            claim_ctes!(
+                "$3",
+                $classes,
+                $agent,
+                $token,
+                $expires,
+                " AND EXISTS (SELECT 1 FROM ended)"
+            ),
+            " SELECT claimed.*, ended.number FROM ended LEFT JOIN claimed ON TRUE"
+        )
+    };
+}
+
+macro_rules! succeed {
+    () => {
+        "status = 'succeeded', output = $8, error = NULL, finished_ms = $3, updated_ms = $3"
+    };
+}
+macro_rules! fail {
+    () => {
+        "status = 'failed', error = $8, finished_ms = $3, updated_ms = $3"
+    };
+}
+macro_rules! cancel {
+    () => {
+        "status = 'cancelled', finished_ms = $3, updated_ms = $3"
+    };
+}
+
+const SUCCEED: &str = finish!(succeed!());
+const FAIL: &str = finish!(fail!());
+const CANCEL: &str = finish!(cancel!());
 const RETRY: &str = finish!("status = 'queued', error = $8, run_after_ms = $9, updated_ms = $3");
-const CANCEL: &str = finish!("status = 'cancelled', finished_ms = $3, updated_ms = $3");
 const REQUEUE: &str =
     finish!("status = 'queued', attempts = jobs.attempts - 1, run_after_ms = $3, updated_ms = $3");
+const SUCCEED_AND_CLAIM: &str = finish_and_claim!(succeed!(), "$9", "$10", "$11", "$12");
+const FAIL_AND_CLAIM: &str = finish_and_claim!(fail!(), "$9", "$10", "$11", "$12");
+const CANCEL_AND_CLAIM: &str = finish_and_claim!(cancel!(), "$8", "$9", "$10", "$11");
+
+/// How an attempt ends, as statement parameters.
+struct Ending {
+    status: JobStatus,
+    kind: &'static str,
+    /// The event's message after `attempt <n>`.
+    told: String,
+    /// The job update's own parameters (`$8`, `$9`).
+    extra: Vec<Box<dyn ToSql + Sync + Send>>,
+    /// The statement that ends the attempt.
+    finish: &'static str,
+    /// The statement that also claims the next, when the job is finished for good.
+    and_claim: Option<&'static str>,
+}
+
+fn ending(next: &Next, now: i64) -> StoreResult<Ending> {
+    let json = |f: &JobFailure| serde_json::to_string(f).map_err(super::backend);
+    Ok(match next {
+        Next::Succeed(output) => Ending {
+            status: JobStatus::Succeeded,
+            kind: "succeeded",
+            told: " succeeded".into(),
+            extra: vec![Box::new(output.clone())],
+            finish: SUCCEED,
+            and_claim: Some(SUCCEED_AND_CLAIM),
+        },
+        Next::Fail(failure) => Ending {
+            status: JobStatus::Failed,
+            kind: "failed",
+            told: format!(" failed: {}: {}", failure.code, failure.message),
+            extra: vec![Box::new(json(failure)?)],
+            finish: FAIL,
+            and_claim: Some(FAIL_AND_CLAIM),
+        },
+        Next::Retry { failure, after_ms } => Ending {
+            status: JobStatus::Queued,
+            kind: "retry",
+            told: format!(
+                " failed ({}: {}); retrying in {after_ms} ms",
+                failure.code, failure.message
+            ),
+            extra: vec![Box::new(json(failure)?), Box::new(now + after_ms)],
+            finish: RETRY,
+            and_claim: None,
+        },
+        Next::Cancel => Ending {
+            status: JobStatus::Cancelled,
+            kind: "cancelled",
+            told: " was stopped by cancellation".into(),
+            extra: vec![],
+            finish: CANCEL,
+            and_claim: Some(CANCEL_AND_CLAIM),
+        },
+        Next::Requeue => Ending {
+            status: JobStatus::Queued,
+            kind: "interrupted",
+            told: " was interrupted by a draining node and queued again; it is not charged".into(),
+            extra: vec![],
+            finish: REQUEUE,
+            and_claim: None,
+        },
+    })
+}
 
 /// End an attempt, fenced by its token, and move its job on.
 pub(super) async fn finish(
@@ -212,57 +356,55 @@ pub(super) async fn finish(
     end: &AttemptEnd,
     now: i64,
 ) -> StoreResult<JobStatus> {
-    let json = |f: &JobFailure| serde_json::to_string(f).map_err(super::backend);
-    let (status, kind, told, sql, extra): (_, _, _, _, Vec<Box<dyn ToSql + Sync + Send>>) =
-        match &end.next {
-            Next::Succeed(output) => (
-                JobStatus::Succeeded,
-                "succeeded",
-                " succeeded".to_string(),
-                SUCCEED,
-                vec![Box::new(output.clone())],
-            ),
-            Next::Fail(failure) => (
-                JobStatus::Failed,
-                "failed",
-                format!(" failed: {}: {}", failure.code, failure.message),
-                FAIL,
-                vec![Box::new(json(failure)?)],
-            ),
-            Next::Retry { failure, after_ms } => (
-                JobStatus::Queued,
-                "retry",
-                format!(
-                    " failed ({}: {}); retrying in {after_ms} ms",
-                    failure.code, failure.message
-                ),
-                RETRY,
-                vec![Box::new(json(failure)?), Box::new(now + after_ms)],
-            ),
-            Next::Cancel => (
-                JobStatus::Cancelled,
-                "cancelled",
-                " was stopped by cancellation".to_string(),
-                CANCEL,
-                vec![],
-            ),
-            Next::Requeue => (
-                JobStatus::Queued,
-                "interrupted",
-                " was interrupted by a draining node and queued again; it is not charged"
-                    .to_string(),
-                REQUEUE,
-                vec![],
-            ),
-        };
+    let e = ending(&end.next, now)?;
     let (state, outcome) = (end.state.as_str(), end.outcome.to_string());
     let mut params: Vec<&(dyn ToSql + Sync)> =
-        vec![&token, &state, &now, &outcome, &end.log, &kind, &told];
-    params.extend(extra.iter().map(|p| &**p as &(dyn ToSql + Sync)));
-    match opt(c, sql, &params).await? {
-        Some(_) => Ok(status),
+        vec![&token, &state, &now, &outcome, &end.log, &e.kind, &e.told];
+    params.extend(e.extra.iter().map(|p| &**p as &(dyn ToSql + Sync)));
+    match opt(c, e.finish, &params).await? {
+        Some(_) => Ok(e.status),
         None => Err(StoreError::StaleLease),
     }
+}
+
+/// End an attempt and claim the agent's next. When the job is finished for good that is one
+/// statement; when it is queued again (retry, requeue) the claim is a second statement in the
+/// same transaction, sent together with the first, so that it sees the job queued again.
+pub(super) async fn finish_and_claim(
+    c: &mut Object,
+    token: &str,
+    end: &AttemptEnd,
+    next: (&str, &[String], i64),
+    now: i64,
+) -> StoreResult<(JobStatus, Option<Claim>)> {
+    let (agent, classes, lease_ms) = next;
+    let e = ending(&end.next, now)?;
+    let Some(sql) = e.and_claim else {
+        let tx = c.transaction().await.map_err(pg)?;
+        // A stale token fails the finish, and the transaction rolls back (the claim with it).
+        let (status, claim) = tokio::try_join!(
+            finish(&tx, token, end, now),
+            claim(&tx, agent, classes, lease_ms, now)
+        )?;
+        tx.commit().await.map_err(pg)?;
+        return Ok((status, claim));
+    };
+    let (state, outcome) = (end.state.as_str(), end.outcome.to_string());
+    let (new_token, expires) = (new_token(), now + lease_ms);
+    let mut params: Vec<&(dyn ToSql + Sync)> =
+        vec![&token, &state, &now, &outcome, &end.log, &e.kind, &e.told];
+    params.extend(e.extra.iter().map(|p| &**p as &(dyn ToSql + Sync)));
+    params.extend([
+        &classes as &(dyn ToSql + Sync),
+        &agent,
+        &new_token,
+        &expires,
+    ]);
+    let Some(row) = opt(&*c, sql, &params).await? else {
+        return Err(StoreError::StaleLease);
+    };
+    let claim = claim_from_row(&row, 0, new_token, expires)?;
+    Ok((e.status, claim))
 }
 
 const CANCEL_QUEUED: &str = concat!(
@@ -290,8 +432,11 @@ const CANCEL_RUNNING: &str = concat!(
      SELECT * FROM job"
 );
 
-/// Cancel a queued job, or flag a running one; returns the job after the change.
+/// Cancel a queued job, or flag a running one; returns the job after the change. The queue
+/// row goes first (locks are taken queue row before job, as claims take them): a claimer
+/// holding it finishes its claim, and the job is then running.
 pub(super) async fn cancel(tx: &Transaction<'_>, id: &str, now: i64) -> StoreResult<Job> {
+    exec(tx, "DELETE FROM queue WHERE job_id = $1", &[&id]).await?;
     let status: String = match opt(
         tx,
         "SELECT status FROM jobs WHERE id = $1 FOR UPDATE",
@@ -346,7 +491,11 @@ macro_rules! lose {
                          ELSE j.error END,
                      updated_ms = $2
                  FROM lost WHERE j.id = lost.job_id AND j.status = 'running'
-                 RETURNING j.id, lost.number, lost.agent, j.status, j.error
+                 RETURNING j.id, lost.number, lost.agent, j.status, j.error, j.run_after_ms, j.seq, j.class
+             ),
+             requeued AS (
+                 INSERT INTO queue (job_id, run_after_ms, seq, class)
+                 SELECT id, run_after_ms, seq, class FROM moved WHERE status = 'queued'
              ),
              event AS (
                  INSERT INTO events (job_id, attempt, at_ms, kind, message)
