@@ -37,7 +37,7 @@ fn job_from_row_at(r: &Row, at: usize) -> StoreResult<Job> {
     let progress: Option<i16> = col(r, at + 17)?;
     let progress_msg: Option<String> = col(r, at + 18)?;
     Ok(Job {
-        id: col(r, at + 0)?,
+        id: col(r, at)?,
         seq: col(r, at + 1)?,
         component: col(r, at + 2)?,
         status: JobStatus::parse(&status).unwrap_or(JobStatus::Failed),
