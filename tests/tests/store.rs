@@ -1601,6 +1601,72 @@ mod postgres_only {
         }
     }
 
+    /// Claims take rows from the `queue` table: it must hold exactly the queued jobs, whatever
+    /// moved them (insert, claim, retry, interruption, lost attempts, cancellation).
+    #[tokio::test]
+    async fn the_queue_table_holds_exactly_the_queued_jobs() {
+        let db = TestDb::new(Backend::Postgres).await;
+        let store = db.open().await;
+        let ids = with_jobs(&store, 8, 2).await;
+        let now = now_ms() + 1_000;
+        let mut claims = Vec::new();
+        for _ in 0..6 {
+            claims.push(store.claim("w/0", &[], 10, now).await.unwrap().unwrap());
+        }
+        let retry = Next::Retry {
+            failure: driftless::store::JobFailure {
+                code: "x".into(),
+                message: "y".into(),
+                retryable: true,
+            },
+            after_ms: 60_000,
+        };
+        store
+            .finish_attempt(&claims[0].lease_token, end(retry), now)
+            .await
+            .unwrap();
+        store
+            .finish_attempt(&claims[1].lease_token, end(Next::Requeue), now)
+            .await
+            .unwrap();
+        store
+            .finish_attempt(
+                &claims[2].lease_token,
+                end(Next::Succeed(b"1".to_vec())),
+                now,
+            )
+            .await
+            .unwrap();
+        store.cancel_job(&claims[3].job.id, now).await.unwrap();
+        store.cancel_job(&ids[7], now).await.unwrap();
+        // Claims 3 (cancel requested), 4 and 5 expire, and their jobs go back to the queue (as
+        // in SQLite, a lost attempt requeues its job even when cancellation was requested).
+        assert_eq!(store.reap_expired(now + 100).await.unwrap(), 3);
+
+        let client = admin(db.url().unwrap()).await;
+        let set = |rows: Vec<tokio_postgres::Row>| -> Vec<String> {
+            rows.iter().map(|r| r.get(0)).collect()
+        };
+        let queued = set(client
+            .query(
+                "SELECT id FROM jobs WHERE status = 'queued' ORDER BY id",
+                &[],
+            )
+            .await
+            .unwrap());
+        let in_queue = set(client
+            .query("SELECT job_id FROM queue ORDER BY job_id", &[])
+            .await
+            .unwrap());
+        assert_eq!(
+            queued,
+            [
+                "job-0000", "job-0001", "job-0003", "job-0004", "job-0005", "job-0006"
+            ]
+        );
+        assert_eq!(in_queue, queued);
+    }
+
     /// Another node holds the head of the queue locked (mid-claim): a claim takes the next
     /// job at once instead of waiting for it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
