@@ -1746,6 +1746,76 @@ mod postgres_only {
         assert_eq!(next_notice(&mut rx).await, Notice::Jobs);
     }
 
+    async fn next_finished(rx: &mut broadcast::Receiver<String>) -> String {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("a finished job within 10 s")
+            .expect("the listener is open")
+    }
+
+    /// A job waited for on one node and run on another: the waiting node hears it finished.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn finished_jobs_are_announced_to_every_node() {
+        let db = TestDb::new(Backend::Postgres).await;
+        let url = db.url().unwrap();
+        let runner = PostgresStore::connect(url).await.unwrap();
+        let waiter = PostgresStore::connect(url).await.unwrap();
+        let mut done = waiter.listen_finished().await.unwrap();
+        runner.put_blob("c0ffee", b"component").await.unwrap();
+        let now = now_ms() + 1_000;
+        for id in ["ok", "next", "retried", "cancelled", "lost"] {
+            runner.insert_job(new_job(id, 1)).await.unwrap();
+        }
+        let ok = runner
+            .claim("w/0", &[], 60_000, now)
+            .await
+            .unwrap()
+            .unwrap();
+        let (_, next) = runner
+            .finish_and_claim(
+                &ok.lease_token,
+                end(Next::Succeed(b"1".to_vec())),
+                "w/0",
+                &[],
+                60_000,
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(next_finished(&mut done).await, "ok");
+        let next = next.unwrap();
+        assert_eq!(next.job.id, "next");
+        let retry = Next::Retry {
+            failure: driftless::store::JobFailure {
+                code: "x".into(),
+                message: "y".into(),
+                retryable: true,
+            },
+            after_ms: 60_000,
+        };
+        let (_, retried) = runner
+            .finish_and_claim(&next.lease_token, end(retry), "w/0", &[], 60_000, now)
+            .await
+            .unwrap();
+        // "next" was queued again, not finished: the next announcement is another job's.
+        let retried = retried.unwrap();
+        assert_eq!(retried.job.id, "retried");
+        runner
+            .finish_attempt(
+                &retried.lease_token,
+                end(Next::Fail(super::failure("bad", "no"))),
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(next_finished(&mut done).await, "retried");
+        runner.cancel_job("cancelled", now).await.unwrap();
+        assert_eq!(next_finished(&mut done).await, "cancelled");
+        runner.claim("w/1", &[], 10, now).await.unwrap().unwrap();
+        assert_eq!(runner.reap_expired(now + 100).await.unwrap(), 1);
+        assert_eq!(next_finished(&mut done).await, "lost", "out of attempts");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_listener_reconnects_and_says_so_when_its_connection_drops() {
         let db = TestDb::new(Backend::Postgres).await;

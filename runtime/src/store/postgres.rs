@@ -10,9 +10,10 @@
 //! Migrations run at connect, in one transaction under a cluster-wide advisory lock, tracked in
 //! `schema_migrations`: nodes starting together apply each migration exactly once.
 //!
-//! Wake-ups travel over LISTEN/NOTIFY: `driftless_jobs` after jobs are queued and
-//! `driftless_tasks` (payload: the task's name) when a task's `current` moves. See
-//! [`PostgresStore::listen`].
+//! Wake-ups travel over LISTEN/NOTIFY: `driftless_jobs` after jobs are queued,
+//! `driftless_tasks` (payload: the task's name) when a task's `current` moves, and
+//! `driftless_done` (payload: job ids) when jobs finish. See [`PostgresStore::listen`] and
+//! [`PostgresStore::listen_finished`].
 
 use super::*;
 
@@ -32,7 +33,7 @@ use deadpool_postgres::{
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::{NoTls, Row};
 
@@ -73,8 +74,8 @@ pub struct PostgresStore {
     config: tokio_postgres::Config,
     target: String,
     options: PostgresOptions,
-    /// Wakes the task that sends `NOTIFY driftless_jobs` (see [`notify::job_notifier`]).
-    jobs_queued: mpsc::Sender<()>,
+    /// Sends `driftless_jobs` and `driftless_done` after commits.
+    notifier: notify::Notifier,
     /// Compatibility classes known to be stored (classes are never deleted).
     known_classes: Mutex<HashSet<String>>,
 }
@@ -121,13 +122,13 @@ impl PostgresStore {
             .wait_timeout(Some(options.acquire_timeout))
             .build()
             .map_err(|e| StoreError::Backend(format!("cannot build the connection pool: {e}")))?;
-        let jobs_queued = notify::job_notifier(pool.clone());
+        let notifier = notify::Notifier::start(pool.clone());
         let store = PostgresStore {
             pool,
             config,
             target,
             options,
-            jobs_queued,
+            notifier,
             known_classes: Mutex::default(),
         };
         store.migrate().await?;
@@ -146,7 +147,15 @@ impl PostgresStore {
     /// once every receiver is dropped. Notices are wake-ups, not a log: polling stays the
     /// backstop.
     pub async fn listen(&self) -> StoreResult<broadcast::Receiver<Notice>> {
-        notify::listen(&self.config, &self.target).await
+        notify::listen(&self.config, &self.target, notify::notices()).await
+    }
+
+    /// Subscribe to finished jobs: the ids of jobs that reached a final status (succeeded,
+    /// failed, cancelled) through any node, shortly after their commit. Like
+    /// [`listen`](Self::listen), one dedicated connection per call that reconnects by itself;
+    /// ids announced while it was down are not repeated, so waiters keep a polling backstop.
+    pub async fn listen_finished(&self) -> StoreResult<broadcast::Receiver<String>> {
+        notify::listen(&self.config, &self.target, notify::finished()).await
     }
 
     async fn client(&self) -> StoreResult<Object> {
@@ -232,9 +241,12 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Wake listeners on `driftless_jobs` (coalesced; after the insert committed).
-    fn jobs_queued(&self) {
-        let _ = self.jobs_queued.try_send(());
+    /// An attempt's end was recorded: announce its job when it is finished.
+    fn ended(&self, ended: jobs::Ended) -> JobStatus {
+        if ended.status.is_terminal() {
+            self.notifier.finished([ended.job]);
+        }
+        ended.status
     }
 }
 
@@ -365,7 +377,7 @@ impl Store for PostgresStore {
         }
         let inserted = jobs::insert(&c, &job).await?;
         if inserted.created {
-            self.jobs_queued();
+            self.notifier.jobs_queued();
         }
         Ok(inserted)
     }
@@ -400,6 +412,9 @@ impl Store for PostgresStore {
         let tx = c.transaction().await.map_err(pg)?;
         let job = jobs::cancel(&tx, id, now).await?;
         tx.commit().await.map_err(pg)?;
+        if job.status.is_terminal() {
+            self.notifier.finished([job.id.clone()]);
+        }
         Ok(job)
     }
 
@@ -441,7 +456,8 @@ impl Store for PostgresStore {
         now: i64,
     ) -> StoreResult<JobStatus> {
         let c = self.client().await?;
-        jobs::finish(&c, token, &end, now).await
+        let ended = jobs::finish(&c, token, &end, now).await?;
+        Ok(self.ended(ended))
     }
 
     async fn finish_and_claim(
@@ -454,7 +470,9 @@ impl Store for PostgresStore {
         now: i64,
     ) -> StoreResult<(JobStatus, Option<Claim>)> {
         let mut c = self.client().await?;
-        jobs::finish_and_claim(&mut c, token, &end, (agent, classes, lease_ms), now).await
+        let (ended, claim) =
+            jobs::finish_and_claim(&mut c, token, &end, (agent, classes, lease_ms), now).await?;
+        Ok((self.ended(ended), claim))
     }
 
     async fn requirement_classes(&self, after_seq: i64) -> StoreResult<Vec<RequirementClass>> {
@@ -500,7 +518,9 @@ impl Store for PostgresStore {
 
     async fn recover_agent(&self, agent: &str, node: &str, now: i64) -> StoreResult<u64> {
         let mut c = self.client().await?;
-        nodes::recover_agent(&mut c, agent, node, now).await
+        let (lost, failed) = nodes::recover_agent(&mut c, agent, node, now).await?;
+        self.notifier.finished(failed);
+        Ok(lost)
     }
 
     async fn identity_holder(&self, id: &str) -> StoreResult<Option<IdentityHold>> {
@@ -533,7 +553,10 @@ impl Store for PostgresStore {
 
     async fn reap_expired(&self, now: i64) -> StoreResult<u64> {
         let c = self.client().await?;
-        jobs::lose_attempts(&c, jobs::Lose::Expired(now), now, "its lease expired").await
+        let (lost, failed) =
+            jobs::lose_attempts(&c, jobs::Lose::Expired(now), now, "its lease expired").await?;
+        self.notifier.finished(failed);
+        Ok(lost)
     }
 
     async fn deploy_task(&self, version: NewTaskVersion) -> StoreResult<Moved> {

@@ -231,10 +231,10 @@ macro_rules! finish_ctes {
     };
 }
 
-/// End an attempt: one row (its number) unless the token is stale.
+/// End an attempt: one row (its job's id) unless the token is stale.
 macro_rules! finish {
     ($set:expr) => {
-        concat!("WITH ", finish_ctes!($set), " SELECT number FROM ended")
+        concat!("WITH ", finish_ctes!($set), " SELECT job_id FROM ended")
     };
 }
 
@@ -255,7 +255,7 @@ macro_rules! finish_and_claim {
                 $expires,
                 " AND EXISTS (SELECT 1 FROM ended)"
             ),
-            " SELECT claimed.*, ended.number FROM ended LEFT JOIN claimed ON TRUE"
+            " SELECT claimed.*, ended.job_id AS ended_job FROM ended LEFT JOIN claimed ON TRUE"
         )
     };
 }
@@ -349,20 +349,31 @@ fn ending(next: &Next, now: i64) -> StoreResult<Ending> {
     })
 }
 
+/// An attempt's end, as recorded.
+pub(super) struct Ended {
+    /// The job's status now.
+    pub status: JobStatus,
+    /// The job.
+    pub job: String,
+}
+
 /// End an attempt, fenced by its token, and move its job on.
 pub(super) async fn finish(
     c: &impl GenericClient,
     token: &str,
     end: &AttemptEnd,
     now: i64,
-) -> StoreResult<JobStatus> {
+) -> StoreResult<Ended> {
     let e = ending(&end.next, now)?;
     let (state, outcome) = (end.state.as_str(), end.outcome.to_string());
     let mut params: Vec<&(dyn ToSql + Sync)> =
         vec![&token, &state, &now, &outcome, &end.log, &e.kind, &e.told];
     params.extend(e.extra.iter().map(|p| &**p as &(dyn ToSql + Sync)));
     match opt(c, e.finish, &params).await? {
-        Some(_) => Ok(e.status),
+        Some(row) => Ok(Ended {
+            status: e.status,
+            job: col(&row, 0)?,
+        }),
         None => Err(StoreError::StaleLease),
     }
 }
@@ -376,18 +387,18 @@ pub(super) async fn finish_and_claim(
     end: &AttemptEnd,
     next: (&str, &[String], i64),
     now: i64,
-) -> StoreResult<(JobStatus, Option<Claim>)> {
+) -> StoreResult<(Ended, Option<Claim>)> {
     let (agent, classes, lease_ms) = next;
     let e = ending(&end.next, now)?;
     let Some(sql) = e.and_claim else {
         let tx = c.transaction().await.map_err(pg)?;
         // A stale token fails the finish, and the transaction rolls back (the claim with it).
-        let (status, claim) = tokio::try_join!(
+        let (ended, claim) = tokio::try_join!(
             finish(&tx, token, end, now),
             claim(&tx, agent, classes, lease_ms, now)
         )?;
         tx.commit().await.map_err(pg)?;
-        return Ok((status, claim));
+        return Ok((ended, claim));
     };
     let (state, outcome) = (end.state.as_str(), end.outcome.to_string());
     let (new_token, expires) = (new_token(), now + lease_ms);
@@ -403,8 +414,11 @@ pub(super) async fn finish_and_claim(
     let Some(row) = opt(&*c, sql, &params).await? else {
         return Err(StoreError::StaleLease);
     };
-    let claim = claim_from_row(&row, 0, new_token, expires)?;
-    Ok((e.status, claim))
+    let ended = Ended {
+        status: e.status,
+        job: col(&row, JOB_COLUMN_COUNT + 1)?,
+    };
+    Ok((ended, claim_from_row(&row, 0, new_token, expires)?))
 }
 
 const CANCEL_QUEUED: &str = concat!(
@@ -466,7 +480,8 @@ pub(super) enum Lose<'a> {
 
 /// The body of [`lose_attempts`] after the `locked` CTE: `$2` now, `$3` the attempts'
 /// outcome (JSON), `$4` why. Jobs with attempts left are queued again at once, the others
-/// fail; each gets a `lost` or `failed` event. Returns how many attempts were lost.
+/// fail; each gets a `lost` or `failed` event. Returns how many attempts were lost, and the
+/// jobs that failed.
 macro_rules! lose {
     ($locked:literal) => {
         concat!(
@@ -505,7 +520,7 @@ macro_rules! lose {
                           ELSE 'attempt ' || number || ' on ' || agent || ' was lost (' || $4::text || '); the job is queued again' END
                  FROM moved
              )
-             SELECT COUNT(*) FROM lost"
+             SELECT (SELECT COUNT(*) FROM lost), ARRAY(SELECT id FROM moved WHERE status = 'failed')"
         )
     };
 }
@@ -516,19 +531,20 @@ const LOSE_EXPIRED: &str = lose!(
     "SELECT id FROM attempts WHERE state = 'running' AND lease_expires_ms < $1 ORDER BY id FOR UPDATE SKIP LOCKED"
 );
 
-/// Move running attempts to `lost` and requeue (or fail) their jobs, in one statement.
+/// Move running attempts to `lost` and requeue (or fail) their jobs, in one statement. Returns
+/// how many were lost, and the jobs that failed for it.
 pub(super) async fn lose_attempts(
     c: &impl GenericClient,
     which: Lose<'_>,
     now: i64,
     why: &str,
-) -> StoreResult<u64> {
+) -> StoreResult<(u64, Vec<String>)> {
     let outcome = serde_json::json!({"kind": "lost", "message": why}).to_string();
     let row = match which {
         Lose::OfAgent(agent) => one(c, LOSE_OF_AGENT, &[&agent, &now, &outcome, &why]).await?,
         Lose::Expired(before) => one(c, LOSE_EXPIRED, &[&before, &now, &outcome, &why]).await?,
     };
-    Ok(col::<i64>(&row, 0)? as u64)
+    Ok((col::<i64>(&row, 0)? as u64, col(&row, 1)?))
 }
 
 /// Insert a job (its class must be stored): `created` is false when its idempotency key names

@@ -249,12 +249,13 @@ pub(super) async fn take_identity(
 }
 
 /// Record the agent's new incarnation and lose the attempts its earlier one left running.
+/// Returns how many, and the jobs that failed for it.
 pub(super) async fn recover_agent(
     c: &mut Object,
     agent: &str,
     node: &str,
     now: i64,
-) -> StoreResult<u64> {
+) -> StoreResult<(u64, Vec<String>)> {
     let tx = c.transaction().await.map_err(pg)?;
     exec(
         &tx,
@@ -263,7 +264,7 @@ pub(super) async fn recover_agent(
         &[&agent, &node, &now],
     )
     .await?;
-    let n = jobs::lose_attempts(
+    let lost = jobs::lose_attempts(
         &tx,
         jobs::Lose::OfAgent(agent),
         now,
@@ -271,5 +272,5 @@ pub(super) async fn recover_agent(
     )
     .await?;
     tx.commit().await.map_err(pg)?;
-    Ok(n)
+    Ok(lost)
 }
