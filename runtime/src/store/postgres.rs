@@ -2,10 +2,11 @@
 //!
 //! Every call takes a connection from a pool ([`PostgresOptions::max_connections`], 16 by
 //! default) and runs as one statement or one short transaction of prepared (cached)
-//! statements; commits are durable (the server's `synchronous_commit`). Claims lock the head of
-//! the queue with `FOR UPDATE SKIP LOCKED`, so claimers on any number of nodes never wait for
-//! each other and never share an attempt. Every write about an attempt is fenced by its lease
-//! token, like in SQLite, and the lock order is always attempt before job.
+//! statements; commits are durable (the server's `synchronous_commit`). Claims take the head of
+//! the `queue` table (one row per queued job) with `FOR UPDATE SKIP LOCKED`, so claimers on any
+//! number of nodes never wait for each other and never share an attempt. Every write about an
+//! attempt is fenced by its lease token, like in SQLite; locks are taken attempt before job and
+//! queue row before job.
 //!
 //! Migrations run at connect, in one transaction under a cluster-wide advisory lock, tracked in
 //! `schema_migrations`: nodes starting together apply each migration exactly once.
