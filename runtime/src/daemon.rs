@@ -131,7 +131,7 @@ impl Daemon {
             ),
             StoreChoice::Postgres(url) => {
                 let pg = PostgresStore::connect(url).await?;
-                let notices = pg.listen().await?;
+                let notices = (pg.listen().await?, pg.listen_finished().await?);
                 (Arc::new(pg), Some(notices))
             }
         };
@@ -155,8 +155,22 @@ impl Daemon {
         let addr = listener.local_addr()?;
         crate::agent::start(node.clone());
         tokio::spawn(crate::tasks::keep_fresh(node.clone()));
-        if let Some(notices) = notices {
+        if let Some((notices, mut finished)) = notices {
             tokio::spawn(follow_notices(node.clone(), notices));
+            // Jobs finished through any node answer this node's waiting clients at once.
+            let waiting = node.clone();
+            tokio::spawn(async move {
+                use tokio::sync::broadcast::error::RecvError;
+                loop {
+                    match finished.recv().await {
+                        Ok(id) => {
+                            let _ = waiting.finished.send(id);
+                        }
+                        Err(RecvError::Lagged(_)) => continue,
+                        Err(RecvError::Closed) => return,
+                    }
+                }
+            });
         }
         let registration = tokio::spawn(crate::cluster::keep_registered(
             node.clone(),

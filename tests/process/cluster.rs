@@ -149,6 +149,23 @@ async fn jobs_submitted_to_any_node_run_exactly_once_across_the_cluster() {
         assert_eq!(n["this_process"], n["node"] == "node-b", "{n}");
     }
 
+    // The CLI prints the same registry, one line per process, marking the one answering.
+    let out = std::process::Command::new(BIN)
+        .args(["nodes", "--url", &nodes[2].process.url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = table.lines().skip(1).collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    for (line, name) in lines.iter().zip(["node-a ", "node-b ", "node-c *"]) {
+        assert!(line.starts_with(name), "{table}");
+        assert!(
+            line.contains(" live ") && line.contains("driftless:kv@2.0.0"),
+            "{table}"
+        );
+    }
+
     // Upload once, then submit by hash to every node in turn: every node's agents race to
     // claim from the one queue.
     let (status, put) = clients[0]

@@ -1,4 +1,4 @@
-//! The CLI's node commands: `drain [--wait]`, `resume`, `inflight`.
+//! The CLI's node commands: `drain [--wait]`, `resume`, `inflight`, `nodes`.
 
 use super::client::{Client, ClientArgs};
 use anyhow::Result;
@@ -95,6 +95,50 @@ pub async fn resume(args: NodeArgs) -> Result<i32> {
         .json(client.request(Method::POST, "/v1/admin/resume"))
         .await?;
     show(&state, args.json)
+}
+
+/// `driftless nodes`: the registry, one line per node process.
+pub async fn nodes(args: NodeArgs) -> Result<i32> {
+    let client = Client::new(&args.daemon)?;
+    let registry = client.get("/v1/nodes").await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&registry)?);
+        return Ok(0);
+    }
+    let kv_of = |catalog: &Value| -> String {
+        catalog
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|m| !m.starts_with("wasi:"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!(
+        "{:<12} {:<9} {:<22} {:<8} {:>8} {:>9}  {:<28} modules",
+        "node", "state", "address", "version", "inflight", "heartbeat", "process"
+    );
+    for n in registry["nodes"].as_array().into_iter().flatten() {
+        let heartbeat = if n["state"] == "gone" {
+            "-".to_string()
+        } else {
+            format!("{} ms", n["heartbeat_age_ms"])
+        };
+        let me = if n["this_process"] == true { " *" } else { "" };
+        println!(
+            "{:<12} {:<9} {:<22} {:<8} {:>8} {:>9}  {:<28} {}",
+            format!("{}{me}", n["node"].as_str().unwrap_or("?")),
+            n["state"].as_str().unwrap_or("?"),
+            n["address"].as_str().unwrap_or("?"),
+            n["version"].as_str().unwrap_or("?"),
+            n["inflight"],
+            heartbeat,
+            n["process"].as_str().unwrap_or("?"),
+            kv_of(&n["catalog"])
+        );
+    }
+    Ok(0)
 }
 
 pub async fn inflight(args: NodeArgs) -> Result<i32> {

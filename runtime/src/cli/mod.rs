@@ -59,6 +59,9 @@ enum Command {
     Resume(admin::NodeArgs),
     /// Show the attempts running on the node.
     Inflight(admin::NodeArgs),
+    /// The node registry: every node process, its state, catalog and heartbeat (`*`: the one
+    /// answering).
+    Nodes(admin::NodeArgs),
 }
 
 /// Options shared by commands that build a local host.
@@ -134,6 +137,7 @@ fn client_command(command: Command) -> Result<i32> {
             Command::Drain(args) => admin::drain(args).await,
             Command::Resume(args) => admin::resume(args).await,
             Command::Inflight(args) => admin::inflight(args).await,
+            Command::Nodes(args) => admin::nodes(args).await,
             Command::Check(_) | Command::Run(_) | Command::Serve(_) => {
                 unreachable!("local commands are dispatched in main")
             }
