@@ -43,6 +43,7 @@ suite!(
     finishing_and_claiming_the_next_in_one_step_runs_each_job_once,
     a_stale_attempts_late_writes_are_refused,
     the_reaper_requeues_expired_leases_and_fails_jobs_out_of_attempts,
+    a_lost_attempt_of_a_job_being_cancelled_cancels_it_instead_of_running_it_again,
     retries_wait_for_their_backoff_and_requeues_are_not_charged,
     acknowledged_writes_survive_reopening_and_blobs_are_stored_once,
     task_versions_are_immutable_numbered_and_audited,
@@ -283,6 +284,53 @@ async fn the_reaper_requeues_expired_leases_and_fails_jobs_out_of_attempts(db: T
     let job = store.get_job("job-0000").await.unwrap().unwrap().job;
     assert_eq!(job.status, JobStatus::Failed);
     assert_eq!(job.error.unwrap().code, "lost");
+}
+
+async fn a_lost_attempt_of_a_job_being_cancelled_cancels_it_instead_of_running_it_again(
+    db: TestDb,
+) {
+    let store = db.open().await;
+    with_jobs(&store, 2, 3).await;
+    let now = now_ms();
+    // One attempt's agent dies (lease expiry), the other's restarts (identity recovery); both
+    // jobs had cancellation requested while running.
+    store.claim("gone/0", &[], 10, now).await.unwrap().unwrap();
+    store
+        .claim("back/0", &[], 60_000, now)
+        .await
+        .unwrap()
+        .unwrap();
+    for id in ["job-0000", "job-0001"] {
+        let job = store.cancel_job(id, now + 1).await.unwrap();
+        assert!(job.cancel_requested && job.status == JobStatus::Running);
+    }
+    assert_eq!(store.reap_expired(now + 20).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .recover_agent("back/0", "back", now + 21)
+            .await
+            .unwrap(),
+        1
+    );
+    for id in ["job-0000", "job-0001"] {
+        let job = store.get_job(id).await.unwrap().unwrap().job;
+        assert_eq!(job.status, JobStatus::Cancelled, "{id}");
+        assert!(job.finished_ms.is_some());
+        let last = store.events(id).await.unwrap().pop().unwrap();
+        assert_eq!(last.kind, "cancelled", "{last:?}");
+        assert!(
+            last.message.contains("after cancellation was requested"),
+            "{last:?}"
+        );
+    }
+    assert!(
+        store
+            .claim("any/0", &[], 60_000, now + 30)
+            .await
+            .unwrap()
+            .is_none(),
+        "a cancelled job was queued again"
+    );
 }
 
 async fn retries_wait_for_their_backoff_and_requeues_are_not_charged(db: TestDb) {
@@ -1639,8 +1687,8 @@ mod postgres_only {
             .unwrap();
         store.cancel_job(&claims[3].job.id, now).await.unwrap();
         store.cancel_job(&ids[7], now).await.unwrap();
-        // Claims 3 (cancel requested), 4 and 5 expire, and their jobs go back to the queue (as
-        // in SQLite, a lost attempt requeues its job even when cancellation was requested).
+        // Claims 3 (cancel requested), 4 and 5 expire: 4 and 5 go back to the queue, and 3 is
+        // cancelled, not queued again.
         assert_eq!(store.reap_expired(now + 100).await.unwrap(), 3);
 
         let client = admin(db.url().unwrap()).await;
@@ -1660,9 +1708,7 @@ mod postgres_only {
             .unwrap());
         assert_eq!(
             queued,
-            [
-                "job-0000", "job-0001", "job-0003", "job-0004", "job-0005", "job-0006"
-            ]
+            ["job-0000", "job-0001", "job-0004", "job-0005", "job-0006"]
         );
         assert_eq!(in_queue, queued);
     }

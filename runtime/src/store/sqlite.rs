@@ -284,7 +284,8 @@ fn new_token() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Move running attempts matching `filter` to `lost` and requeue (or fail) their jobs.
+/// Move running attempts matching `filter` to `lost` and requeue their jobs (fail them when out
+/// of attempts, cancel them when cancellation was requested).
 fn lose_attempts(
     conn: &Connection,
     filter: &str,
@@ -293,22 +294,45 @@ fn lose_attempts(
     why: &str,
 ) -> StoreResult<u64> {
     let mut stmt = conn
-        .prepare_cached(&format!("SELECT a.job_id, a.number, a.agent, j.attempts, j.max_attempts FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.state = 'running' AND {filter}"))
+        .prepare_cached(&format!("SELECT a.job_id, a.number, a.agent, j.attempts, j.max_attempts, j.cancel_requested FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.state = 'running' AND {filter}"))
         .map_err(backend)?;
-    let lost: Vec<(String, u32, String, u32, u32)> = stmt
+    let lost: Vec<(String, u32, String, u32, u32, bool)> = stmt
         .query_map([arg], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get::<_, i64>(5)? != 0,
+            ))
         })
         .map_err(backend)?
         .collect::<rusqlite::Result<_>>()
         .map_err(backend)?;
-    for (job, number, agent, attempts, max) in &lost {
+    for (job, number, agent, attempts, max, cancelling) in &lost {
         conn.execute_cached(
             "UPDATE attempts SET state = 'lost', finished_ms = ?3, outcome = ?4 WHERE job_id = ?1 AND number = ?2 AND state = 'running'",
             params![job, number, now, serde_json::json!({"kind": "lost", "message": why}).to_string()],
         )
         .map_err(backend)?;
-        if attempts >= max {
+        if *cancelling {
+            conn.execute_cached(
+                "UPDATE jobs SET status = 'cancelled', finished_ms = ?2, updated_ms = ?2 WHERE id = ?1 AND status = 'running'",
+                params![job, now],
+            )
+            .map_err(backend)?;
+            event(
+                conn,
+                job,
+                Some(*number),
+                now,
+                "cancelled",
+                &format!(
+                    "attempt {number} on {agent} was lost ({why}) after cancellation was requested; the job is cancelled"
+                ),
+            )?;
+        } else if attempts >= max {
             let failure = JobFailure {
                 code: "lost".into(),
                 message: format!(

@@ -495,10 +495,12 @@ macro_rules! lose {
              ),
              moved AS (
                  UPDATE jobs j SET
-                     status = CASE WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'queued' END,
-                     finished_ms = CASE WHEN j.attempts >= j.max_attempts THEN $2 END,
-                     run_after_ms = CASE WHEN j.attempts >= j.max_attempts THEN j.run_after_ms ELSE $2 END,
-                     error = CASE WHEN j.attempts >= j.max_attempts
+                     status = CASE WHEN j.cancel_requested THEN 'cancelled'
+                                   WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'queued' END,
+                     finished_ms = CASE WHEN j.cancel_requested OR j.attempts >= j.max_attempts THEN $2 END,
+                     run_after_ms = CASE WHEN j.cancel_requested OR j.attempts >= j.max_attempts THEN j.run_after_ms ELSE $2 END,
+                     error = CASE WHEN j.cancel_requested THEN j.error
+                         WHEN j.attempts >= j.max_attempts
                          THEN json_build_object(
                              'code', 'lost',
                              'message', 'attempt ' || lost.number || ' was lost (' || $4::text || ') and the job has no attempts left (' || j.max_attempts || ' allowed)',
@@ -515,12 +517,13 @@ macro_rules! lose {
              event AS (
                  INSERT INTO events (job_id, attempt, at_ms, kind, message)
                  SELECT id, number, $2,
-                     CASE WHEN status = 'failed' THEN 'failed' ELSE 'lost' END,
+                     CASE WHEN status = 'queued' THEN 'lost' ELSE status END,
                      CASE WHEN status = 'failed' THEN error::json ->> 'message'
+                          WHEN status = 'cancelled' THEN 'attempt ' || number || ' on ' || agent || ' was lost (' || $4::text || ') after cancellation was requested; the job is cancelled'
                           ELSE 'attempt ' || number || ' on ' || agent || ' was lost (' || $4::text || '); the job is queued again' END
                  FROM moved
              )
-             SELECT (SELECT COUNT(*) FROM lost), ARRAY(SELECT id FROM moved WHERE status = 'failed')"
+             SELECT (SELECT COUNT(*) FROM lost), ARRAY(SELECT id FROM moved WHERE status <> 'queued')"
         )
     };
 }
@@ -531,8 +534,9 @@ const LOSE_EXPIRED: &str = lose!(
     "SELECT id FROM attempts WHERE state = 'running' AND lease_expires_ms < $1 ORDER BY id FOR UPDATE SKIP LOCKED"
 );
 
-/// Move running attempts to `lost` and requeue (or fail) their jobs, in one statement. Returns
-/// how many were lost, and the jobs that failed for it.
+/// Move running attempts to `lost` and requeue their jobs (fail them when out of attempts,
+/// cancel them when cancellation was requested), in one statement. Returns how many were lost,
+/// and the jobs that finished for it.
 pub(super) async fn lose_attempts(
     c: &impl GenericClient,
     which: Lose<'_>,
