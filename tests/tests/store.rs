@@ -142,39 +142,40 @@ async fn many_agents_claiming_from_one_queue_never_share_an_attempt(db: TestDb) 
     assert_eq!(tokens.len(), ids.len(), "lease tokens are unique");
 }
 
+/// An agent as the runtime runs one: claim, then finish each attempt and claim the next one in
+/// one transaction, until the queue is empty. Returns the claims it ran.
+async fn run_agent(store: Arc<dyn Store>, agent: String) -> Vec<driftless::store::Claim> {
+    let mut done = Vec::new();
+    let mut next = store.claim(&agent, &[], 60_000, now_ms()).await.unwrap();
+    while let Some(claim) = next {
+        let (status, claimed) = store
+            .finish_and_claim(
+                &claim.lease_token,
+                end(Next::Succeed(b"1".to_vec())),
+                &agent,
+                &[],
+                60_000,
+                now_ms(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, JobStatus::Succeeded);
+        done.push(claim);
+        next = claimed;
+    }
+    done
+}
+
 /// As the agents run: each finishes its attempt and claims the next one in one transaction.
 async fn finishing_and_claiming_the_next_in_one_step_runs_each_job_once(db: TestDb) {
     let store = db.open().await;
     let ids = with_jobs(&store, 300, 1).await;
-    let mut agents = Vec::new();
-    for a in 0..8 {
-        let store = store.clone();
-        agents.push(tokio::spawn(async move {
-            let agent = format!("race/{a}");
-            let mut done = Vec::new();
-            let mut next = store.claim(&agent, &[], 60_000, now_ms()).await.unwrap();
-            while let Some(claim) = next {
-                let (status, claimed) = store
-                    .finish_and_claim(
-                        &claim.lease_token,
-                        end(Next::Succeed(b"1".to_vec())),
-                        &agent,
-                        &[],
-                        60_000,
-                        now_ms(),
-                    )
-                    .await
-                    .unwrap();
-                assert_eq!(status, JobStatus::Succeeded);
-                done.push(claim.job.id);
-                next = claimed;
-            }
-            done
-        }));
-    }
+    let agents: Vec<_> = (0..8)
+        .map(|a| tokio::spawn(run_agent(store.clone(), format!("race/{a}"))))
+        .collect();
     let mut finished = Vec::new();
     for a in agents {
-        finished.extend(a.await.unwrap());
+        finished.extend(a.await.unwrap().into_iter().map(|c| c.job.id));
     }
     let unique: HashSet<&String> = finished.iter().collect();
     assert_eq!(finished.len(), ids.len(), "every job finished exactly once");
@@ -1492,7 +1493,7 @@ async fn two_takers_of_one_free_identity_get_it_once(db: TestDb) {
 
 /// PostgreSQL's own promises: several nodes on one database.
 mod postgres_only {
-    use super::{end, new_job, version, with_jobs};
+    use super::{end, new_job, run_agent, version, with_jobs};
     use driftless::store::postgres::{Notice, PostgresStore};
     use driftless::store::{JobStatus, Next, Store, StoreError, now_ms};
     use driftless_tests::stores::{Backend, TestDb, fresh_database};
@@ -1601,28 +1602,13 @@ mod postgres_only {
         let mut agents = Vec::new();
         for (n, store) in nodes.iter().enumerate() {
             for a in 0..8 {
-                let store = store.clone();
+                let run = run_agent(store.clone(), format!("node-{n}/{a}"));
                 agents.push(tokio::spawn(async move {
-                    let agent = format!("node-{n}/{a}");
-                    let mut done = Vec::new();
-                    let mut next = store.claim(&agent, &[], 60_000, now_ms()).await.unwrap();
-                    while let Some(claim) = next {
-                        let (status, claimed) = store
-                            .finish_and_claim(
-                                &claim.lease_token,
-                                end(Next::Succeed(b"1".to_vec())),
-                                &agent,
-                                &[],
-                                60_000,
-                                now_ms(),
-                            )
-                            .await
-                            .unwrap();
-                        assert_eq!(status, JobStatus::Succeeded);
-                        done.push((n, claim.job.id, claim.attempt, claim.lease_token));
-                        next = claimed;
-                    }
-                    done
+                    let claims = run.await;
+                    claims
+                        .into_iter()
+                        .map(|c| (n, c.job.id, c.attempt, c.lease_token))
+                        .collect::<Vec<_>>()
                 }));
             }
         }
