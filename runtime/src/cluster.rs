@@ -220,7 +220,9 @@ pub fn placement(nodes: Vec<NodeVerdict>) -> Placement {
             )
         }
     });
+    // Two processes of one node name run side by side during a hand-over: name it once.
     let mut runnable_on = runnable_on;
+    runnable_on.sort();
     runnable_on.dedup();
     Placement {
         runnable_on,
