@@ -164,6 +164,12 @@ impl Resolver {
         }
     }
 
+    /// Drop `task`'s cached resolution, so the next resolve reads the store (its resolved
+    /// version was found unregistered).
+    pub fn forget(&self, task: &str) {
+        self.lock().current.remove(task);
+    }
+
     /// Compare the cache with the store's generation and invalidate when it moved (the
     /// backstop for changes made through other nodes).
     pub async fn refresh(&self) -> StoreResult<()> {

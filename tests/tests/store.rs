@@ -47,6 +47,7 @@ suite!(
     retries_wait_for_their_backoff_and_requeues_are_not_charged,
     acknowledged_writes_survive_reopening_and_blobs_are_stored_once,
     task_versions_are_immutable_numbered_and_audited,
+    a_job_pinned_to_an_unregistered_version_is_refused_and_nothing_is_stored,
     an_identity_has_one_holder_at_a_time,
     every_step_of_a_job_is_told_in_its_events,
     cancelling_stops_a_queued_job_at_once_and_flags_a_running_one,
@@ -555,6 +556,98 @@ async fn task_versions_are_immutable_numbered_and_audited(db: TestDb) {
     );
 }
 
+/// A job pinned (`name@version`) to a version that is not registered — unregistered after the
+/// submitter resolved it, or never deployed — is refused, and nothing of it is stored.
+async fn a_job_pinned_to_an_unregistered_version_is_refused_and_nothing_is_stored(db: TestDb) {
+    let store = db.open().await;
+    for c in ["c1", "c2"] {
+        store.put_blob(c, c.as_bytes()).await.unwrap();
+    }
+    store.deploy_task(version("t", "c1", "ann")).await.unwrap();
+    store.deploy_task(version("t", "c2", "ann")).await.unwrap();
+    // A submitter resolved `current` to 1 here; then 2 was deployed and 1 unregistered.
+    assert_eq!(
+        store
+            .delete_task_version("t", 1, "bob", "r1", now_ms())
+            .await
+            .unwrap(),
+        DeleteOutcome::Deleted
+    );
+    let pinned = |id: &str, pin: &str| {
+        let mut job = new_job(id, 1);
+        job.component = "c1".into();
+        job.task = Some(pin.into());
+        job.idempotency_key = Some(format!("key-{id}"));
+        job.report = format!(r#"{{"only":"{id}"}}"#).into();
+        job.requirements = Some(Requirements::from_spec(format!(r#"{{"needs":"{id}"}}"#)));
+        job
+    };
+    for (id, pin, task, version) in [
+        ("late", "t@1", "t", 1),
+        ("never", "t@9", "t", 9),
+        ("nameless", "nope@1", "nope", 1),
+    ] {
+        let refused = store.insert_job(pinned(id, pin)).await.unwrap_err();
+        assert_eq!(
+            refused,
+            StoreError::TaskVersionGone {
+                task: task.into(),
+                version
+            },
+            "{pin}"
+        );
+        let message = refused.to_string();
+        assert!(
+            message.contains(&format!("version {version} of task {task}"))
+                && message.contains("not stored"),
+            "{message}"
+        );
+        assert_eq!(store.get_job(id).await.unwrap(), None, "{pin}");
+        assert!(
+            store
+                .job_by_idempotency_key(&format!("key-{id}"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(store.events(id).await.unwrap().is_empty());
+    }
+    assert!(
+        matches!(
+            store.insert_job(pinned("bad", "t")).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "a pin names a version"
+    );
+    assert!(store.list_jobs(None, None, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.claim("w/0", &[], 10_000, now_ms()).await.unwrap(),
+        None
+    );
+    let task = store.get_task("t").await.unwrap().unwrap();
+    assert_eq!(task.versions[0].jobs, Default::default());
+
+    // The registered version takes the job; its idempotency key answers a replay even after
+    // the version is gone (nothing new is stored then either).
+    let mut job = pinned("ok", "t@2");
+    job.component = "c2".into();
+    let inserted = store.insert_job(job.clone()).await.unwrap();
+    assert!(inserted.created);
+    store.cancel_job("ok", now_ms()).await.unwrap();
+    store.deploy_task(version("t", "c1", "ann")).await.unwrap();
+    assert_eq!(
+        store
+            .delete_task_version("t", 2, "bob", "r2", now_ms())
+            .await
+            .unwrap(),
+        DeleteOutcome::Deleted
+    );
+    job.id = "ok-again".into();
+    let replay = store.insert_job(job).await.unwrap();
+    assert_eq!((replay.created, replay.job.id.as_str()), (false, "ok"));
+    assert_eq!(store.list_jobs(None, None, 10).await.unwrap().len(), 1);
+}
+
 async fn an_identity_has_one_holder_at_a_time(db: TestDb) {
     let store = db.open().await;
     let now = now_ms();
@@ -927,6 +1020,10 @@ async fn jobs_read_back_as_written_listed_newest_first_and_counted(db: TestDb) {
     job.optional_imports = vec!["wasi:http/*".into()];
     job.report = r#"{"verdict":"ok"}"#.into();
     job.kv_scope = "scope-x".into();
+    store
+        .deploy_task(version("t", "c0ffee", "ann"))
+        .await
+        .unwrap();
     job.task = Some("t@1".into());
     job.idempotency_key = Some("idem-1".into());
     let at = job.now_ms;
@@ -1495,7 +1592,7 @@ async fn two_takers_of_one_free_identity_get_it_once(db: TestDb) {
 mod postgres_only {
     use super::{end, new_job, run_agent, version, with_jobs};
     use driftless::store::postgres::{Notice, PostgresStore};
-    use driftless::store::{JobStatus, Next, Store, StoreError, now_ms};
+    use driftless::store::{DeleteOutcome, JobStatus, Next, Store, StoreError, now_ms};
     use driftless_tests::stores::{Backend, TestDb, fresh_database};
     use std::collections::HashSet;
     use std::sync::Arc;
@@ -1730,6 +1827,89 @@ mod postgres_only {
             .unwrap()
             .unwrap();
         assert_eq!(claim.job.id, "job-0000", "released, it is claimable again");
+    }
+
+    /// Jobs pinned to a version race the version's removal from another node: whichever
+    /// commits second sees the other, so no queued job ever pins an unregistered version.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn inserts_pinned_to_a_version_racing_its_removal_never_leave_it_pinned_and_gone() {
+        let db = TestDb::new(Backend::Postgres).await;
+        let nodes: [Arc<dyn Store>; 2] = [db.open().await, db.open().await];
+        let (mut deleted, mut pinned) = (0, 0);
+        for round in 0..40 {
+            let (old, new) = (format!("c{round}-old"), format!("c{round}-new"));
+            for c in [&old, &new] {
+                nodes[0].put_blob(c, c.as_bytes()).await.unwrap();
+            }
+            let v = nodes[0]
+                .deploy_task(version("t", &old, "ann"))
+                .await
+                .unwrap();
+            nodes[0]
+                .deploy_task(version("t", &new, "ann"))
+                .await
+                .unwrap();
+            // Some rounds give the delete a head start: both orders are raced.
+            let head_start = Duration::from_millis(round % 3);
+            let start = Arc::new(tokio::sync::Barrier::new(9));
+            let inserts: Vec<_> = (0..8)
+                .map(|i| {
+                    let (store, start) = (nodes[0].clone(), start.clone());
+                    let mut job = new_job(&format!("r{round}-{i}"), 1);
+                    job.component = old.clone();
+                    job.task = Some(format!("t@{}", v.version));
+                    tokio::spawn(async move {
+                        start.wait().await;
+                        if !head_start.is_zero() {
+                            tokio::time::sleep(head_start).await;
+                        }
+                        store.insert_job(job).await
+                    })
+                })
+                .collect();
+            let (store, go) = (nodes[1].clone(), start.clone());
+            let delete = tokio::spawn(async move {
+                go.wait().await;
+                store
+                    .delete_task_version("t", v.version, "bob", "r", now_ms())
+                    .await
+                    .unwrap()
+            });
+            let (mut stored, mut refused) = (0, 0);
+            for insert in inserts {
+                match insert.await.unwrap() {
+                    Ok(inserted) => stored += u64::from(inserted.created),
+                    Err(StoreError::TaskVersionGone { version, .. }) if version == v.version => {
+                        refused += 1
+                    }
+                    Err(other) => panic!("round {round}: {other:?}"),
+                }
+            }
+            let outcome = delete.await.unwrap();
+            let task = nodes[1].get_task("t").await.unwrap().unwrap();
+            let row = &task.versions[v.version as usize - 1];
+            let live = row.jobs.queued + row.jobs.running;
+            match outcome {
+                DeleteOutcome::Deleted => {
+                    deleted += 1;
+                    assert!(row.deleted_ms.is_some());
+                    assert_eq!(
+                        (live, stored),
+                        (0, 0),
+                        "round {round}: version {} was removed while jobs pinned it",
+                        v.version
+                    );
+                    assert_eq!(refused, 8, "round {round}");
+                }
+                DeleteOutcome::Pinned { count, .. } => {
+                    pinned += 1;
+                    assert!(row.deleted_ms.is_none(), "round {round}");
+                    assert!(count >= 1 && count <= stored, "round {round}");
+                    assert_eq!((live, stored, refused), (8, 8, 0), "round {round}");
+                }
+            }
+        }
+        eprintln!("40 rounds: the delete won {deleted}, the pinning jobs won {pinned}");
     }
 
     async fn next_notice(rx: &mut broadcast::Receiver<Notice>) -> Notice {

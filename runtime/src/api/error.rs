@@ -72,6 +72,13 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::not_found(what),
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            StoreError::TaskVersionGone { task, version } => ApiError::new(
+                StatusCode::CONFLICT,
+                "task-version-unregistered",
+                format!(
+                    "version {version} of task {task} was unregistered, so nothing was stored; submit to `{task}` (its current version) or another version (GET /v1/tasks/{task} lists them)"
+                ),
+            ),
             StoreError::StaleLease => {
                 ApiError::new(StatusCode::CONFLICT, "stale-lease", e.to_string())
             }

@@ -232,6 +232,22 @@ async fn admit(
     }
 }
 
+/// [`admit`], counting refusals of the component itself.
+async fn admit_counted(
+    state: &AppState,
+    source: Source,
+    optional: &[String],
+) -> Result<(Admitted, Option<ResolvedTask>), ApiError> {
+    admit(state, source, optional).await.inspect_err(|e| {
+        if matches!(
+            e.code,
+            "rejected" | "invalid-component" | "does-not-compile" | "link-failed"
+        ) {
+            state.node.metrics.job_rejected();
+        }
+    })
+}
+
 /// Admit a stored component by hash.
 async fn stored(state: &AppState, hash: &str, optional: &[String]) -> Result<Admitted, ApiError> {
     let admitted = match state.node.prepare_stored(hash, optional).await {
@@ -426,41 +442,54 @@ pub async fn submit(
         ));
     }
     let (limits, max_attempts) = limits(&state, &spec)?;
-    let (admitted, task) = match admit(&state, source, &spec.optional_imports).await {
-        Ok(p) => p,
-        Err(e) => {
-            if matches!(
-                e.code,
-                "rejected" | "invalid-component" | "does-not-compile" | "link-failed"
-            ) {
-                state.node.metrics.job_rejected();
-            }
-            return Err(e);
-        }
+    // `name` / `name@current`: if the version resolved here is unregistered before the job is
+    // stored (`current` moved, perhaps through another node), resolve again once.
+    let again = match &source {
+        Source::Task(r) if r.version.is_none() => Some(r.clone()),
+        _ => None,
     };
+    let (mut admitted, mut task) = admit_counted(&state, source, &spec.optional_imports).await?;
     let id = format!("job_{}", uuid::Uuid::now_v7().simple());
-    let input = serde_json::to_vec(&spec.input.unwrap_or(Value::Null)).expect("JSON encodes");
-    let inserted = state
-        .node
-        .store
-        .insert_job(NewJob {
-            kv_scope: task
-                .as_ref()
-                .map(|t| format!("task:{}", t.task))
-                .unwrap_or_else(|| id.clone()),
-            id,
-            component: admitted.hash.clone(),
-            input,
-            max_attempts,
-            limits,
-            optional_imports: spec.optional_imports,
-            report: admitted.report_json.clone(),
-            requirements: Some(admitted.requirements.clone()),
-            task: task.as_ref().map(|t| format!("{}@{}", t.task, t.version)),
-            idempotency_key,
-            now_ms: now_ms(),
-        })
-        .await?;
+    let job = |admitted: &Admitted, task: &Option<ResolvedTask>| NewJob {
+        kv_scope: task
+            .as_ref()
+            .map(|t| format!("task:{}", t.task))
+            .unwrap_or_else(|| id.clone()),
+        id: id.clone(),
+        component: admitted.hash.clone(),
+        input: serde_json::to_vec(spec.input.as_ref().unwrap_or(&Value::Null))
+            .expect("JSON encodes"),
+        max_attempts,
+        limits,
+        optional_imports: spec.optional_imports.clone(),
+        report: admitted.report_json.clone(),
+        requirements: Some(admitted.requirements.clone()),
+        task: task.as_ref().map(|t| format!("{}@{}", t.task, t.version)),
+        idempotency_key: idempotency_key.clone(),
+        now_ms: now_ms(),
+    };
+    let inserted = match (
+        state.node.store.insert_job(job(&admitted, &task)).await,
+        again,
+    ) {
+        (
+            Err(StoreError::TaskVersionGone {
+                task: name,
+                version,
+            }),
+            Some(r),
+        ) => {
+            tracing::info!(task = %name, version, "the resolved version was unregistered before the job was stored; resolving again");
+            state.node.resolver.forget(&r.name);
+            if let Err(e) = state.node.resolver.refresh().await {
+                tracing::warn!(error = %e, "could not compare the task resolution cache with the store");
+            }
+            (admitted, task) =
+                admit_counted(&state, Source::Task(r), &spec.optional_imports).await?;
+            state.node.store.insert_job(job(&admitted, &task)).await?
+        }
+        (inserted, _) => inserted?,
+    };
     if inserted.created {
         state.node.metrics.job_submitted();
         state.node.wake.notify_waiters();

@@ -31,9 +31,31 @@ pub enum StoreError {
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// A job pinned to a task version that is not registered (it was unregistered, possibly
+    /// after the submitter resolved `current`): nothing was stored.
+    #[error(
+        "version {version} of task {task} is not registered (it was unregistered); the job was not stored: submit against {task} (its current version) or another registered version"
+    )]
+    TaskVersionGone {
+        /// The task's name.
+        task: String,
+        /// The version the job was pinned to.
+        version: u32,
+    },
     /// The database failed.
     #[error("the store failed: {0}")]
     Backend(String),
+}
+
+/// The task and version a job's `task` column pins (`name@version`).
+pub(crate) fn parse_pin(pin: &str) -> StoreResult<(&str, u32)> {
+    pin.rsplit_once('@')
+        .and_then(|(task, v)| Some((task, v.parse().ok()?)))
+        .ok_or_else(|| {
+            StoreError::Conflict(format!(
+                "a job's task must be pinned as name@version, not `{pin}`"
+            ))
+        })
 }
 
 /// Result of a store call.

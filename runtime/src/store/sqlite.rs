@@ -573,6 +573,10 @@ impl Store for SqliteStore {
                     return Ok(Inserted { job: existing, created: false });
                 }
             }
+            // One writer: no delete of the version can come between this check and the commit.
+            if let Some(pin) = &job.task {
+                tasks::check_pin(c, pin)?;
+            }
             let report_hash = blake3::hash(job.report.as_bytes()).to_hex().to_string();
             if let Some(r) = &job.requirements {
                 c.execute_cached(

@@ -89,6 +89,38 @@ const INSERT_JOB: &str = concat!(
      SELECT * FROM job"
 );
 
+/// [`INSERT_JOB`] for a job pinned to a task version (`$14`, `$15`): the version's row is
+/// locked `FOR KEY SHARE` and must be registered, or nothing is inserted. A delete of the version
+/// locks the row `FOR UPDATE` before it counts the jobs pinning it, so whichever commits second
+/// sees the other: the delete counts this job, or this insert sees the version gone.
+const INSERT_TASK_JOB: &str = concat!(
+    "WITH pin AS (
+         SELECT 1 FROM task_versions WHERE task = $14 AND version = $15 AND deleted_ms IS NULL
+         FOR KEY SHARE
+     ),
+     report AS (
+         INSERT INTO reports (hash, report) SELECT $7, $8 WHERE EXISTS (SELECT 1 FROM pin)
+         ON CONFLICT DO NOTHING
+     ),
+     job AS (
+         INSERT INTO jobs (id, component, input, status, max_attempts, limits, optional, report_hash, kv_scope, task, idempotency_key, class, run_after_ms, created_ms, updated_ms)
+         SELECT $1, $2, $3, 'queued', $4, $5, $6, $7, $9, $10, $11, $13, $12, $12, $12
+         WHERE EXISTS (SELECT 1 FROM pin)
+         ON CONFLICT (idempotency_key) DO NOTHING
+         RETURNING ",
+    job_columns!(),
+    "),
+     queued AS (
+         INSERT INTO queue (job_id, run_after_ms, seq, class)
+         SELECT id, run_after_ms, seq, class FROM job
+     ),
+     event AS (
+         INSERT INTO events (job_id, attempt, at_ms, kind, message)
+         SELECT id, NULL, $12, 'queued', 'accepted and queued' FROM job
+     )
+     SELECT * FROM job"
+);
+
 const JOB_BY_KEY: &str = concat!(
     "SELECT ",
     job_columns!(),
@@ -552,52 +584,71 @@ pub(super) async fn lose_attempts(
 }
 
 /// Insert a job (its class must be stored): `created` is false when its idempotency key names
-/// another job, which is answered instead.
+/// another job, which is answered instead. A job pinned to a task version that is not
+/// registered is refused ([`StoreError::TaskVersionGone`]) and nothing is stored.
 pub(super) async fn insert(c: &Object, job: &NewJob) -> StoreResult<Inserted> {
     let report_hash = blake3::hash(job.report.as_bytes()).to_hex().to_string();
     let limits = serde_json::to_string(&job.limits).map_err(backend)?;
     let optional = serde_json::to_string(&job.optional_imports).map_err(backend)?;
     let report: &str = &job.report;
-    let stmt = c.prepare_cached(INSERT_JOB).await.map_err(pg)?;
-    let inserted = c
-        .query_opt(
-            &stmt,
-            &[
-                &job.id,
-                &job.component,
-                &job.input,
-                &int(job.max_attempts),
-                &limits,
-                &optional,
-                &report_hash,
-                &report,
-                &job.kv_scope,
-                &job.task,
-                &job.idempotency_key,
-                &job.now_ms,
-                &job.requirements.as_ref().map(|r| &r.class),
-            ],
-        )
-        .await
-        .map_err(|e| {
-            if is_constraint(&e) {
-                StoreError::Conflict(format!("the job could not be stored: {}", db_message(&e)))
-            } else {
-                pg(e)
-            }
-        })?;
+    let pin = job.task.as_deref().map(parse_pin).transpose()?;
+    let pin_version = pin.map(|(_, v)| int(v));
+    let class = job.requirements.as_ref().map(|r| &r.class);
+    let max_attempts = int(job.max_attempts);
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+        &job.id,
+        &job.component,
+        &job.input,
+        &max_attempts,
+        &limits,
+        &optional,
+        &report_hash,
+        &report,
+        &job.kv_scope,
+        &job.task,
+        &job.idempotency_key,
+        &job.now_ms,
+        &class,
+    ];
+    let sql = match &pin {
+        None => INSERT_JOB,
+        Some((task, _)) => {
+            params.push(task);
+            params.push(&pin_version);
+            INSERT_TASK_JOB
+        }
+    };
+    let stmt = c.prepare_cached(sql).await.map_err(pg)?;
+    let inserted = c.query_opt(&stmt, &params).await.map_err(|e| {
+        if is_constraint(&e) {
+            StoreError::Conflict(format!("the job could not be stored: {}", db_message(&e)))
+        } else {
+            pg(e)
+        }
+    })?;
     if let Some(row) = inserted {
         return Ok(Inserted {
             job: job_from_row(&row)?,
             created: true,
         });
     }
-    // The idempotency key names a job already (committed before this insert looked).
-    let row = one(c, JOB_BY_KEY, &[&job.idempotency_key]).await?;
-    Ok(Inserted {
-        job: job_from_row(&row)?,
-        created: false,
-    })
+    // The idempotency key names a job already (committed before this insert looked), or the
+    // job's task version is not registered.
+    let existing = match &job.idempotency_key {
+        Some(key) => opt(c, JOB_BY_KEY, &[key]).await?,
+        None => None,
+    };
+    match (existing, pin) {
+        (Some(row), _) => Ok(Inserted {
+            job: job_from_row(&row)?,
+            created: false,
+        }),
+        (None, Some((task, version))) => Err(StoreError::TaskVersionGone {
+            task: task.to_string(),
+            version,
+        }),
+        (None, None) => Err(backend("an insert without a row names no existing job")),
+    }
 }
 
 /// Store a component once; true when the bytes were new.

@@ -237,7 +237,18 @@ pub(super) async fn delete_version(
 ) -> StoreResult<DeleteOutcome> {
     lock(tx).await?;
     let current = current(tx, task).await?.ok_or_else(|| no_task(task))?;
-    match deleted_ms(tx, task, version).await? {
+    // Lock the version's row before counting the jobs that pin it: an insert of a job pinned
+    // to it holds the row `FOR KEY SHARE` until it commits, so the count below sees every such
+    // job, and an insert after this delete commits finds the version gone.
+    let locked = opt(
+        tx,
+        "SELECT deleted_ms FROM task_versions WHERE task = $1 AND version = $2 FOR UPDATE",
+        &[&task, &int(version)],
+    )
+    .await?
+    .map(|r| col::<Option<i64>>(&r, 0))
+    .transpose()?;
+    match locked {
         None | Some(Some(_)) => {
             return Err(StoreError::NotFound(format!(
                 "version {version} of task {task}"

@@ -232,6 +232,27 @@ pub(super) fn delete_version(
     Ok(DeleteOutcome::Deleted)
 }
 
+/// Refuse a job pinned (`name@version`) to a version that is not registered (never, or no
+/// longer): called inside the insert's transaction.
+pub(super) fn check_pin(c: &Connection, pin: &str) -> StoreResult<()> {
+    let (task, version) = parse_pin(pin)?;
+    let registered = c
+        .query_row_cached(
+            "SELECT 1 FROM task_versions WHERE task = ?1 AND version = ?2 AND deleted_ms IS NULL",
+            params![task, version],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(backend)?;
+    match registered {
+        Some(()) => Ok(()),
+        None => Err(StoreError::TaskVersionGone {
+            task: task.to_string(),
+            version,
+        }),
+    }
+}
+
 /// The version and component a reference names (`None`: `current`).
 pub(super) fn resolve(
     c: &Connection,
