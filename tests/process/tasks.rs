@@ -231,6 +231,7 @@ async fn a_pinned_version_cannot_be_unregistered_until_its_jobs_are_done() {
         )
         .await;
     assert_eq!(status, 409, "{gone}");
+    assert_eq!(gone["error"]["code"], "task-version-unregistered", "{gone}");
     assert!(
         gone["error"]["message"]
             .as_str()

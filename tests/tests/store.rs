@@ -501,7 +501,7 @@ async fn task_versions_are_immutable_numbered_and_audited(db: TestDb) {
     );
     assert!(matches!(
         store.resolve_task("t", Some(2)).await,
-        Err(StoreError::Conflict(_))
+        Err(StoreError::TaskVersionGone { version: 2, .. })
     ));
     store.put_blob("c3", b"c3").await.unwrap();
     assert_eq!(

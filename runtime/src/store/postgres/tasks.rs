@@ -324,9 +324,10 @@ pub(super) async fn resolve(
     };
     let found = uint(col(&row, 0)?);
     if col::<Option<i64>>(&row, 2)?.is_some() {
-        return Err(StoreError::Conflict(format!(
-            "version {found} of task {task} was unregistered; submit against {task}@current or another version"
-        )));
+        return Err(StoreError::TaskVersionGone {
+            task: task.to_string(),
+            version: found,
+        });
     }
     Ok(ResolvedTask {
         task: task.to_string(),

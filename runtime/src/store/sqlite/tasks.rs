@@ -284,9 +284,10 @@ pub(super) fn resolve(
             "version {} of task {task}",
             version.unwrap_or_default()
         ))),
-        Some((v, _, Some(_))) => Err(StoreError::Conflict(format!(
-            "version {v} of task {task} was unregistered; submit against {task}@current or another version"
-        ))),
+        Some((v, _, Some(_))) => Err(StoreError::TaskVersionGone {
+            task: task.to_string(),
+            version: v,
+        }),
         Some((version, component, None)) => Ok(ResolvedTask {
             task: task.to_string(),
             version,
