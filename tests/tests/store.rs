@@ -1912,10 +1912,11 @@ mod postgres_only {
         eprintln!("40 rounds: the delete won {deleted}, the pinning jobs won {pinned}");
     }
 
-    async fn next_notice(rx: &mut broadcast::Receiver<Notice>) -> Notice {
+    /// The next message a listener hears, within 10 s.
+    async fn heard<T: Clone>(rx: &mut broadcast::Receiver<T>) -> T {
         tokio::time::timeout(Duration::from_secs(10), rx.recv())
             .await
-            .expect("a notice within 10 s")
+            .expect("a notification within 10 s")
             .expect("the listener is open")
     }
 
@@ -1929,24 +1930,24 @@ mod postgres_only {
 
         node_a.put_blob("c0ffee", b"component").await.unwrap();
         node_a.insert_job(new_job("j1", 1)).await.unwrap();
-        assert_eq!(next_notice(&mut rx).await, Notice::Jobs);
+        assert_eq!(heard(&mut rx).await, Notice::Jobs);
 
         for c in ["c1", "c2"] {
             node_a.put_blob(c, c.as_bytes()).await.unwrap();
             node_a.deploy_task(version("t", c, "ann")).await.unwrap();
-            assert_eq!(next_notice(&mut rx).await, Notice::Task("t".into()));
+            assert_eq!(heard(&mut rx).await, Notice::Task("t".into()));
         }
         node_a
             .rollback_task("t", None, "bob", "r1", now_ms())
             .await
             .unwrap();
-        assert_eq!(next_notice(&mut rx).await, Notice::Task("t".into()));
+        assert_eq!(heard(&mut rx).await, Notice::Task("t".into()));
         // Deploying the same bytes changes nothing and tells nobody: the next notice is the
         // job queued after it.
         let same = node_a.deploy_task(version("t", "c2", "cy")).await.unwrap();
         assert!(!same.changed);
         node_a.insert_job(new_job("j2", 1)).await.unwrap();
-        assert_eq!(next_notice(&mut rx).await, Notice::Jobs);
+        assert_eq!(heard(&mut rx).await, Notice::Jobs);
         // A refused rollback commits nothing and tells nobody either.
         assert!(
             node_a
@@ -1955,14 +1956,7 @@ mod postgres_only {
                 .is_err()
         );
         node_a.insert_job(new_job("j3", 1)).await.unwrap();
-        assert_eq!(next_notice(&mut rx).await, Notice::Jobs);
-    }
-
-    async fn next_finished(rx: &mut broadcast::Receiver<String>) -> String {
-        tokio::time::timeout(Duration::from_secs(10), rx.recv())
-            .await
-            .expect("a finished job within 10 s")
-            .expect("the listener is open")
+        assert_eq!(heard(&mut rx).await, Notice::Jobs);
     }
 
     /// A job waited for on one node and run on another: the waiting node hears it finished.
@@ -1994,7 +1988,7 @@ mod postgres_only {
             )
             .await
             .unwrap();
-        assert_eq!(next_finished(&mut done).await, "ok");
+        assert_eq!(heard(&mut done).await, "ok");
         let next = next.unwrap();
         assert_eq!(next.job.id, "next");
         let retry = Next::Retry {
@@ -2020,12 +2014,12 @@ mod postgres_only {
             )
             .await
             .unwrap();
-        assert_eq!(next_finished(&mut done).await, "retried");
+        assert_eq!(heard(&mut done).await, "retried");
         runner.cancel_job("cancelled", now).await.unwrap();
-        assert_eq!(next_finished(&mut done).await, "cancelled");
+        assert_eq!(heard(&mut done).await, "cancelled");
         runner.claim("w/1", &[], 10, now).await.unwrap().unwrap();
         assert_eq!(runner.reap_expired(now + 100).await.unwrap(), 1);
-        assert_eq!(next_finished(&mut done).await, "lost", "out of attempts");
+        assert_eq!(heard(&mut done).await, "lost", "out of attempts");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2044,9 +2038,9 @@ mod postgres_only {
             .await
             .unwrap();
         assert_eq!(killed.len(), 1, "one listening connection");
-        assert_eq!(next_notice(&mut rx).await, Notice::Reconnected);
+        assert_eq!(heard(&mut rx).await, Notice::Reconnected);
         store.put_blob("c0ffee", b"component").await.unwrap();
         store.insert_job(new_job("j", 1)).await.unwrap();
-        assert_eq!(next_notice(&mut rx).await, Notice::Jobs);
+        assert_eq!(heard(&mut rx).await, Notice::Jobs);
     }
 }
