@@ -175,8 +175,8 @@ impl Cluster {
     }
 }
 
-/// `live`, `draining` or `gone`.
-fn state_of(n: &NodeRecord) -> &'static str {
+/// A registered node process's state: `live`, `draining` or `gone`.
+pub fn state_of(n: &NodeRecord) -> &'static str {
     match (n.gone_ms.is_some(), n.draining) {
         (true, _) => "gone",
         (false, true) => "draining",
@@ -184,11 +184,17 @@ fn state_of(n: &NodeRecord) -> &'static str {
     }
 }
 
+/// A registered node process's catalog, as it registered it (`None`: unreadable).
+pub fn catalog_of(n: &NodeRecord) -> Option<Catalog> {
+    serde_json::from_str::<Vec<Module>>(&n.catalog)
+        .ok()
+        .map(Catalog::from_modules)
+}
+
 /// Judge `spec` against a registered node's catalog.
 fn judge_on(spec: &str, node: &NodeRecord) -> CompatReport {
-    let catalog = serde_json::from_str::<Vec<Module>>(&node.catalog).map(Catalog::from_modules);
-    match catalog.map(|c| compat::judge_spec(spec, &c)) {
-        Ok(Ok(report)) => report,
+    match catalog_of(node).map(|c| compat::judge_spec(spec, &c)) {
+        Some(Ok(report)) => report,
         _ => CompatReport {
             verdict: Verdict::Rejected,
             catalog: vec![],

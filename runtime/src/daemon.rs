@@ -65,30 +65,6 @@ impl StoreChoice {
     }
 }
 
-impl std::fmt::Display for StoreChoice {
-    /// `sqlite`, or the PostgreSQL URL without its password.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StoreChoice::Sqlite => f.write_str("sqlite"),
-            StoreChoice::Postgres(url) => f.write_str(&redact_password(url)),
-        }
-    }
-}
-
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
-fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{host}")
-        }
-        _ => url.to_string(),
-    }
-}
-
 /// Everything `driftless serve` is configured with.
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
@@ -108,6 +84,9 @@ pub struct DaemonConfig {
 pub struct Daemon {
     /// The address it listens on.
     pub addr: SocketAddr,
+    /// Which store it uses, for people (`sqlite PATH`, `postgres user@host:port/db`; never a
+    /// password).
+    pub store: String,
     /// The node.
     pub node: Arc<Node>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -124,15 +103,17 @@ impl Daemon {
                 config.data_dir.display()
             )
         })?;
-        let (store, notices): (Arc<dyn Store>, _) = match &config.store {
-            StoreChoice::Sqlite => (
-                Arc::new(SqliteStore::open(&config.data_dir.join("driftless.db"))?),
-                None,
-            ),
+        let (store, described, notices): (Arc<dyn Store>, _, _) = match &config.store {
+            StoreChoice::Sqlite => {
+                let path = config.data_dir.join("driftless.db");
+                let sqlite = SqliteStore::open(&path)?;
+                (Arc::new(sqlite), format!("sqlite {}", path.display()), None)
+            }
             StoreChoice::Postgres(url) => {
                 let pg = PostgresStore::connect(url).await?;
                 let notices = (pg.listen().await?, pg.listen_finished().await?);
-                (Arc::new(pg), Some(notices))
+                let described = format!("postgres {}", pg.target());
+                (Arc::new(pg), described, Some(notices))
             }
         };
         let engine = Engine::new(EngineConfig {
@@ -187,6 +168,7 @@ impl Daemon {
         });
         Ok(Daemon {
             addr,
+            store: described,
             node,
             registration,
             server,

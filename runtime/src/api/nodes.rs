@@ -2,7 +2,7 @@
 
 use super::AppState;
 use super::error::ApiError;
-use crate::host::catalog::Module;
+use crate::cluster;
 use crate::store::now_ms;
 use axum::Json;
 use axum::extract::State;
@@ -20,17 +20,9 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
     let nodes: Vec<Value> = records
         .iter()
         .map(|n| {
-            let catalog: Vec<String> = serde_json::from_str::<Vec<Module>>(&n.catalog)
-                .map(|modules| modules.iter().map(Module::id).collect())
-                .unwrap_or_default();
-            let state = match (n.gone_ms.is_some(), n.draining) {
-                (true, _) => "gone",
-                (false, true) => "draining",
-                (false, false) => "live",
-            };
             let mut v = json!(n);
-            v["state"] = json!(state);
-            v["catalog"] = json!(catalog);
+            v["state"] = json!(cluster::state_of(n));
+            v["catalog"] = json!(cluster::catalog_of(n).map(|c| c.ids()).unwrap_or_default());
             v["heartbeat_age_ms"] = json!((now - n.heartbeat_ms).max(0));
             v["this_process"] = json!(n.process == node.holder);
             v

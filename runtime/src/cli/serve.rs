@@ -80,7 +80,7 @@ pub async fn run(args: Args) -> Result<i32> {
     let store = StoreChoice::parse(&args.store)?;
     let config = DaemonConfig {
         listen: args.listen,
-        store: store.clone(),
+        store,
         data_dir: data_dir.clone(),
         catalog: args.host.catalog()?,
         node,
@@ -91,7 +91,7 @@ pub async fn run(args: Args) -> Result<i32> {
         daemon.addr,
         daemon.node.config.node,
         daemon.node.config.agents,
-        store,
+        daemon.store,
         data_dir.display()
     );
     tracing::info!(addr = %daemon.addr, "serving");

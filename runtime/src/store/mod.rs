@@ -118,7 +118,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<JobStatus>;
 
     /// [`finish_attempt`](Self::finish_attempt), then [`claim`](Self::claim) the agent's next
-    /// attempt; backends may do both in one transaction (one commit per job an agent runs).
+    /// attempt, in one transaction (one commit per job an agent runs).
     async fn finish_and_claim(
         &self,
         token: &str,
@@ -127,10 +127,7 @@ pub trait Store: Send + Sync + 'static {
         classes: &[String],
         lease_ms: i64,
         now_ms: i64,
-    ) -> StoreResult<(JobStatus, Option<Claim>)> {
-        let status = self.finish_attempt(token, end, now_ms).await?;
-        Ok((status, self.claim(agent, classes, lease_ms, now_ms).await?))
-    }
+    ) -> StoreResult<(JobStatus, Option<Claim>)>;
 
     /// Compatibility classes first stored after `after_seq`, oldest first (a job's insert
     /// stores its class when it is new).

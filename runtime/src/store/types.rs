@@ -467,6 +467,27 @@ pub struct TaskVersion {
     pub jobs: JobCounts,
 }
 
+impl TaskVersion {
+    /// [`imports`](Self::imports) from a version's stored admission report (JSON): each
+    /// non-WASI import with its status.
+    pub fn import_summary(report: &str) -> Vec<String> {
+        let report: serde_json::Value = serde_json::from_str(report).unwrap_or_default();
+        report["imports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| !i["package"].as_str().unwrap_or("").starts_with("wasi:"))
+            .map(|i| {
+                format!(
+                    "{}: {}",
+                    i["import"].as_str().unwrap_or("?"),
+                    i["status"].as_str().unwrap_or("?")
+                )
+            })
+            .collect()
+    }
+}
+
 /// One change of a task's `current` (or an unregistered version).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEntry {

@@ -379,24 +379,6 @@ pub(super) async fn list(c: &impl GenericClient) -> StoreResult<Vec<TaskSummary>
     .collect()
 }
 
-/// `driftless:kv/store@1.1.0: satisfied` for each non-WASI import of a stored report.
-fn import_summary(report: &str) -> Vec<String> {
-    let report: serde_json::Value = serde_json::from_str(report).unwrap_or_default();
-    report["imports"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|i| !i["package"].as_str().unwrap_or("").starts_with("wasi:"))
-        .map(|i| {
-            format!(
-                "{}: {}",
-                i["import"].as_str().unwrap_or("?"),
-                i["status"].as_str().unwrap_or("?")
-            )
-        })
-        .collect()
-}
-
 /// One task with everything about it: its queries go out together (one round trip).
 pub(super) async fn get(c: &impl GenericClient, task: &str) -> StoreResult<Option<Task>> {
     let (pins_from, pins_to) = (format!("{task}@"), format!("{task}A"));
@@ -462,7 +444,7 @@ pub(super) async fn get(c: &impl GenericClient, task: &str) -> StoreResult<Optio
                 created_ms: col(r, 2)?,
                 deployed_by: col(r, 3)?,
                 deleted_ms: col(r, 4)?,
-                imports: import_summary(col(r, 5)?),
+                imports: TaskVersion::import_summary(col(r, 5)?),
                 jobs: by_version.remove(&version).unwrap_or_default(),
             })
         })

@@ -337,24 +337,6 @@ pub(super) fn list(c: &Connection) -> StoreResult<Vec<TaskSummary>> {
     .map_err(backend)
 }
 
-/// `driftless:kv/store@1.1.0: satisfied` for each non-WASI import of a stored report.
-fn import_summary(report: &str) -> Vec<String> {
-    let report: serde_json::Value = serde_json::from_str(report).unwrap_or_default();
-    report["imports"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|i| !i["package"].as_str().unwrap_or("").starts_with("wasi:"))
-        .map(|i| {
-            format!(
-                "{}: {}",
-                i["import"].as_str().unwrap_or("?"),
-                i["status"].as_str().unwrap_or("?")
-            )
-        })
-        .collect()
-}
-
 /// One task with everything about it.
 pub(super) fn get(c: &Connection, task: &str) -> StoreResult<Option<Task>> {
     let row: Option<(u32, i64, i64)> = c
@@ -411,7 +393,7 @@ pub(super) fn get(c: &Connection, task: &str) -> StoreResult<Option<Task>> {
                 created_ms: r.get(2)?,
                 deployed_by: r.get(3)?,
                 deleted_ms: r.get(4)?,
-                imports: import_summary(&r.get::<_, String>(5)?),
+                imports: TaskVersion::import_summary(&r.get::<_, String>(5)?),
                 jobs: counts.remove(&version).unwrap_or_default(),
             })
         })
