@@ -13,6 +13,7 @@ pub mod engine;
 pub mod fault;
 pub mod host;
 pub mod identity;
+pub mod lifecycle;
 pub mod listener;
 pub mod metrics;
 pub mod node;

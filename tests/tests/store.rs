@@ -1592,7 +1592,10 @@ async fn two_takers_of_one_free_identity_get_it_once(db: TestDb) {
 mod postgres_only {
     use super::{end, new_job, run_agent, version, with_jobs};
     use driftless::store::postgres::{Notice, PostgresStore};
-    use driftless::store::{DeleteOutcome, JobStatus, Next, Store, StoreError, now_ms};
+    use driftless::store::{
+        AttemptStore, BlobStore, DeleteOutcome, JobStatus, JobStore, Next, Store, StoreError,
+        TaskStore, now_ms,
+    };
     use driftless_tests::stores::{Backend, TestDb, fresh_database};
     use std::collections::HashSet;
     use std::sync::Arc;

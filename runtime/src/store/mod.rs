@@ -1,13 +1,26 @@
-//! store: everything durable, behind one [`Store`] trait the rest of the runtime uses.
+//! store: everything durable, behind one [`Store`] (a trait per concern: [`BlobStore`],
+//! [`JobStore`], [`AttemptStore`], [`TaskStore`], [`NodeStore`], [`KvStore`]).
+//!
+//! The rules live elsewhere, once: [`crate::lifecycle`] decides what every step of a job's and
+//! a task's life does and how it is told; `ops/` holds every operation written once against
+//! the [`sql::Sql`] executor (rows read by column name, statements in PostgreSQL's `$n` form).
+//! The backends are thin and mirrored, file for file: `mod.rs` (connections, transactions, the
+//! trait impls, one line each), `sql.rs` (the executor) and `queue.rs` (the operations the
+//! backend runs its own way: SQLite's claim under its single writer, PostgreSQL's one-statement
+//! inserts, claims and finishes). The schemas are in `migrations/<backend>/`, applied by
+//! [`migrations`]'s one rule.
 //!
 //! SQLite ([`sqlite::SqliteStore`]) is the embedded default: WAL mode, fsynced commits, and a
-//! single writer thread that commits many requests per fsync (group commit). Every write
-//! about an attempt is fenced by its lease token; a stale token gets [`StoreError::StaleLease`].
-//! PostgreSQL ([`postgres::PostgresStore`]) is the shared store for several nodes, with the same
-//! semantics (and the same test suite).
+//! single writer thread that commits many requests per fsync (group commit). PostgreSQL
+//! ([`postgres::PostgresStore`]) is the shared store for several nodes. Every write about an
+//! attempt is fenced by its lease token; a stale token gets [`StoreError::StaleLease`]. One
+//! test suite (`tests/tests/store.rs`) holds both backends to the same behaviour.
 
 mod kv;
+mod migrations;
+mod ops;
 pub mod postgres;
+pub(crate) mod sql;
 pub mod sqlite;
 mod types;
 
@@ -61,22 +74,30 @@ pub(crate) fn parse_pin(pin: &str) -> StoreResult<(&str, u32)> {
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// The durable store. Implementations: [`sqlite::SqliteStore`].
+/// Components, stored once per blake3 hash.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait BlobStore: Send + Sync {
     /// Store a component by hash (content-addressed: the same bytes are stored once).
     /// Returns true when the bytes were new.
     async fn put_blob(&self, hash: &str, bytes: &[u8]) -> StoreResult<bool>;
+
     /// A stored component's bytes.
     async fn get_blob(&self, hash: &str) -> StoreResult<Option<Vec<u8>>>;
+}
 
+/// Jobs: storing, reading back, listing, cancelling and counting them.
+#[async_trait]
+pub trait JobStore: Send + Sync {
     /// Insert a job (status `queued`). With an idempotency key already used, nothing is
     /// inserted and the existing job is returned with `created = false`.
     async fn insert_job(&self, job: NewJob) -> StoreResult<Inserted>;
+
     /// One job with its attempts.
     async fn get_job(&self, id: &str) -> StoreResult<Option<JobRecord>>;
+
     /// The job an idempotency key named, with its admission report (JSON text).
     async fn job_by_idempotency_key(&self, key: &str) -> StoreResult<Option<(Job, String)>>;
+
     /// Jobs, newest first, optionally by status; `before` is the `seq` cursor of the last page.
     async fn list_jobs(
         &self,
@@ -84,12 +105,21 @@ pub trait Store: Send + Sync + 'static {
         before: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<Job>>;
+
     /// The job's events, oldest first.
     async fn events(&self, id: &str) -> StoreResult<Vec<Event>>;
+
     /// Request cancellation: a queued job is cancelled at once; a running one is flagged and
     /// its agent stops it. Returns the job after the change.
     async fn cancel_job(&self, id: &str, now_ms: i64) -> StoreResult<Job>;
 
+    /// Counts for metrics and readiness.
+    async fn stats(&self) -> StoreResult<StoreStats>;
+}
+
+/// Attempts: claiming, the fenced writes of a running attempt, ending it, and losing attempts whose agent is gone (see [`crate::lifecycle`] for what each does to the job).
+#[async_trait]
+pub trait AttemptStore: Send + Sync {
     /// Claim the next runnable job for `agent`, in one transaction: mark it running, count
     /// the attempt, and record the agent and a fresh lease token. Only jobs whose class is
     /// `NULL` or one of `classes` (the compatibility classes the agent's catalog satisfies)
@@ -101,14 +131,19 @@ pub trait Store: Send + Sync + 'static {
         lease_ms: i64,
         now_ms: i64,
     ) -> StoreResult<Option<Claim>>;
+
     /// Extend a lease. Returns whether cancellation was requested for the job.
     async fn heartbeat(&self, token: &str, lease_ms: i64, now_ms: i64) -> StoreResult<bool>;
+
     /// Record progress of a running attempt (fenced).
     async fn set_progress(&self, token: &str, percent: u8, message: &str) -> StoreResult<()>;
+
     /// Save the job's checkpoint from a running attempt (fenced).
     async fn save_checkpoint(&self, token: &str, data: &[u8]) -> StoreResult<()>;
+
     /// The job's checkpoint.
     async fn load_checkpoint(&self, job_id: &str) -> StoreResult<Option<Vec<u8>>>;
+
     /// End an attempt and move its job on, fenced by the token.
     async fn finish_attempt(
         &self,
@@ -129,15 +164,81 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
     ) -> StoreResult<(JobStatus, Option<Claim>)>;
 
+    /// Return the attempts an earlier incarnation of `agent` left running to the queue (or
+    /// fail their jobs when out of attempts). Returns how many.
+    async fn recover_agent(&self, agent: &str, node: &str, now_ms: i64) -> StoreResult<u64>;
+
+    /// Return attempts whose lease expired to the queue (or fail their jobs). Returns how many.
+    async fn reap_expired(&self, now_ms: i64) -> StoreResult<u64>;
+}
+
+/// Deployed tasks: immutable numbered versions, `current`, rollback, unregistering, resolution and the audit trail.
+#[async_trait]
+pub trait TaskStore: Send + Sync {
+    /// Deploy a task version: in one transaction, record the version (numbered after the
+    /// task's highest), make it `current`, bump the task generation and write the audit row.
+    /// Bytes identical to a registered version change nothing and return that version.
+    async fn deploy_task(&self, version: NewTaskVersion) -> StoreResult<Moved>;
+
+    /// Make `to` (default: the newest registered version below `current`) the task's
+    /// `current`, with the generation bump and the audit row, in one transaction.
+    async fn rollback_task(
+        &self,
+        task: &str,
+        to: Option<u32>,
+        actor: &str,
+        request_id: &str,
+        now_ms: i64,
+    ) -> StoreResult<Moved>;
+
+    /// Unregister a version (never the current one). While queued or running jobs pin it,
+    /// nothing changes and the answer says how many and which.
+    async fn delete_task_version(
+        &self,
+        task: &str,
+        version: u32,
+        actor: &str,
+        request_id: &str,
+        now_ms: i64,
+    ) -> StoreResult<DeleteOutcome>;
+
+    /// What `task@version` (`None`: `current`) names now.
+    async fn resolve_task(&self, task: &str, version: Option<u32>) -> StoreResult<ResolvedTask>;
+
+    /// The task generation: it grows with every deploy and rollback.
+    async fn task_generation(&self) -> StoreResult<i64>;
+
+    /// Record what `node` resolves `task`'s `current` to.
+    async fn report_resolution(
+        &self,
+        node: &str,
+        task: &str,
+        version: u32,
+        generation: i64,
+        now_ms: i64,
+    ) -> StoreResult<()>;
+
+    /// Every task.
+    async fn list_tasks(&self) -> StoreResult<Vec<TaskSummary>>;
+
+    /// One task with its versions, node resolutions and audit trail.
+    async fn get_task(&self, task: &str) -> StoreResult<Option<Task>>;
+}
+
+/// The cluster: the node registry, agent identities and compatibility classes.
+#[async_trait]
+pub trait NodeStore: Send + Sync {
     /// Compatibility classes first stored after `after_seq`, oldest first (a job's insert
     /// stores its class when it is new).
     async fn requirement_classes(&self, after_seq: i64) -> StoreResult<Vec<RequirementClass>>;
+
     /// One compatibility class's requirements (JSON), if stored.
     async fn requirement_class(&self, class: &str) -> StoreResult<Option<String>>;
 
     /// Register this process in the node registry (replacing an earlier row of the same
     /// process), live from `now_ms`.
     async fn register_node(&self, node: NodeRegistration) -> StoreResult<()>;
+
     /// Record a live node process's heartbeat, draining flag and in-flight count. Returns
     /// false when the registry has no live row for it (it was marked gone: register again).
     async fn node_heartbeat(
@@ -147,21 +248,22 @@ pub trait Store: Send + Sync + 'static {
         inflight: u32,
         now_ms: i64,
     ) -> StoreResult<bool>;
+
     /// Mark a process gone at once (a clean exit), releasing nothing else.
     async fn leave_node(&self, process: &str, now_ms: i64) -> StoreResult<()>;
+
     /// Every live node process, and those gone since `gone_since_ms`, oldest first.
     async fn list_nodes(&self, gone_since_ms: i64) -> StoreResult<Vec<NodeRecord>>;
+
     /// Mark gone every live process whose last heartbeat is older than `now_ms - ttl_ms`: in
     /// one transaction, release the identities it held and expire the leases of the attempts
     /// its agents run (so [`reap_expired`](Self::reap_expired) returns them to the queue at
     /// once). Rows gone for more than a day are deleted. Returns the processes marked gone.
     async fn reap_gone_nodes(&self, ttl_ms: i64, now_ms: i64) -> StoreResult<Vec<String>>;
 
-    /// Return the attempts an earlier incarnation of `agent` left running to the queue (or
-    /// fail their jobs when out of attempts). Returns how many.
-    async fn recover_agent(&self, agent: &str, node: &str, now_ms: i64) -> StoreResult<u64>;
     /// Who holds agent identity `id` (`None`: the identity was never used).
     async fn identity_holder(&self, id: &str) -> StoreResult<Option<IdentityHold>>;
+
     /// Take identity `id` for `holder` if its holder is still `expected` (compare-and-set;
     /// `None` = free). Returns whether it was taken.
     async fn take_identity(
@@ -173,67 +275,29 @@ pub trait Store: Send + Sync + 'static {
         lease_ms: i64,
         now_ms: i64,
     ) -> StoreResult<bool>;
+
     /// Extend every identity `holder` holds; returns how many it holds.
     async fn renew_identities(&self, holder: &str, lease_ms: i64, now_ms: i64) -> StoreResult<u64>;
+
     /// Give up every identity `holder` holds; returns how many.
     async fn release_identities(&self, holder: &str, now_ms: i64) -> StoreResult<u64>;
+}
 
-    /// Return attempts whose lease expired to the queue (or fail their jobs). Returns how many.
-    async fn reap_expired(&self, now_ms: i64) -> StoreResult<u64>;
-
-    /// Deploy a task version: in one transaction, record the version (numbered after the
-    /// task's highest), make it `current`, bump the task generation and write the audit row.
-    /// Bytes identical to a registered version change nothing and return that version.
-    async fn deploy_task(&self, version: NewTaskVersion) -> StoreResult<Moved>;
-    /// Make `to` (default: the newest registered version below `current`) the task's
-    /// `current`, with the generation bump and the audit row, in one transaction.
-    async fn rollback_task(
-        &self,
-        task: &str,
-        to: Option<u32>,
-        actor: &str,
-        request_id: &str,
-        now_ms: i64,
-    ) -> StoreResult<Moved>;
-    /// Unregister a version (never the current one). While queued or running jobs pin it,
-    /// nothing changes and the answer says how many and which.
-    async fn delete_task_version(
-        &self,
-        task: &str,
-        version: u32,
-        actor: &str,
-        request_id: &str,
-        now_ms: i64,
-    ) -> StoreResult<DeleteOutcome>;
-    /// What `task@version` (`None`: `current`) names now.
-    async fn resolve_task(&self, task: &str, version: Option<u32>) -> StoreResult<ResolvedTask>;
-    /// The task generation: it grows with every deploy and rollback.
-    async fn task_generation(&self) -> StoreResult<i64>;
-    /// Record what `node` resolves `task`'s `current` to.
-    async fn report_resolution(
-        &self,
-        node: &str,
-        task: &str,
-        version: u32,
-        generation: i64,
-        now_ms: i64,
-    ) -> StoreResult<()>;
-    /// Every task.
-    async fn list_tasks(&self) -> StoreResult<Vec<TaskSummary>>;
-    /// One task with its versions, node resolutions and audit trail.
-    async fn get_task(&self, task: &str) -> StoreResult<Option<Task>>;
-
-    /// Counts for metrics and readiness.
-    async fn stats(&self) -> StoreResult<StoreStats>;
-
+/// The `driftless:kv` data, scoped per task.
+#[async_trait]
+pub trait KvStore: Send + Sync {
     /// kv: the value under (scope, bucket, key).
     async fn kv_get(&self, scope: &str, bucket: &str, key: &str) -> StoreResult<Option<Vec<u8>>>;
+
     /// kv: replace the value.
     async fn kv_set(&self, scope: &str, bucket: &str, key: &str, value: &[u8]) -> StoreResult<()>;
+
     /// kv: remove; true if it existed.
     async fn kv_delete(&self, scope: &str, bucket: &str, key: &str) -> StoreResult<bool>;
+
     /// kv: keys with a prefix, in byte order.
     async fn kv_list(&self, scope: &str, bucket: &str, prefix: &str) -> StoreResult<Vec<String>>;
+
     /// kv: atomically add to a decimal integer (missing = 0). The outer error is the
     /// store's; the inner one is the value's (not a number, overflow).
     async fn kv_increment(
@@ -243,6 +307,19 @@ pub trait Store: Send + Sync + 'static {
         key: &str,
         delta: i64,
     ) -> StoreResult<Result<i64, crate::host::KvBackendError>>;
+}
+
+/// The durable store: every concern's trait, implemented by both backends
+/// ([`sqlite::SqliteStore`], [`postgres::PostgresStore`]). Callers hold an `Arc<dyn Store>`
+/// and bring the traits they call into scope (`use crate::store::*` brings them all).
+pub trait Store:
+    BlobStore + JobStore + AttemptStore + TaskStore + NodeStore + KvStore + 'static
+{
+}
+
+impl<T: BlobStore + JobStore + AttemptStore + TaskStore + NodeStore + KvStore + 'static> Store
+    for T
+{
 }
 
 /// Milliseconds since the Unix epoch.

@@ -18,15 +18,18 @@
 
 use super::*;
 
-mod jobs;
-mod kv;
-mod nodes;
 mod notify;
-mod tasks;
+mod queue;
+mod sql;
+
+pub(crate) use sql::Pg;
 
 pub use notify::Notice;
 
+use super::migrations;
+use super::ops::{self, jobs::Lose};
 use crate::host::KvBackendError;
+use crate::lifecycle::attempts::LossCause;
 use deadpool_postgres::{
     GenericClient, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
     TimeoutType,
@@ -35,14 +38,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::broadcast;
-use tokio_postgres::types::{FromSql, ToSql};
-use tokio_postgres::{NoTls, Row};
-
-/// The schema, one file per version; `schema_migrations` records which ones a database has.
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/postgres_0001_init.sql"),
-    include_str!("migrations/postgres_0002_cluster.sql"),
-];
+use tokio_postgres::NoTls;
 
 /// The advisory lock key that serialises migrations across nodes ("driftles" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6472_6966_746c_6573;
@@ -199,24 +195,15 @@ impl PostgresStore {
             .await
             .map_err(pg)?
             .get(0);
-        let known = MIGRATIONS.len() as i32;
-        if applied > known {
-            return Err(StoreError::Backend(format!(
-                "the PostgreSQL database at {} has schema version {applied}, newer than this driftless knows (versions 1 to {known}): upgrade driftless, or point --store / DRIFTLESS_STORE at another database",
-                self.target
-            )));
-        }
-        for (version, sql) in (1..).zip(MIGRATIONS).skip(applied as usize) {
-            tx.batch_execute(sql).await.map_err(|e| {
-                StoreError::Backend(format!(
-                    "migration {version} failed on {}: {}",
-                    self.target,
-                    db_message(&e)
-                ))
-            })?;
+        let database = format!("at {}", self.target);
+        let applied = usize::try_from(applied).unwrap_or(0);
+        for (version, sql) in migrations::pending(migrations::POSTGRES, applied, &database)? {
+            tx.batch_execute(sql)
+                .await
+                .map_err(|e| migrations::failed(version, &database, db_message(&e)))?;
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_ms) VALUES ($1, $2)",
-                &[&version, &now_ms()],
+                &[&(version as i32), &now_ms()],
             )
             .await
             .map_err(pg)?;
@@ -234,7 +221,9 @@ impl PostgresStore {
         {
             return Ok(());
         }
-        nodes::ensure_class(c, r, now).await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        ops::nodes::ensure_class(&mut Pg(&tx), r, now).await?;
+        tx.commit().await.map_err(pg)?;
         self.known_classes
             .lock()
             .expect("class cache")
@@ -243,7 +232,7 @@ impl PostgresStore {
     }
 
     /// An attempt's end was recorded: announce its job when it is finished.
-    fn ended(&self, ended: jobs::Ended) -> JobStatus {
+    fn ended(&self, ended: queue::Ended) -> JobStatus {
         if ended.status.is_terminal() {
             self.notifier.finished([ended.job]);
         }
@@ -299,7 +288,9 @@ fn db_message(e: &tokio_postgres::Error) -> String {
 
 /// Map a PostgreSQL error from a call.
 pub(super) fn pg(e: tokio_postgres::Error) -> StoreError {
-    if e.as_db_error().is_some() {
+    if is_constraint(&e) {
+        StoreError::Conflict(db_message(&e))
+    } else if e.as_db_error().is_some() {
         StoreError::Backend(format!(
             "PostgreSQL refused the request: {}",
             db_message(&e)
@@ -318,65 +309,50 @@ fn is_constraint(e: &tokio_postgres::Error) -> bool {
     e.code().is_some_and(|c| c.code().starts_with("23"))
 }
 
-type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
-
-/// Rows of a cached prepared statement.
-async fn rows(c: &impl GenericClient, sql: &str, p: Params<'_>) -> StoreResult<Vec<Row>> {
-    let stmt = c.prepare_cached(sql).await.map_err(pg)?;
-    c.query(&stmt, p).await.map_err(pg)
+/// Run a shared operation in a transaction of its own.
+macro_rules! in_tx {
+    ($self:ident, |$s:ident| $op:expr) => {{
+        let mut c = $self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let $s = &mut Pg(&tx);
+        let out = $op.await?;
+        tx.commit().await.map_err(pg)?;
+        out
+    }};
 }
 
-/// The one row of a cached prepared statement.
-async fn one(c: &impl GenericClient, sql: &str, p: Params<'_>) -> StoreResult<Row> {
-    let stmt = c.prepare_cached(sql).await.map_err(pg)?;
-    c.query_one(&stmt, p).await.map_err(pg)
-}
-
-/// The row, if any, of a cached prepared statement.
-async fn opt(c: &impl GenericClient, sql: &str, p: Params<'_>) -> StoreResult<Option<Row>> {
-    let stmt = c.prepare_cached(sql).await.map_err(pg)?;
-    c.query_opt(&stmt, p).await.map_err(pg)
-}
-
-/// Run a cached prepared statement; how many rows it changed.
-async fn exec(c: &impl GenericClient, sql: &str, p: Params<'_>) -> StoreResult<u64> {
-    let stmt = c.prepare_cached(sql).await.map_err(pg)?;
-    c.execute(&stmt, p).await.map_err(pg)
-}
-
-/// Column `i` of a row.
-fn col<'a, T: FromSql<'a>>(r: &'a Row, i: usize) -> StoreResult<T> {
-    r.try_get(i).map_err(pg)
-}
-
-/// A version, attempt number or count as PostgreSQL `INTEGER`.
-fn int(v: u32) -> i32 {
-    i32::try_from(v).unwrap_or(i32::MAX)
-}
-
-/// An `INTEGER` column that holds a non-negative number.
-fn uint(v: i32) -> u32 {
-    u32::try_from(v).unwrap_or(0)
+/// Run a shared operation on a pooled connection (each statement commits on its own).
+macro_rules! on_conn {
+    ($self:ident, |$s:ident| $op:expr) => {{
+        let c = $self.client().await?;
+        let $s = &mut Pg(&c);
+        $op.await
+    }};
 }
 
 #[async_trait]
-impl Store for PostgresStore {
+impl BlobStore for PostgresStore {
     async fn put_blob(&self, hash: &str, bytes: &[u8]) -> StoreResult<bool> {
-        let c = self.client().await?;
-        jobs::put_blob(&c, hash, bytes).await
+        // Most uploads repeat a component already stored: check before sending the bytes.
+        if on_conn!(self, |s| ops::blobs::has(s, hash))? {
+            return Ok(false);
+        }
+        on_conn!(self, |s| ops::blobs::put(s, hash, bytes, now_ms()))
     }
 
     async fn get_blob(&self, hash: &str) -> StoreResult<Option<Vec<u8>>> {
-        let c = self.client().await?;
-        jobs::get_blob(&c, hash).await
+        on_conn!(self, |s| ops::blobs::get(s, hash))
     }
+}
 
+#[async_trait]
+impl JobStore for PostgresStore {
     async fn insert_job(&self, job: NewJob) -> StoreResult<Inserted> {
         let mut c = self.client().await?;
         if let Some(r) = &job.requirements {
             self.ensure_class(&mut c, r, job.now_ms).await?;
         }
-        let inserted = jobs::insert(&c, &job).await?;
+        let inserted = queue::insert(&c, &job).await?;
         if inserted.created {
             self.notifier.jobs_queued();
         }
@@ -384,13 +360,11 @@ impl Store for PostgresStore {
     }
 
     async fn get_job(&self, id: &str) -> StoreResult<Option<JobRecord>> {
-        let c = self.client().await?;
-        jobs::get(&c, id).await
+        on_conn!(self, |s| ops::jobs::get(s, id))
     }
 
     async fn job_by_idempotency_key(&self, key: &str) -> StoreResult<Option<(Job, String)>> {
-        let c = self.client().await?;
-        jobs::by_idempotency_key(&c, key).await
+        on_conn!(self, |s| ops::jobs::by_idempotency_key(s, key))
     }
 
     async fn list_jobs(
@@ -399,26 +373,28 @@ impl Store for PostgresStore {
         before: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<Job>> {
-        let c = self.client().await?;
-        jobs::list(&c, status, before, limit).await
+        on_conn!(self, |s| ops::jobs::list(s, status, before, limit))
     }
 
     async fn events(&self, id: &str) -> StoreResult<Vec<Event>> {
-        let c = self.client().await?;
-        jobs::events(&c, id).await
+        on_conn!(self, |s| ops::jobs::events(s, id))
     }
 
     async fn cancel_job(&self, id: &str, now: i64) -> StoreResult<Job> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(pg)?;
-        let job = jobs::cancel(&tx, id, now).await?;
-        tx.commit().await.map_err(pg)?;
+        let job = in_tx!(self, |s| ops::jobs::cancel(s, id, now));
         if job.status.is_terminal() {
             self.notifier.finished([job.id.clone()]);
         }
         Ok(job)
     }
 
+    async fn stats(&self) -> StoreResult<StoreStats> {
+        on_conn!(self, |s| ops::jobs::stats(s))
+    }
+}
+
+#[async_trait]
+impl AttemptStore for PostgresStore {
     async fn claim(
         &self,
         agent: &str,
@@ -427,27 +403,25 @@ impl Store for PostgresStore {
         now: i64,
     ) -> StoreResult<Option<Claim>> {
         let c = self.client().await?;
-        jobs::claim(&c, agent, classes, lease_ms, now).await
+        queue::claim(&c, agent, classes, lease_ms, now).await
     }
 
     async fn heartbeat(&self, token: &str, lease_ms: i64, now: i64) -> StoreResult<bool> {
-        let c = self.client().await?;
-        jobs::heartbeat(&c, token, lease_ms, now).await
+        on_conn!(self, |s| ops::jobs::heartbeat(s, token, lease_ms, now))
     }
 
     async fn set_progress(&self, token: &str, percent: u8, message: &str) -> StoreResult<()> {
-        let c = self.client().await?;
-        jobs::set_progress(&c, token, percent, message).await
+        on_conn!(self, |s| ops::jobs::set_progress(
+            s, token, percent, message
+        ))
     }
 
     async fn save_checkpoint(&self, token: &str, data: &[u8]) -> StoreResult<()> {
-        let c = self.client().await?;
-        jobs::save_checkpoint(&c, token, data).await
+        on_conn!(self, |s| ops::jobs::save_checkpoint(s, token, data))
     }
 
     async fn load_checkpoint(&self, job_id: &str) -> StoreResult<Option<Vec<u8>>> {
-        let c = self.client().await?;
-        jobs::load_checkpoint(&c, job_id).await
+        on_conn!(self, |s| ops::jobs::load_checkpoint(s, job_id))
     }
 
     async fn finish_attempt(
@@ -457,7 +431,7 @@ impl Store for PostgresStore {
         now: i64,
     ) -> StoreResult<JobStatus> {
         let c = self.client().await?;
-        let ended = jobs::finish(&c, token, &end, now).await?;
+        let ended = queue::finish(&c, token, &end, now).await?;
         Ok(self.ended(ended))
     }
 
@@ -472,23 +446,110 @@ impl Store for PostgresStore {
     ) -> StoreResult<(JobStatus, Option<Claim>)> {
         let mut c = self.client().await?;
         let (ended, claim) =
-            jobs::finish_and_claim(&mut c, token, &end, (agent, classes, lease_ms), now).await?;
+            queue::finish_and_claim(&mut c, token, &end, (agent, classes, lease_ms), now).await?;
         Ok((self.ended(ended), claim))
     }
 
+    async fn recover_agent(&self, agent: &str, node: &str, now: i64) -> StoreResult<u64> {
+        let (lost, finished) = in_tx!(self, |s| ops::jobs::recover_agent(s, agent, node, now));
+        self.notifier.finished(finished);
+        Ok(lost)
+    }
+
+    async fn reap_expired(&self, now: i64) -> StoreResult<u64> {
+        let (lost, finished) = in_tx!(self, |s| ops::jobs::lose(
+            s,
+            Lose::Expired(now),
+            LossCause::LeaseExpired,
+            now
+        ));
+        self.notifier.finished(finished);
+        Ok(lost)
+    }
+}
+
+#[async_trait]
+impl TaskStore for PostgresStore {
+    async fn deploy_task(&self, version: NewTaskVersion) -> StoreResult<Moved> {
+        Ok(in_tx!(self, |s| ops::tasks::deploy(s, &version)))
+    }
+
+    async fn rollback_task(
+        &self,
+        task: &str,
+        to: Option<u32>,
+        actor: &str,
+        request_id: &str,
+        now: i64,
+    ) -> StoreResult<Moved> {
+        Ok(in_tx!(self, |s| ops::tasks::rollback(
+            s,
+            task,
+            to,
+            (actor, request_id),
+            now
+        )))
+    }
+
+    async fn delete_task_version(
+        &self,
+        task: &str,
+        version: u32,
+        actor: &str,
+        request_id: &str,
+        now: i64,
+    ) -> StoreResult<DeleteOutcome> {
+        Ok(in_tx!(self, |s| ops::tasks::delete_version(
+            s,
+            task,
+            version,
+            (actor, request_id),
+            now
+        )))
+    }
+
+    async fn resolve_task(&self, task: &str, version: Option<u32>) -> StoreResult<ResolvedTask> {
+        on_conn!(self, |s| ops::tasks::resolve(s, task, version))
+    }
+
+    async fn task_generation(&self) -> StoreResult<i64> {
+        on_conn!(self, |s| ops::tasks::generation(s))
+    }
+
+    async fn report_resolution(
+        &self,
+        node: &str,
+        task: &str,
+        version: u32,
+        generation: i64,
+        now: i64,
+    ) -> StoreResult<()> {
+        on_conn!(self, |s| ops::tasks::report_resolution(
+            s, node, task, version, generation, now
+        ))
+    }
+
+    async fn list_tasks(&self) -> StoreResult<Vec<TaskSummary>> {
+        on_conn!(self, |s| ops::tasks::list(s))
+    }
+
+    async fn get_task(&self, task: &str) -> StoreResult<Option<Task>> {
+        on_conn!(self, |s| ops::tasks::get(s, task))
+    }
+}
+
+#[async_trait]
+impl NodeStore for PostgresStore {
     async fn requirement_classes(&self, after_seq: i64) -> StoreResult<Vec<RequirementClass>> {
-        let c = self.client().await?;
-        nodes::classes_after(&c, after_seq).await
+        on_conn!(self, |s| ops::nodes::classes_after(s, after_seq))
     }
 
     async fn requirement_class(&self, class: &str) -> StoreResult<Option<String>> {
-        let c = self.client().await?;
-        nodes::class_spec(&c, class).await
+        on_conn!(self, |s| ops::nodes::class_spec(s, class))
     }
 
     async fn register_node(&self, node: NodeRegistration) -> StoreResult<()> {
-        let c = self.client().await?;
-        nodes::register(&c, &node).await
+        on_conn!(self, |s| ops::nodes::register(s, &node))
     }
 
     async fn node_heartbeat(
@@ -498,35 +559,25 @@ impl Store for PostgresStore {
         inflight: u32,
         now: i64,
     ) -> StoreResult<bool> {
-        let c = self.client().await?;
-        nodes::heartbeat(&c, process, draining, inflight, now).await
+        on_conn!(self, |s| ops::nodes::heartbeat(
+            s, process, draining, inflight, now
+        ))
     }
 
     async fn leave_node(&self, process: &str, now: i64) -> StoreResult<()> {
-        let c = self.client().await?;
-        nodes::leave(&c, process, now).await
+        on_conn!(self, |s| ops::nodes::leave(s, process, now))
     }
 
     async fn list_nodes(&self, gone_since_ms: i64) -> StoreResult<Vec<NodeRecord>> {
-        let c = self.client().await?;
-        nodes::list(&c, gone_since_ms).await
+        on_conn!(self, |s| ops::nodes::list(s, gone_since_ms))
     }
 
     async fn reap_gone_nodes(&self, ttl_ms: i64, now: i64) -> StoreResult<Vec<String>> {
-        let c = self.client().await?;
-        nodes::reap_gone(&c, ttl_ms, now).await
-    }
-
-    async fn recover_agent(&self, agent: &str, node: &str, now: i64) -> StoreResult<u64> {
-        let mut c = self.client().await?;
-        let (lost, failed) = nodes::recover_agent(&mut c, agent, node, now).await?;
-        self.notifier.finished(failed);
-        Ok(lost)
+        Ok(in_tx!(self, |s| ops::nodes::reap_gone(s, ttl_ms, now)))
     }
 
     async fn identity_holder(&self, id: &str) -> StoreResult<Option<IdentityHold>> {
-        let c = self.client().await?;
-        nodes::identity_holder(&c, id).await
+        on_conn!(self, |s| ops::nodes::identity_holder(s, id))
     }
 
     async fn take_identity(
@@ -538,121 +589,43 @@ impl Store for PostgresStore {
         lease_ms: i64,
         now: i64,
     ) -> StoreResult<bool> {
-        let mut c = self.client().await?;
-        nodes::take_identity(&mut c, id, node, expected, holder, lease_ms, now).await
+        Ok(in_tx!(self, |s| ops::nodes::take_identity(
+            s,
+            (id, node),
+            expected,
+            holder,
+            lease_ms,
+            now
+        )))
     }
 
     async fn renew_identities(&self, holder: &str, lease_ms: i64, now: i64) -> StoreResult<u64> {
-        let c = self.client().await?;
-        nodes::renew_identities(&c, holder, lease_ms, now).await
+        on_conn!(self, |s| ops::nodes::renew_identities(
+            s, holder, lease_ms, now
+        ))
     }
 
     async fn release_identities(&self, holder: &str, now: i64) -> StoreResult<u64> {
-        let c = self.client().await?;
-        nodes::release_identities(&c, holder, now).await
+        on_conn!(self, |s| ops::nodes::release_identities(s, holder, now))
     }
+}
 
-    async fn reap_expired(&self, now: i64) -> StoreResult<u64> {
-        let c = self.client().await?;
-        let (lost, failed) =
-            jobs::lose_attempts(&c, jobs::Lose::Expired(now), now, "its lease expired").await?;
-        self.notifier.finished(failed);
-        Ok(lost)
-    }
-
-    async fn deploy_task(&self, version: NewTaskVersion) -> StoreResult<Moved> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(pg)?;
-        let moved = tasks::deploy(&tx, &version).await?;
-        tx.commit().await.map_err(pg)?;
-        Ok(moved)
-    }
-
-    async fn rollback_task(
-        &self,
-        task: &str,
-        to: Option<u32>,
-        actor: &str,
-        request_id: &str,
-        now: i64,
-    ) -> StoreResult<Moved> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(pg)?;
-        let moved = tasks::rollback(&tx, task, to, (actor, request_id), now).await?;
-        tx.commit().await.map_err(pg)?;
-        Ok(moved)
-    }
-
-    async fn delete_task_version(
-        &self,
-        task: &str,
-        version: u32,
-        actor: &str,
-        request_id: &str,
-        now: i64,
-    ) -> StoreResult<DeleteOutcome> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(pg)?;
-        let outcome = tasks::delete_version(&tx, task, version, (actor, request_id), now).await?;
-        tx.commit().await.map_err(pg)?;
-        Ok(outcome)
-    }
-
-    async fn resolve_task(&self, task: &str, version: Option<u32>) -> StoreResult<ResolvedTask> {
-        let c = self.client().await?;
-        tasks::resolve(&c, task, version).await
-    }
-
-    async fn task_generation(&self) -> StoreResult<i64> {
-        let c = self.client().await?;
-        tasks::generation(&c).await
-    }
-
-    async fn report_resolution(
-        &self,
-        node: &str,
-        task: &str,
-        version: u32,
-        generation: i64,
-        now: i64,
-    ) -> StoreResult<()> {
-        let c = self.client().await?;
-        tasks::report_resolution(&c, node, task, version, generation, now).await
-    }
-
-    async fn list_tasks(&self) -> StoreResult<Vec<TaskSummary>> {
-        let c = self.client().await?;
-        tasks::list(&c).await
-    }
-
-    async fn get_task(&self, task: &str) -> StoreResult<Option<Task>> {
-        let c = self.client().await?;
-        tasks::get(&c, task).await
-    }
-
-    async fn stats(&self) -> StoreResult<StoreStats> {
-        let c = self.client().await?;
-        jobs::stats(&c).await
-    }
-
+#[async_trait]
+impl KvStore for PostgresStore {
     async fn kv_get(&self, scope: &str, bucket: &str, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        let c = self.client().await?;
-        kv::get(&c, scope, bucket, key).await
+        on_conn!(self, |s| ops::kv::get(s, scope, bucket, key))
     }
 
     async fn kv_set(&self, scope: &str, bucket: &str, key: &str, value: &[u8]) -> StoreResult<()> {
-        let c = self.client().await?;
-        kv::set(&c, scope, bucket, key, value).await
+        on_conn!(self, |s| ops::kv::set(s, scope, bucket, key, value))
     }
 
     async fn kv_delete(&self, scope: &str, bucket: &str, key: &str) -> StoreResult<bool> {
-        let c = self.client().await?;
-        kv::delete(&c, scope, bucket, key).await
+        on_conn!(self, |s| ops::kv::delete(s, scope, bucket, key))
     }
 
     async fn kv_list(&self, scope: &str, bucket: &str, prefix: &str) -> StoreResult<Vec<String>> {
-        let c = self.client().await?;
-        kv::list(&c, scope, bucket, prefix).await
+        on_conn!(self, |s| ops::kv::list(s, scope, bucket, prefix))
     }
 
     async fn kv_increment(
@@ -662,8 +635,13 @@ impl Store for PostgresStore {
         key: &str,
         delta: i64,
     ) -> StoreResult<Result<i64, KvBackendError>> {
-        let mut c = self.client().await?;
-        kv::increment(&mut c, scope, bucket, key, delta).await
+        // A key another caller creates meanwhile is read again, under its lock.
+        loop {
+            let done = in_tx!(self, |s| ops::kv::increment(s, (scope, bucket, key), delta));
+            if let Some(result) = done {
+                return Ok(result);
+            }
+        }
     }
 }
 

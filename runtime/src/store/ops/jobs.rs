@@ -1,0 +1,507 @@
+//! Jobs and attempts: reading them back, the fenced writes of a running attempt, cancelling,
+//! ending an attempt and losing attempts, all as the [`lifecycle`](crate::lifecycle) decides.
+
+use crate::lifecycle::attempts::{self as life, JobMove, LossCause, LostAttempt, Told};
+use crate::store::sql::{Dialect, Record, Sql, Value, params};
+use crate::store::*;
+
+/// The columns [`job`] reads, in every statement that returns a job.
+macro_rules! job_columns {
+    () => {
+        "id, seq, component, status, input, max_attempts, attempts, limits, optional, kv_scope, task, run_after_ms, created_ms, updated_ms, finished_ms, output, error, progress, progress_msg, cancel_requested, class"
+    };
+}
+pub(crate) use job_columns;
+
+/// A job from a row with the [`job_columns!`].
+pub(crate) fn job(r: &Record) -> StoreResult<Job> {
+    let status: String = r.get("status")?;
+    let progress: Option<u8> = r.get("progress")?;
+    Ok(Job {
+        id: r.get("id")?,
+        seq: r.get("seq")?,
+        component: r.get("component")?,
+        status: JobStatus::parse(&status).unwrap_or(JobStatus::Failed),
+        input: r.get("input")?,
+        max_attempts: r.get("max_attempts")?,
+        attempts: r.get("attempts")?,
+        limits: r.json("limits")?.unwrap_or_default(),
+        optional_imports: r.json("optional")?.unwrap_or_default(),
+        kv_scope: r.get("kv_scope")?,
+        task: r.get("task")?,
+        run_after_ms: r.get("run_after_ms")?,
+        created_ms: r.get("created_ms")?,
+        updated_ms: r.get("updated_ms")?,
+        finished_ms: r.get("finished_ms")?,
+        output: r.get("output")?,
+        error: r.json("error")?,
+        progress: progress.map(|p| {
+            (
+                p,
+                r.get::<Option<String>>("progress_msg")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+            )
+        }),
+        cancel_requested: r.get("cancel_requested")?,
+        class: r.get("class")?,
+    })
+}
+
+fn attempt(r: &Record) -> StoreResult<Attempt> {
+    let state: String = r.get("state")?;
+    Ok(Attempt {
+        number: r.get("number")?,
+        agent: r.get("agent")?,
+        state: AttemptState::parse(&state).unwrap_or(AttemptState::Lost),
+        started_ms: r.get("started_ms")?,
+        finished_ms: r.get("finished_ms")?,
+        lease_expires_ms: r.get("lease_expires_ms")?,
+        outcome: r.json("outcome")?,
+        log: r.get("log")?,
+    })
+}
+
+/// Record an event.
+pub(crate) async fn event(
+    s: &mut impl Sql,
+    job: &str,
+    attempt: Option<u32>,
+    now: i64,
+    told: &Told,
+) -> StoreResult<()> {
+    let message = match attempt {
+        Some(n) => told.message_for(n),
+        None => told.message.clone(),
+    };
+    s.exec(
+        "INSERT INTO events (job_id, attempt, at_ms, kind, message) VALUES ($1, $2, $3, $4, $5)",
+        params![job, attempt, now, told.kind.as_str(), message],
+    )
+    .await?;
+    Ok(())
+}
+
+/// One job with its attempts.
+pub(crate) async fn get(s: &mut impl Sql, id: &str) -> StoreResult<Option<JobRecord>> {
+    let Some(row) = s
+        .row(
+            concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1"),
+            params![id],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let attempt_list = s
+        .rows(
+            "SELECT number, agent, state, started_ms, finished_ms, lease_expires_ms, outcome, log FROM attempts WHERE job_id = $1 ORDER BY number",
+            params![id],
+        )
+        .await?
+        .iter()
+        .map(attempt)
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Some(JobRecord {
+        job: job(&row)?,
+        attempt_list,
+    }))
+}
+
+/// The job an idempotency key named, with its admission report (JSON text).
+pub(crate) async fn by_idempotency_key(
+    s: &mut impl Sql,
+    key: &str,
+) -> StoreResult<Option<(Job, String)>> {
+    let Some(row) = s
+        .row(
+            concat!(
+                "SELECT ",
+                job_columns!(),
+                ", (SELECT report FROM reports r WHERE r.hash = jobs.report_hash) AS report FROM jobs WHERE idempotency_key = $1"
+            ),
+            params![key],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let report: Option<String> = row.get("report")?;
+    Ok(Some((job(&row)?, report.unwrap_or_else(|| "null".into()))))
+}
+
+/// Jobs newest first, optionally by status, before a `seq` cursor (each filter combination is
+/// its own statement, so each uses its index).
+pub(crate) async fn list(
+    s: &mut impl Sql,
+    status: Option<JobStatus>,
+    before: Option<i64>,
+    limit: u32,
+) -> StoreResult<Vec<Job>> {
+    let status = status.map(JobStatus::as_str);
+    let rows = match (status, before) {
+        (None, None) => {
+            s.rows(
+                concat!(
+                    "SELECT ",
+                    job_columns!(),
+                    " FROM jobs ORDER BY seq DESC LIMIT $1"
+                ),
+                params![limit],
+            )
+            .await?
+        }
+        (Some(st), None) => {
+            s.rows(
+                concat!(
+                    "SELECT ",
+                    job_columns!(),
+                    " FROM jobs WHERE status = $2 ORDER BY seq DESC LIMIT $1"
+                ),
+                params![limit, st],
+            )
+            .await?
+        }
+        (None, Some(b)) => {
+            s.rows(
+                concat!(
+                    "SELECT ",
+                    job_columns!(),
+                    " FROM jobs WHERE seq < $2 ORDER BY seq DESC LIMIT $1"
+                ),
+                params![limit, b],
+            )
+            .await?
+        }
+        (Some(st), Some(b)) => {
+            s.rows(
+                concat!(
+                    "SELECT ",
+                    job_columns!(),
+                    " FROM jobs WHERE status = $2 AND seq < $3 ORDER BY seq DESC LIMIT $1"
+                ),
+                params![limit, st, b],
+            )
+            .await?
+        }
+    };
+    rows.iter().map(job).collect()
+}
+
+/// A job's events, oldest first.
+pub(crate) async fn events(s: &mut impl Sql, id: &str) -> StoreResult<Vec<Event>> {
+    s.rows(
+        "SELECT attempt, at_ms, kind, message FROM events WHERE job_id = $1 ORDER BY id",
+        params![id],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(Event {
+            attempt: r.get("attempt")?,
+            at_ms: r.get("at_ms")?,
+            kind: r.get("kind")?,
+            message: r.get("message")?,
+        })
+    })
+    .collect()
+}
+
+/// Jobs by status.
+pub(crate) async fn stats(s: &mut impl Sql) -> StoreResult<StoreStats> {
+    let rows = s
+        .rows(
+            "SELECT status, COUNT(*) AS n FROM jobs GROUP BY status",
+            &[],
+        )
+        .await?;
+    let mut counts = Vec::with_capacity(rows.len());
+    for r in &rows {
+        counts.push((r.get::<String>("status")?, r.get::<u64>("n")?));
+    }
+    let jobs = JobStatus::ALL
+        .into_iter()
+        .map(|st| {
+            let n = counts.iter().find(|(n, _)| n == st.as_str());
+            (st, n.map_or(0, |(_, c)| *c))
+        })
+        .collect();
+    Ok(StoreStats { jobs })
+}
+
+/// Extend a lease (fenced); whether cancellation was requested.
+pub(crate) async fn heartbeat(
+    s: &mut impl Sql,
+    token: &str,
+    lease_ms: i64,
+    now: i64,
+) -> StoreResult<bool> {
+    s.row(
+        "UPDATE attempts SET lease_expires_ms = $2 WHERE lease_token = $1 AND state = 'running'
+         RETURNING (SELECT cancel_requested FROM jobs WHERE jobs.id = attempts.job_id) AS cancel_requested",
+        params![token, now + lease_ms],
+    )
+    .await?
+    .ok_or(StoreError::StaleLease)?
+    .get("cancel_requested")
+}
+
+/// A write about the running attempt's job, fenced by its token. On PostgreSQL the attempt
+/// row is locked `FOR SHARE` in the same statement: a finish or a reaper holding it makes this
+/// wait, then see the attempt ended and change nothing.
+async fn fenced(
+    s: &mut impl Sql,
+    sqlite: &'static str,
+    postgres: &'static str,
+    params: &[Value],
+) -> StoreResult<()> {
+    let sql = match s.dialect() {
+        Dialect::Sqlite => sqlite,
+        Dialect::Postgres => postgres,
+    };
+    match s.exec(sql, params).await? {
+        0 => Err(StoreError::StaleLease),
+        _ => Ok(()),
+    }
+}
+
+/// Record progress of a running attempt (fenced).
+pub(crate) async fn set_progress(
+    s: &mut impl Sql,
+    token: &str,
+    percent: u8,
+    message: &str,
+) -> StoreResult<()> {
+    fenced(
+        s,
+        "UPDATE jobs SET progress = $2, progress_msg = $3 WHERE id = (SELECT job_id FROM attempts WHERE lease_token = $1 AND state = 'running')",
+        "WITH a AS (SELECT job_id FROM attempts WHERE lease_token = $1 AND state = 'running' FOR SHARE)
+         UPDATE jobs SET progress = $2, progress_msg = $3 FROM a WHERE jobs.id = a.job_id",
+        params![token, u32::from(percent), message],
+    )
+    .await
+}
+
+/// Save the job's checkpoint from a running attempt (fenced).
+pub(crate) async fn save_checkpoint(s: &mut impl Sql, token: &str, data: &[u8]) -> StoreResult<()> {
+    fenced(
+        s,
+        "UPDATE jobs SET checkpoint = $2 WHERE id = (SELECT job_id FROM attempts WHERE lease_token = $1 AND state = 'running')",
+        "WITH a AS (SELECT job_id FROM attempts WHERE lease_token = $1 AND state = 'running' FOR SHARE)
+         UPDATE jobs SET checkpoint = $2 FROM a WHERE jobs.id = a.job_id",
+        params![token, data],
+    )
+    .await
+}
+
+/// The job's checkpoint.
+pub(crate) async fn load_checkpoint(s: &mut impl Sql, id: &str) -> StoreResult<Option<Vec<u8>>> {
+    Ok(
+        s.row("SELECT checkpoint FROM jobs WHERE id = $1", params![id])
+            .await?
+            .map(|r| r.get::<Option<Vec<u8>>>("checkpoint"))
+            .transpose()?
+            .flatten(),
+    )
+}
+
+/// Move a running job as `m` decides (its attempt `number` ended). On PostgreSQL a job queued
+/// again gets its row in the `queue` table.
+pub(crate) async fn apply_move(
+    s: &mut impl Sql,
+    job: &str,
+    number: u32,
+    m: &JobMove,
+    now: i64,
+) -> StoreResult<()> {
+    let error = m.error_json();
+    s.exec(
+        "UPDATE jobs SET status = $2, output = COALESCE($3, output),
+             error = CASE WHEN $4 THEN $5 ELSE error END,
+             run_after_ms = COALESCE($6, run_after_ms), finished_ms = $7,
+             attempts = attempts - $8, updated_ms = $9
+         WHERE id = $1 AND status = 'running'",
+        params![
+            job,
+            m.status.as_str(),
+            m.output.clone(),
+            error.is_some(),
+            error.flatten(),
+            m.run_after_ms,
+            m.finished_ms(now),
+            u32::from(m.uncharge),
+            now
+        ],
+    )
+    .await?;
+    if m.status == JobStatus::Queued && s.dialect() == Dialect::Postgres {
+        s.exec(
+            "INSERT INTO queue (job_id, run_after_ms, seq, class) SELECT id, run_after_ms, seq, class FROM jobs WHERE id = $1",
+            params![job],
+        )
+        .await?;
+    }
+    event(s, job, Some(number), now, &m.told).await
+}
+
+/// End an attempt, fenced by its token, and move its job on.
+pub(crate) async fn finish(
+    s: &mut impl Sql,
+    token: &str,
+    end: &AttemptEnd,
+    now: i64,
+) -> StoreResult<JobStatus> {
+    let ended = s
+        .row(
+            "UPDATE attempts SET state = $2, finished_ms = $3, outcome = $4, log = $5 WHERE lease_token = $1 AND state = 'running' RETURNING job_id, number",
+            params![token, end.state.as_str(), now, end.outcome.to_string(), &end.log],
+        )
+        .await?
+        .ok_or(StoreError::StaleLease)?;
+    let m = life::ended(&end.next, now);
+    let job: String = ended.get("job_id")?;
+    apply_move(s, &job, ended.get("number")?, &m, now).await?;
+    Ok(m.status)
+}
+
+/// Request cancellation: a queued job is cancelled at once; a running one is flagged. Returns
+/// the job after the change. On PostgreSQL the queue row goes first (locks are taken queue row
+/// before job, as claims take them).
+pub(crate) async fn cancel(s: &mut impl Sql, id: &str, now: i64) -> StoreResult<Job> {
+    let lock = match s.dialect() {
+        Dialect::Postgres => {
+            s.exec("DELETE FROM queue WHERE job_id = $1", params![id])
+                .await?;
+            "SELECT status FROM jobs WHERE id = $1 FOR UPDATE"
+        }
+        Dialect::Sqlite => "SELECT status FROM jobs WHERE id = $1",
+    };
+    let status: String = s
+        .row(lock, params![id])
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("job {id}")))?
+        .get("status")?;
+    let status = JobStatus::parse(&status).unwrap_or(JobStatus::Failed);
+    if let Some((at_once, told)) = life::cancel(status) {
+        let sql = if at_once {
+            "UPDATE jobs SET status = 'cancelled', cancel_requested = TRUE, finished_ms = $2, updated_ms = $2 WHERE id = $1"
+        } else {
+            "UPDATE jobs SET cancel_requested = TRUE, updated_ms = $2 WHERE id = $1"
+        };
+        s.exec(sql, params![id, now]).await?;
+        event(s, id, None, now, &told).await?;
+    }
+    let row = s
+        .one(
+            concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1"),
+            params![id],
+        )
+        .await?;
+    job(&row)
+}
+
+/// Which running attempts [`lose`] takes.
+pub(crate) enum Lose<'a> {
+    /// Every one of this agent identity's (its earlier incarnation is gone).
+    OfAgent(&'a str),
+    /// Those whose lease expired before this time. On PostgreSQL, attempts another transaction
+    /// is writing (a heartbeat, a finish) are skipped: the next pass sees them.
+    Expired(i64),
+}
+
+/// The running attempts `which` names, locked on PostgreSQL (attempt rows first, then their
+/// jobs', in id order, as every other writer takes them).
+async fn losing(s: &mut impl Sql, which: &Lose<'_>) -> StoreResult<Vec<LostAttempt>> {
+    let pg = s.dialect() == Dialect::Postgres;
+    let attempts = match which {
+        Lose::OfAgent(agent) => {
+            let sql = if pg {
+                "SELECT id, job_id, number, agent FROM attempts WHERE state = 'running' AND agent = $1 ORDER BY id FOR UPDATE"
+            } else {
+                "SELECT id, job_id, number, agent FROM attempts WHERE state = 'running' AND agent = $1 ORDER BY id"
+            };
+            s.rows(sql, params![*agent]).await?
+        }
+        Lose::Expired(before) => {
+            let sql = if pg {
+                "SELECT id, job_id, number, agent FROM attempts WHERE state = 'running' AND lease_expires_ms < $1 ORDER BY id FOR UPDATE SKIP LOCKED"
+            } else {
+                "SELECT id, job_id, number, agent FROM attempts WHERE state = 'running' AND lease_expires_ms < $1 ORDER BY id"
+            };
+            s.rows(sql, params![*before]).await?
+        }
+    };
+    let mut lost = Vec::with_capacity(attempts.len());
+    for a in &attempts {
+        let job: String = a.get("job_id")?;
+        let sql = if pg {
+            "SELECT attempts, max_attempts, cancel_requested FROM jobs WHERE id = $1 FOR UPDATE"
+        } else {
+            "SELECT attempts, max_attempts, cancel_requested FROM jobs WHERE id = $1"
+        };
+        let j = s.one(sql, params![&job]).await?;
+        lost.push(LostAttempt {
+            job,
+            number: a.get("number")?,
+            agent: a.get("agent")?,
+            attempts: j.get("attempts")?,
+            max_attempts: j.get("max_attempts")?,
+            cancel_requested: j.get("cancel_requested")?,
+        });
+    }
+    Ok(lost)
+}
+
+/// Lose running attempts and move their jobs as the lifecycle decides. Returns how many were
+/// lost, and the jobs that finished for it.
+pub(crate) async fn lose(
+    s: &mut impl Sql,
+    which: Lose<'_>,
+    cause: LossCause,
+    now: i64,
+) -> StoreResult<(u64, Vec<String>)> {
+    let lost = losing(s, &which).await?;
+    let outcome = serde_json::json!({"kind": "lost", "message": cause.why()}).to_string();
+    let mut finished = Vec::new();
+    for a in &lost {
+        s.exec(
+            "UPDATE attempts SET state = 'lost', finished_ms = $3, outcome = $4 WHERE job_id = $1 AND number = $2 AND state = 'running'",
+            params![&a.job, a.number, now, &outcome],
+        )
+        .await?;
+        let m = life::lost(a, cause, now);
+        apply_move(s, &a.job, a.number, &m, now).await?;
+        if m.status.is_terminal() {
+            finished.push(a.job.clone());
+        }
+    }
+    Ok((lost.len() as u64, finished))
+}
+
+/// Record the agent's new incarnation and lose what its earlier one left running.
+pub(crate) async fn recover_agent(
+    s: &mut impl Sql,
+    agent: &str,
+    node: &str,
+    now: i64,
+) -> StoreResult<(u64, Vec<String>)> {
+    s.exec(
+        "INSERT INTO agents (id, node, started_ms, heartbeat_ms) VALUES ($1, $2, $3, $3)
+         ON CONFLICT (id) DO UPDATE SET node = excluded.node, started_ms = excluded.started_ms, heartbeat_ms = excluded.heartbeat_ms",
+        params![agent, node, now],
+    )
+    .await?;
+    lose(s, Lose::OfAgent(agent), LossCause::AgentRestarted, now).await
+}
+
+/// A job insert the database refused (a constraint: its component is not stored, its id is
+/// taken): nothing was stored.
+pub(crate) fn not_stored(e: StoreError) -> StoreError {
+    match e {
+        StoreError::Conflict(m) => {
+            StoreError::Conflict(format!("the job could not be stored: {m}"))
+        }
+        e => e,
+    }
+}

@@ -1,0 +1,353 @@
+//! PostgreSQL's own inserts, claims and finishes: each is one statement (data-modifying CTEs,
+//! atomic on their own, one round trip), with the meaning of the shared operations and the
+//! lifecycle's decisions and sentences passed in as parameters.
+//!
+//! Locks are always taken attempt before job (finish, the reaper, recovery, fenced writes),
+//! and queue row before job (claim, cancel). A claim locks a queue row and then its queued job,
+//! which no running attempt belongs to, so these statements do not deadlock with each other.
+
+use super::sql::records;
+use super::{GenericClient, pg};
+use crate::lifecycle::attempts::{self as life, JobMove};
+use crate::store::ops::jobs::{job, job_columns, not_stored};
+use crate::store::sql::{Record, Value, params};
+use crate::store::*;
+use deadpool_postgres::Object;
+use tokio_postgres::types::ToSql;
+
+/// Run a cached prepared statement; its rows as records.
+async fn query(c: &impl GenericClient, sql: &str, p: &[Value]) -> StoreResult<Vec<Record>> {
+    let stmt = c.prepare_cached(sql).await.map_err(pg)?;
+    let refs: Vec<&(dyn ToSql + Sync)> = p.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+    records(&c.query(&stmt, &refs).await.map_err(pg)?)
+}
+
+/// The CTEs that store a job (`report`, `job`, `queued`, `event`): `$1`..`$13` the job, `$14`
+/// the `queued` event's message; `$guard` is the condition for storing it at all.
+macro_rules! insert_ctes {
+    ($guard:literal) => {
+        concat!(
+            "report AS (
+                 INSERT INTO reports (hash, report) SELECT $7, $8 WHERE ", $guard, "
+                 ON CONFLICT DO NOTHING
+             ),
+             job AS (
+                 INSERT INTO jobs (id, component, input, status, max_attempts, limits, optional, report_hash, kv_scope, task, idempotency_key, class, run_after_ms, created_ms, updated_ms)
+                 SELECT $1, $2, $3, 'queued', $4, $5, $6, $7, $9, $10, $11, $13, $12, $12, $12 WHERE ", $guard, "
+                 ON CONFLICT (idempotency_key) DO NOTHING
+                 RETURNING ", job_columns!(), "
+             ),
+             queued AS (
+                 INSERT INTO queue (job_id, run_after_ms, seq, class)
+                 SELECT id, run_after_ms, seq, class FROM job
+             ),
+             event AS (
+                 INSERT INTO events (job_id, attempt, at_ms, kind, message)
+                 SELECT id, NULL, $12, 'queued', $14 FROM job
+             )
+             SELECT * FROM job"
+        )
+    };
+}
+
+/// Store a job. No row: its idempotency key names another job.
+const INSERT_JOB: &str = concat!("WITH ", insert_ctes!("TRUE"));
+
+/// [`INSERT_JOB`] for a job pinned to a task version (`$15`, `$16`): the version's row is
+/// locked `FOR KEY SHARE` and must be registered, or nothing is inserted. A delete of the
+/// version locks the row `FOR UPDATE` before it counts the jobs pinning it, so whichever
+/// commits second sees the other.
+const INSERT_TASK_JOB: &str = concat!(
+    "WITH pin AS (
+         SELECT 1 FROM task_versions WHERE task = $15 AND version = $16 AND deleted_ms IS NULL
+         FOR KEY SHARE
+     ), ",
+    insert_ctes!("EXISTS (SELECT 1 FROM pin)")
+);
+
+const JOB_BY_KEY: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM jobs WHERE idempotency_key = $1"
+);
+
+/// Insert a job (its class must be stored): `created` is false when its idempotency key names
+/// another job, which is answered instead. A job pinned to a task version that is not
+/// registered is refused ([`StoreError::TaskVersionGone`]) and nothing is stored.
+pub(super) async fn insert(c: &Object, j: &NewJob) -> StoreResult<Inserted> {
+    let report_hash = blake3::hash(j.report.as_bytes()).to_hex().to_string();
+    let pin = j.task.as_deref().map(parse_pin).transpose()?;
+    let mut p = params![
+        &j.id,
+        &j.component,
+        j.input.as_slice(),
+        j.max_attempts,
+        serde_json::to_string(&j.limits).map_err(super::backend)?,
+        serde_json::to_string(&j.optional_imports).map_err(super::backend)?,
+        report_hash,
+        &*j.report,
+        &j.kv_scope,
+        j.task.as_deref(),
+        j.idempotency_key.as_deref(),
+        j.now_ms,
+        j.requirements.as_ref().map(|r| r.class.as_str()),
+        life::queued().message,
+    ]
+    .to_vec();
+    let sql = match pin {
+        None => INSERT_JOB,
+        Some((task, version)) => {
+            p.extend([Value::from(task), Value::from(version)]);
+            INSERT_TASK_JOB
+        }
+    };
+    if let Some(row) = query(c, sql, &p).await.map_err(not_stored)?.first() {
+        return Ok(Inserted {
+            job: job(row)?,
+            created: true,
+        });
+    }
+    // The idempotency key names a job already (committed before this insert looked), or the
+    // job's task version is not registered.
+    let existing = match &j.idempotency_key {
+        Some(key) => query(c, JOB_BY_KEY, params![key]).await?.into_iter().next(),
+        None => None,
+    };
+    match (existing, pin) {
+        (Some(row), _) => Ok(Inserted {
+            job: job(&row)?,
+            created: false,
+        }),
+        (None, Some((task, version))) => Err(crate::lifecycle::tasks::gone(task, version)),
+        (None, None) => Err(super::backend(
+            "an insert without a row names no existing job",
+        )),
+    }
+}
+
+/// The CTEs of a claim (`next`, `claimed`, `new_attempt`, `claim_event`), with the positions of
+/// its parameters (now, classes, agent, token, lease expiry, the `claimed` event's message)
+/// and an extra condition: take the head of the queue, skipping rows another claimer holds
+/// (claimers on every node proceed in parallel and never wait for each other), mark its job
+/// running, count the attempt, and record the attempt row (numbered by the job's own counter,
+/// read under its row lock) and its event. `claimed` has the job's columns, then the number.
+macro_rules! claim_ctes {
+    ($now:literal, $classes:literal, $agent:literal, $token:literal, $expires:literal, $told:literal, $and:literal) => {
+        concat!(
+            "next AS (
+                 DELETE FROM queue WHERE job_id = (
+                     SELECT job_id FROM queue
+                     WHERE run_after_ms <= ", $now,
+            " AND (class IS NULL OR class = ANY(", $classes, "))", $and,
+            " ORDER BY run_after_ms, seq LIMIT 1
+                     FOR UPDATE SKIP LOCKED
+                 )
+                 RETURNING job_id AS next_id
+             ),
+             claimed AS (
+                 UPDATE jobs SET status = 'running', attempts = jobs.attempts + 1,
+                     attempt_rows = jobs.attempt_rows + 1, updated_ms = ", $now,
+            " FROM next WHERE jobs.id = next.next_id AND jobs.status = 'queued'
+                 RETURNING ", job_columns!(), ", attempt_rows
+             ),
+             new_attempt AS (
+                 INSERT INTO attempts (job_id, number, agent, lease_token, lease_expires_ms, state, started_ms)
+                 SELECT id, attempt_rows, ", $agent, ", ", $token, ", ", $expires, ", 'running', ", $now,
+            " FROM claimed
+             ),
+             claim_event AS (
+                 INSERT INTO events (job_id, attempt, at_ms, kind, message)
+                 SELECT id, attempt_rows, ", $now, ", 'claimed', replace(", $told, "::text, '{attempt}', attempt_rows::text) FROM claimed
+             )"
+        )
+    };
+}
+
+/// A claim on its own: `$1` now, `$2` classes, `$3` agent, `$4` token, `$5` lease expiry,
+/// `$6` the event's message.
+const CLAIM: &str = concat!(
+    "WITH ",
+    claim_ctes!("$1", "$2", "$3", "$4", "$5", "$6", ""),
+    " SELECT * FROM claimed"
+);
+
+/// The CTEs that end an attempt (`ended`, `finished`, `requeued`, `end_event`) and move its job
+/// as a [`JobMove`] says: `$1` token, `$2` the attempt's state, `$3` now, `$4` outcome, `$5`
+/// log, then the move (`$6` status, `$7` output, `$8` whether `error` changes, `$9` the error,
+/// `$10` run after, `$11` finished at, `$12` uncharged, `$13` the event's kind, `$14` its
+/// message). `ended` is empty when the token is stale.
+macro_rules! finish_ctes {
+    () => {
+        "ended AS (
+             UPDATE attempts SET state = $2, finished_ms = $3, outcome = $4, log = $5
+             WHERE lease_token = $1 AND state = 'running'
+             RETURNING job_id, number
+         ),
+         finished AS (
+             UPDATE jobs SET status = $6, output = COALESCE($7, jobs.output),
+                 error = CASE WHEN $8 THEN $9 ELSE jobs.error END,
+                 run_after_ms = COALESCE($10, jobs.run_after_ms), finished_ms = $11,
+                 attempts = jobs.attempts - $12, updated_ms = $3
+             FROM ended WHERE jobs.id = ended.job_id AND jobs.status = 'running'
+             RETURNING jobs.id, jobs.status, jobs.run_after_ms, jobs.seq, jobs.class
+         ),
+         requeued AS (
+             INSERT INTO queue (job_id, run_after_ms, seq, class)
+             SELECT id, run_after_ms, seq, class FROM finished WHERE status = 'queued'
+         ),
+         end_event AS (
+             INSERT INTO events (job_id, attempt, at_ms, kind, message)
+             SELECT job_id, number, $3, $13, replace($14::text, '{attempt}', number::text) FROM ended
+         )"
+    };
+}
+
+const FINISH: &str = concat!("WITH ", finish_ctes!(), " SELECT job_id FROM ended");
+
+/// End an attempt whose job is finished for good and claim the agent's next one, in one
+/// statement: the claim's parameters follow the ending's, and it happens only if the ending
+/// did. The finished job cannot be claimed again, so the claim needs not see the ending.
+const FINISH_AND_CLAIM: &str = concat!(
+    "WITH ",
+    finish_ctes!(),
+    ", ",
+    claim_ctes!(
+        "$3",
+        "$15",
+        "$16",
+        "$17",
+        "$18",
+        "$19",
+        " AND EXISTS (SELECT 1 FROM ended)"
+    ),
+    " SELECT claimed.*, ended.job_id AS ended_job FROM ended LEFT JOIN claimed ON TRUE"
+);
+
+/// The ending's parameters (`$1` .. `$14` of [`finish_ctes!`]).
+fn ending(token: &str, end: &AttemptEnd, m: &JobMove, now: i64) -> Vec<Value> {
+    let error = m.error_json();
+    params![
+        token,
+        end.state.as_str(),
+        now,
+        end.outcome.to_string(),
+        &end.log,
+        m.status.as_str(),
+        m.output.clone(),
+        error.is_some(),
+        error.flatten(),
+        m.run_after_ms,
+        m.finished_ms(now),
+        u32::from(m.uncharge),
+        m.told.kind.as_str(),
+        &m.told.message,
+    ]
+    .to_vec()
+}
+
+fn claim_from(row: &Record, token: String, expires: i64) -> StoreResult<Option<Claim>> {
+    if row.get::<Option<String>>("id")?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Claim {
+        job: job(row)?,
+        attempt: row.get("attempt_rows")?,
+        lease_token: token,
+        lease_expires_ms: expires,
+    }))
+}
+
+/// Claim the next runnable job for `agent` among those without a class or of `classes`.
+pub(super) async fn claim(
+    c: &impl GenericClient,
+    agent: &str,
+    classes: &[String],
+    lease_ms: i64,
+    now: i64,
+) -> StoreResult<Option<Claim>> {
+    let (token, expires) = (life::new_token(), now + lease_ms);
+    let told = life::claimed(agent).message;
+    let p = params![now, classes, agent, &token, expires, told];
+    match query(c, CLAIM, p).await?.first() {
+        Some(row) => claim_from(row, token, expires),
+        None => Ok(None),
+    }
+}
+
+/// An attempt's end, as recorded.
+pub(super) struct Ended {
+    /// The job's status now.
+    pub status: JobStatus,
+    /// The job.
+    pub job: String,
+}
+
+/// End an attempt, fenced by its token, and move its job on.
+pub(super) async fn finish(
+    c: &impl GenericClient,
+    token: &str,
+    end: &AttemptEnd,
+    now: i64,
+) -> StoreResult<Ended> {
+    let m = life::ended(&end.next, now);
+    match query(c, FINISH, &ending(token, end, &m, now))
+        .await?
+        .first()
+    {
+        Some(row) => Ok(Ended {
+            status: m.status,
+            job: row.get("job_id")?,
+        }),
+        None => Err(StoreError::StaleLease),
+    }
+}
+
+/// End an attempt and claim the agent's next. When the job is finished for good that is one
+/// statement; when it is queued again (retry, requeue) the claim is a second statement in the
+/// same transaction, sent together with the first, so that it sees the job queued again.
+pub(super) async fn finish_and_claim(
+    c: &mut Object,
+    token: &str,
+    end: &AttemptEnd,
+    next: (&str, &[String], i64),
+    now: i64,
+) -> StoreResult<(Ended, Option<Claim>)> {
+    let (agent, classes, lease_ms) = next;
+    let m = life::ended(&end.next, now);
+    if !m.status.is_terminal() {
+        let tx = c.transaction().await.map_err(pg)?;
+        // A stale token fails the finish, and the transaction rolls back (the claim with it).
+        let (ended, claim) = tokio::try_join!(
+            finish(&tx, token, end, now),
+            claim(&tx, agent, classes, lease_ms, now)
+        )?;
+        tx.commit().await.map_err(pg)?;
+        return Ok((ended, claim));
+    }
+    let (new_token, expires) = (life::new_token(), now + lease_ms);
+    let mut p = ending(token, end, &m, now);
+    p.extend_from_slice(params![
+        classes,
+        agent,
+        &new_token,
+        expires,
+        life::claimed(agent).message
+    ]);
+    let rows = query(&*c, FINISH_AND_CLAIM, &p).await?;
+    let Some(row) = rows.first() else {
+        return Err(StoreError::StaleLease);
+    };
+    let ended = Ended {
+        status: m.status,
+        job: row.get("ended_job")?,
+    };
+    Ok((ended, claim_from(row, new_token, expires)?))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_attempt_placeholder_is_the_one_the_statements_fill_in() {
+        assert_eq!(crate::lifecycle::attempts::ATTEMPT, "{attempt}");
+    }
+}
