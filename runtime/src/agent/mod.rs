@@ -149,7 +149,7 @@ async fn run_claim(node: &Arc<Node>, agent: &str, claim: Claim) -> Option<Claim>
                     job_id: job.id.clone(),
                     attempt: claim.attempt,
                     max_attempts: job.max_attempts,
-                    task: job.task.clone(),
+                    task: job.task.as_ref().map(ToString::to_string),
                     kv_scope: job.kv_scope.clone(),
                 },
                 limits: job.limits,

@@ -6,7 +6,9 @@ use crate::cluster;
 use crate::compat::{self, CompatReport};
 use crate::engine::{Limits, PrepareError, Prepared, hash_hex};
 use crate::node::PrepareStoredError;
-use crate::store::{Job, JobStatus, NewJob, Requirements, ResolvedTask, StoreError, now_ms};
+use crate::store::{
+    Job, JobStatus, NewJob, Requirements, ResolvedTask, StoreError, TaskPin, now_ms,
+};
 use crate::tasks::TaskRef;
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -464,7 +466,10 @@ pub async fn submit(
         optional_imports: spec.optional_imports.clone(),
         report: admitted.report_json.clone(),
         requirements: Some(admitted.requirements.clone()),
-        task: task.as_ref().map(|t| format!("{}@{}", t.task, t.version)),
+        task: task.as_ref().map(|t| TaskPin {
+            task: t.task.clone(),
+            version: t.version,
+        }),
         idempotency_key: idempotency_key.clone(),
         now_ms: now_ms(),
     };

@@ -10,12 +10,14 @@ pub(crate) const SQLITE: &[&str] = &[
     include_str!("migrations/sqlite/0002_tasks.sql"),
     include_str!("migrations/sqlite/0003_identities.sql"),
     include_str!("migrations/sqlite/0004_cluster.sql"),
+    include_str!("migrations/sqlite/0005_one_shape.sql"),
 ];
 
 /// PostgreSQL's schema versions (`schema_migrations` records those applied).
 pub(crate) const POSTGRES: &[&str] = &[
     include_str!("migrations/postgres/0001_init.sql"),
     include_str!("migrations/postgres/0002_cluster.sql"),
+    include_str!("migrations/postgres/0003_one_shape.sql"),
 ];
 
 /// The migrations a database at schema version `applied` lacks, numbered from 1; refuses a

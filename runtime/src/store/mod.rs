@@ -16,6 +16,7 @@
 //! attempt is fenced by its lease token; a stale token gets [`StoreError::StaleLease`]. One
 //! test suite (`tests/tests/store.rs`) holds both backends to the same behaviour.
 
+mod backend;
 mod kv;
 mod migrations;
 mod ops;
@@ -58,17 +59,6 @@ pub enum StoreError {
     /// The database failed.
     #[error("the store failed: {0}")]
     Backend(String),
-}
-
-/// The task and version a job's `task` column pins (`name@version`).
-pub(crate) fn parse_pin(pin: &str) -> StoreResult<(&str, u32)> {
-    pin.rsplit_once('@')
-        .and_then(|(task, v)| Some((task, v.parse().ok()?)))
-        .ok_or_else(|| {
-            StoreError::Conflict(format!(
-                "a job's task must be pinned as name@version, not `{pin}`"
-            ))
-        })
 }
 
 /// Result of a store call.

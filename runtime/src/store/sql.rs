@@ -212,27 +212,49 @@ impl Record {
 ///
 /// SQLite's runs each statement at once on the writer's (or a reader's) connection, so its
 /// futures are always ready; PostgreSQL's sends it to the server.
-pub(crate) trait Sql {
+pub(crate) trait Sql: Send {
     /// Which database this is.
     fn dialect(&self) -> Dialect;
     /// Run a statement; how many rows it changed.
-    async fn exec(&mut self, sql: &'static str, params: &[Value]) -> StoreResult<u64>;
+    fn exec(
+        &mut self,
+        sql: &'static str,
+        params: &[Value],
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
     /// Run a query; its rows.
-    async fn rows(&mut self, sql: &'static str, params: &[Value]) -> StoreResult<Vec<Record>>;
+    fn rows(
+        &mut self,
+        sql: &'static str,
+        params: &[Value],
+    ) -> impl Future<Output = StoreResult<Vec<Record>>> + Send;
     /// Tell listeners on `channel` (PostgreSQL's NOTIFY, delivered at commit); SQLite has no
     /// other process to tell.
-    async fn notify(&mut self, channel: &'static str, payload: &str) -> StoreResult<()>;
+    fn notify(
+        &mut self,
+        channel: &'static str,
+        payload: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// The first row, if any.
-    async fn row(&mut self, sql: &'static str, params: &[Value]) -> StoreResult<Option<Record>> {
-        Ok(self.rows(sql, params).await?.into_iter().next())
+    fn row(
+        &mut self,
+        sql: &'static str,
+        params: &[Value],
+    ) -> impl Future<Output = StoreResult<Option<Record>>> + Send {
+        async move { Ok(self.rows(sql, params).await?.into_iter().next()) }
     }
 
     /// The one row a statement must return.
-    async fn one(&mut self, sql: &'static str, params: &[Value]) -> StoreResult<Record> {
-        self.row(sql, params)
-            .await?
-            .ok_or_else(|| StoreError::Backend(format!("no row from `{sql}`")))
+    fn one(
+        &mut self,
+        sql: &'static str,
+        params: &[Value],
+    ) -> impl Future<Output = StoreResult<Record>> + Send {
+        async move {
+            self.row(sql, params)
+                .await?
+                .ok_or_else(|| StoreError::Backend(format!("no row from `{sql}`")))
+        }
     }
 }
 

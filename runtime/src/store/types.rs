@@ -130,14 +130,45 @@ pub struct NewJob {
     pub report: std::sync::Arc<str>,
     /// kv scope.
     pub kv_scope: String,
-    /// `name@version` for task jobs.
-    pub task: Option<String>,
+    /// The task version a task job is pinned to.
+    pub task: Option<TaskPin>,
     /// Idempotency key, if the client sent one.
     pub idempotency_key: Option<String>,
     /// What the job needs from a host (`None`: any node may claim it).
     pub requirements: Option<Requirements>,
     /// When it was accepted.
     pub now_ms: i64,
+}
+
+/// The task version a job is pinned to at submission (it never changes afterwards).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TaskPin {
+    /// The task's name.
+    pub task: String,
+    /// The version.
+    pub version: u32,
+}
+
+impl TaskPin {
+    /// `task@version`.
+    pub fn new(task: impl Into<String>, version: u32) -> TaskPin {
+        TaskPin {
+            task: task.into(),
+            version,
+        }
+    }
+}
+
+impl std::fmt::Display for TaskPin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.task, self.version)
+    }
+}
+
+impl Serialize for TaskPin {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// What a job needs from a host, as a precomputed compatibility class: jobs with the same
@@ -246,8 +277,8 @@ pub struct Job {
     pub optional_imports: Vec<String>,
     /// kv scope.
     pub kv_scope: String,
-    /// `name@version` for task jobs.
-    pub task: Option<String>,
+    /// The task version a task job is pinned to (shown as `name@version`).
+    pub task: Option<TaskPin>,
     /// Its compatibility class (`None`: any node may claim it).
     pub class: Option<String>,
     /// Earliest time of the next attempt (ms since epoch).

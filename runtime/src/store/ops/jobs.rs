@@ -8,7 +8,7 @@ use crate::store::*;
 /// The columns [`job`] reads, in every statement that returns a job.
 macro_rules! job_columns {
     () => {
-        "id, seq, component, status, input, max_attempts, attempts, limits, optional, kv_scope, task, run_after_ms, created_ms, updated_ms, finished_ms, output, error, progress, progress_msg, cancel_requested, class"
+        "id, seq, component, status, input, max_attempts, attempts, limits, optional, kv_scope, task_name, task_version, run_after_ms, created_ms, updated_ms, finished_ms, output, error, progress, progress_msg, cancel_requested, class"
     };
 }
 pub(crate) use job_columns;
@@ -28,7 +28,13 @@ pub(crate) fn job(r: &Record) -> StoreResult<Job> {
         limits: r.json("limits")?.unwrap_or_default(),
         optional_imports: r.json("optional")?.unwrap_or_default(),
         kv_scope: r.get("kv_scope")?,
-        task: r.get("task")?,
+        task: match r.get::<Option<String>>("task_name")? {
+            Some(task) => Some(TaskPin {
+                task,
+                version: r.get("task_version")?,
+            }),
+            None => None,
+        },
         run_after_ms: r.get("run_after_ms")?,
         created_ms: r.get("created_ms")?,
         updated_ms: r.get("updated_ms")?,
@@ -306,8 +312,8 @@ pub(crate) async fn load_checkpoint(s: &mut impl Sql, id: &str) -> StoreResult<O
     )
 }
 
-/// Move a running job as `m` decides (its attempt `number` ended). On PostgreSQL a job queued
-/// again gets its row in the `queue` table.
+/// Move a running job as `m` decides (its attempt `number` ended); a job queued again gets its
+/// row in the `queue` table.
 pub(crate) async fn apply_move(
     s: &mut impl Sql,
     job: &str,
@@ -335,7 +341,7 @@ pub(crate) async fn apply_move(
         ],
     )
     .await?;
-    if m.status == JobStatus::Queued && s.dialect() == Dialect::Postgres {
+    if m.status == JobStatus::Queued {
         s.exec(
             "INSERT INTO queue (job_id, run_after_ms, seq, class) SELECT id, run_after_ms, seq, class FROM jobs WHERE id = $1",
             params![job],
@@ -366,15 +372,13 @@ pub(crate) async fn finish(
 }
 
 /// Request cancellation: a queued job is cancelled at once; a running one is flagged. Returns
-/// the job after the change. On PostgreSQL the queue row goes first (locks are taken queue row
-/// before job, as claims take them).
+/// the job after the change. The queue row goes first (on PostgreSQL, locks are taken queue
+/// row before job, as claims take them).
 pub(crate) async fn cancel(s: &mut impl Sql, id: &str, now: i64) -> StoreResult<Job> {
+    s.exec("DELETE FROM queue WHERE job_id = $1", params![id])
+        .await?;
     let lock = match s.dialect() {
-        Dialect::Postgres => {
-            s.exec("DELETE FROM queue WHERE job_id = $1", params![id])
-                .await?;
-            "SELECT status FROM jobs WHERE id = $1 FOR UPDATE"
-        }
+        Dialect::Postgres => "SELECT status FROM jobs WHERE id = $1 FOR UPDATE",
         Dialect::Sqlite => "SELECT status FROM jobs WHERE id = $1",
     };
     let status: String = s
@@ -504,4 +508,130 @@ pub(crate) fn not_stored(e: StoreError) -> StoreError {
         }
         e => e,
     }
+}
+
+/// Insert a job (with its class and report, once each), its queue row and its `queued` event;
+/// an idempotency key already used answers its job instead. A job pinned to an unregistered
+/// task version is refused ([`StoreError::TaskVersionGone`]) and nothing is stored. (SQLite
+/// runs this under its one writer, so nothing comes between a check and its write;
+/// PostgreSQL runs its own one-statement insert.)
+pub(crate) async fn insert(s: &mut impl Sql, j: &NewJob) -> StoreResult<Inserted> {
+    if let Some(key) = &j.idempotency_key {
+        let existing = s
+            .row(
+                concat!(
+                    "SELECT ",
+                    job_columns!(),
+                    " FROM jobs WHERE idempotency_key = $1"
+                ),
+                params![key],
+            )
+            .await?;
+        if let Some(existing) = existing {
+            return Ok(Inserted {
+                job: job(&existing)?,
+                created: false,
+            });
+        }
+    }
+    if let Some(pin) = &j.task {
+        super::tasks::check_pin(s, pin).await?;
+    }
+    if let Some(r) = &j.requirements {
+        super::nodes::ensure_class(s, r, j.now_ms).await?;
+    }
+    let report_hash = blake3::hash(j.report.as_bytes()).to_hex().to_string();
+    s.exec(
+        "INSERT INTO reports (hash, report) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        params![&report_hash, &*j.report],
+    )
+    .await?;
+    s.exec(
+        "INSERT INTO jobs (id, component, input, status, max_attempts, limits, optional, report_hash, kv_scope, task_name, task_version, idempotency_key, class, run_after_ms, created_ms, updated_ms)
+         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13)",
+        params![
+            &j.id,
+            &j.component,
+            j.input.as_slice(),
+            j.max_attempts,
+            serde_json::to_string(&j.limits).expect("limits serialize"),
+            serde_json::to_string(&j.optional_imports).expect("strings serialize"),
+            report_hash,
+            &j.kv_scope,
+            j.task.as_ref().map(|p| p.task.as_str()),
+            j.task.as_ref().map(|p| p.version),
+            j.idempotency_key.as_deref(),
+            j.requirements.as_ref().map(|r| r.class.as_str()),
+            j.now_ms,
+        ],
+    )
+    .await
+    .map_err(not_stored)?;
+    s.exec(
+        "INSERT INTO queue (job_id, run_after_ms, seq, class) SELECT id, run_after_ms, seq, class FROM jobs WHERE id = $1",
+        params![&j.id],
+    )
+    .await?;
+    event(s, &j.id, None, j.now_ms, &life::queued()).await?;
+    let stored = s
+        .one(
+            concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1"),
+            params![&j.id],
+        )
+        .await?;
+    Ok(Inserted {
+        job: job(&stored)?,
+        created: true,
+    })
+}
+
+/// Claim the next runnable job for `agent` among those without a class or of `classes`: take
+/// the head of the queue, mark its job running, count the attempt, and record the attempt
+/// (numbered by the job's own counter) with a fresh lease token and its event. (PostgreSQL
+/// runs its own one-statement claim, which skips rows other claimers hold.)
+pub(crate) async fn claim(
+    s: &mut impl Sql,
+    agent: &str,
+    classes: &[String],
+    lease_ms: i64,
+    now: i64,
+) -> StoreResult<Option<Claim>> {
+    let head = match s.dialect() {
+        Dialect::Sqlite => {
+            "SELECT job_id FROM queue WHERE run_after_ms <= $1 AND (class IS NULL OR class IN (SELECT value FROM json_each($2))) ORDER BY run_after_ms, seq LIMIT 1"
+        }
+        Dialect::Postgres => {
+            "SELECT job_id FROM queue WHERE run_after_ms <= $1 AND (class IS NULL OR class = ANY($2)) ORDER BY run_after_ms, seq LIMIT 1 FOR UPDATE SKIP LOCKED"
+        }
+    };
+    let Some(head) = s.row(head, params![now, classes]).await? else {
+        return Ok(None);
+    };
+    let id: String = head.get("job_id")?;
+    s.exec("DELETE FROM queue WHERE job_id = $1", params![&id])
+        .await?;
+    let claimed = s
+        .one(
+            concat!(
+                "UPDATE jobs SET status = 'running', attempts = attempts + 1, attempt_rows = attempt_rows + 1, updated_ms = $2 WHERE id = $1 AND status = 'queued' RETURNING ",
+                job_columns!(),
+                ", attempt_rows"
+            ),
+            params![&id, now],
+        )
+        .await?;
+    let number: u32 = claimed.get("attempt_rows")?;
+    let (token, expires) = (life::new_token(), now + lease_ms);
+    s.exec(
+        "INSERT INTO attempts (job_id, number, agent, lease_token, lease_expires_ms, state, started_ms) VALUES ($1, $2, $3, $4, $5, 'running', $6)",
+        params![&id, number, agent, &token, expires, now],
+    )
+    .await?;
+    event(s, &id, Some(number), now, &life::claimed(agent)).await?;
+    Ok(Some(Claim {
+        job: job(&claimed)?,
+        attempt: number,
+        lease_token: token,
+        lease_expires_ms: expires,
+    }))
 }

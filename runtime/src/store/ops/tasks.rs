@@ -216,8 +216,8 @@ pub(crate) async fn delete_version(
     rules::may_unregister(task, v, current, row)?;
     let pinned = s
         .rows(
-            "SELECT id, COUNT(*) OVER () AS pinned FROM jobs WHERE task = $1 AND status IN ('queued', 'running') ORDER BY seq LIMIT 10",
-            params![format!("{task}@{v}")],
+            "SELECT id, COUNT(*) OVER () AS pinned FROM jobs WHERE task_name = $1 AND task_version = $2 AND status IN ('queued', 'running') ORDER BY seq LIMIT 10",
+            params![task, v],
         )
         .await?;
     if let Some(first) = pinned.first() {
@@ -239,13 +239,12 @@ pub(crate) async fn delete_version(
     Ok(DeleteOutcome::Deleted)
 }
 
-/// Refuse a job pinned (`name@version`) to a version that is not registered: called inside
-/// the insert's transaction.
-pub(crate) async fn check_pin(s: &mut impl Sql, pin: &str) -> StoreResult<()> {
-    let (task, v) = parse_pin(pin)?;
-    match version(s, task, v, false).await? {
+/// Refuse a job pinned to a version that is not registered: called inside the insert's
+/// transaction.
+pub(crate) async fn check_pin(s: &mut impl Sql, pin: &TaskPin) -> StoreResult<()> {
+    match version(s, &pin.task, pin.version, false).await? {
         Some(VersionRow::Registered) => Ok(()),
-        _ => Err(rules::gone(task, v)),
+        _ => Err(rules::gone(&pin.task, pin.version)),
     }
 }
 
@@ -334,18 +333,14 @@ async fn job_counts(
 ) -> StoreResult<std::collections::HashMap<u32, JobCounts>> {
     let rows = s
         .rows(
-            "SELECT task, status, COUNT(*) AS n FROM jobs WHERE task >= $1 AND task < $2 GROUP BY task, status",
-            params![format!("{task}@"), format!("{task}A")],
+            "SELECT task_version, status, COUNT(*) AS n FROM jobs WHERE task_name = $1 GROUP BY task_version, status",
+            params![task],
         )
         .await?;
     let mut counts: std::collections::HashMap<u32, JobCounts> = Default::default();
     for r in rows {
-        let pin: String = r.get("task")?;
-        let Ok((_, v)) = parse_pin(&pin) else {
-            continue;
-        };
         let n: u64 = r.get("n")?;
-        let c = counts.entry(v).or_default();
+        let c = counts.entry(r.get("task_version")?).or_default();
         match JobStatus::parse(&r.get::<String>("status")?) {
             Some(JobStatus::Queued) => c.queued = n,
             Some(JobStatus::Running) => c.running = n,

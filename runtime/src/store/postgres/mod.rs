@@ -22,14 +22,13 @@ mod notify;
 mod queue;
 mod sql;
 
-pub(crate) use sql::Pg;
+use sql::Pg;
 
 pub use notify::Notice;
 
+use super::backend::{Backend, BoxFuture, op};
 use super::migrations;
-use super::ops::{self, jobs::Lose};
-use crate::host::KvBackendError;
-use crate::lifecycle::attempts::LossCause;
+use super::ops;
 use deadpool_postgres::{
     GenericClient, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
     TimeoutType,
@@ -211,8 +210,9 @@ impl PostgresStore {
         tx.commit().await.map_err(pg)
     }
 
-    /// Store a job's class before the job (its foreign key), unless known to be stored.
-    async fn ensure_class(&self, c: &mut Object, r: &Requirements, now: i64) -> StoreResult<()> {
+    /// Store a job's class before the job (its foreign key), in a transaction of its own,
+    /// unless known to be stored.
+    async fn ensure_class(&self, r: &Requirements, now: i64) -> StoreResult<()> {
         if self
             .known_classes
             .lock()
@@ -221,9 +221,9 @@ impl PostgresStore {
         {
             return Ok(());
         }
-        let tx = c.transaction().await.map_err(pg)?;
-        ops::nodes::ensure_class(&mut Pg(&tx), r, now).await?;
-        tx.commit().await.map_err(pg)?;
+        let class = r.clone();
+        self.atomic(op!(|s| ops::nodes::ensure_class(s, &class, now)))
+            .await?;
         self.known_classes
             .lock()
             .expect("class cache")
@@ -309,339 +309,82 @@ fn is_constraint(e: &tokio_postgres::Error) -> bool {
     e.code().is_some_and(|c| c.code().starts_with("23"))
 }
 
-/// Run a shared operation in a transaction of its own.
-macro_rules! in_tx {
-    ($self:ident, |$s:ident| $op:expr) => {{
-        let mut c = $self.client().await?;
-        let tx = c.transaction().await.map_err(pg)?;
-        let $s = &mut Pg(&tx);
-        let out = $op.await?;
-        tx.commit().await.map_err(pg)?;
-        out
-    }};
-}
+impl Backend for PostgresStore {
+    type Sql = Pg;
 
-/// Run a shared operation on a pooled connection (each statement commits on its own).
-macro_rules! on_conn {
-    ($self:ident, |$s:ident| $op:expr) => {{
-        let c = $self.client().await?;
-        let $s = &mut Pg(&c);
-        $op.await
-    }};
-}
+    async fn read<R: Send + 'static>(
+        &self,
+        op: impl for<'s> FnOnce(&'s mut Pg) -> BoxFuture<'s, StoreResult<R>> + Send + 'static,
+    ) -> StoreResult<R> {
+        op(&mut Pg::new(self.client().await?)).await
+    }
 
-#[async_trait]
-impl BlobStore for PostgresStore {
-    async fn put_blob(&self, hash: &str, bytes: &[u8]) -> StoreResult<bool> {
-        // Most uploads repeat a component already stored: check before sending the bytes.
-        if on_conn!(self, |s| ops::blobs::has(s, hash))? {
-            return Ok(false);
+    async fn write<R: Send + 'static>(
+        &self,
+        op: impl for<'s> FnOnce(&'s mut Pg) -> BoxFuture<'s, StoreResult<R>> + Send + 'static,
+    ) -> StoreResult<R> {
+        op(&mut Pg::new(self.client().await?)).await
+    }
+
+    async fn atomic<R: Send + 'static>(
+        &self,
+        op: impl for<'s> FnOnce(&'s mut Pg) -> BoxFuture<'s, StoreResult<R>> + Send + 'static,
+    ) -> StoreResult<R> {
+        let mut c = Pg::new(self.client().await?);
+        c.begin().await?;
+        match op(&mut c).await {
+            Ok(v) => {
+                c.commit().await?;
+                Ok(v)
+            }
+            Err(e) => {
+                c.rollback().await;
+                Err(e)
+            }
         }
-        on_conn!(self, |s| ops::blobs::put(s, hash, bytes, now_ms()))
     }
 
-    async fn get_blob(&self, hash: &str) -> StoreResult<Option<Vec<u8>>> {
-        on_conn!(self, |s| ops::blobs::get(s, hash))
-    }
-}
-
-#[async_trait]
-impl JobStore for PostgresStore {
-    async fn insert_job(&self, job: NewJob) -> StoreResult<Inserted> {
-        let mut c = self.client().await?;
+    async fn insert(&self, job: NewJob) -> StoreResult<Inserted> {
         if let Some(r) = &job.requirements {
-            self.ensure_class(&mut c, r, job.now_ms).await?;
+            self.ensure_class(r, job.now_ms).await?;
         }
-        let inserted = queue::insert(&c, &job).await?;
+        let inserted = queue::insert(&self.client().await?, &job).await?;
         if inserted.created {
             self.notifier.jobs_queued();
         }
         Ok(inserted)
     }
 
-    async fn get_job(&self, id: &str) -> StoreResult<Option<JobRecord>> {
-        on_conn!(self, |s| ops::jobs::get(s, id))
-    }
-
-    async fn job_by_idempotency_key(&self, key: &str) -> StoreResult<Option<(Job, String)>> {
-        on_conn!(self, |s| ops::jobs::by_idempotency_key(s, key))
-    }
-
-    async fn list_jobs(
-        &self,
-        status: Option<JobStatus>,
-        before: Option<i64>,
-        limit: u32,
-    ) -> StoreResult<Vec<Job>> {
-        on_conn!(self, |s| ops::jobs::list(s, status, before, limit))
-    }
-
-    async fn events(&self, id: &str) -> StoreResult<Vec<Event>> {
-        on_conn!(self, |s| ops::jobs::events(s, id))
-    }
-
-    async fn cancel_job(&self, id: &str, now: i64) -> StoreResult<Job> {
-        let job = in_tx!(self, |s| ops::jobs::cancel(s, id, now));
-        if job.status.is_terminal() {
-            self.notifier.finished([job.id.clone()]);
-        }
-        Ok(job)
-    }
-
-    async fn stats(&self) -> StoreResult<StoreStats> {
-        on_conn!(self, |s| ops::jobs::stats(s))
-    }
-}
-
-#[async_trait]
-impl AttemptStore for PostgresStore {
     async fn claim(
         &self,
-        agent: &str,
-        classes: &[String],
+        agent: String,
+        classes: Vec<String>,
         lease_ms: i64,
         now: i64,
     ) -> StoreResult<Option<Claim>> {
         let c = self.client().await?;
-        queue::claim(&c, agent, classes, lease_ms, now).await
+        queue::claim(&c, &agent, &classes, lease_ms, now).await
     }
 
-    async fn heartbeat(&self, token: &str, lease_ms: i64, now: i64) -> StoreResult<bool> {
-        on_conn!(self, |s| ops::jobs::heartbeat(s, token, lease_ms, now))
-    }
-
-    async fn set_progress(&self, token: &str, percent: u8, message: &str) -> StoreResult<()> {
-        on_conn!(self, |s| ops::jobs::set_progress(
-            s, token, percent, message
-        ))
-    }
-
-    async fn save_checkpoint(&self, token: &str, data: &[u8]) -> StoreResult<()> {
-        on_conn!(self, |s| ops::jobs::save_checkpoint(s, token, data))
-    }
-
-    async fn load_checkpoint(&self, job_id: &str) -> StoreResult<Option<Vec<u8>>> {
-        on_conn!(self, |s| ops::jobs::load_checkpoint(s, job_id))
-    }
-
-    async fn finish_attempt(
-        &self,
-        token: &str,
-        end: AttemptEnd,
-        now: i64,
-    ) -> StoreResult<JobStatus> {
-        let c = self.client().await?;
-        let ended = queue::finish(&c, token, &end, now).await?;
+    async fn finish(&self, token: String, end: AttemptEnd, now: i64) -> StoreResult<JobStatus> {
+        let ended = queue::finish(&self.client().await?, &token, &end, now).await?;
         Ok(self.ended(ended))
     }
 
-    async fn finish_and_claim(
+    async fn finish_then_claim(
         &self,
-        token: &str,
-        end: AttemptEnd,
-        agent: &str,
-        classes: &[String],
-        lease_ms: i64,
+        (token, end): (String, AttemptEnd),
+        (agent, classes, lease_ms): (String, Vec<String>, i64),
         now: i64,
     ) -> StoreResult<(JobStatus, Option<Claim>)> {
         let mut c = self.client().await?;
-        let (ended, claim) =
-            queue::finish_and_claim(&mut c, token, &end, (agent, classes, lease_ms), now).await?;
+        let next = (agent.as_str(), classes.as_slice(), lease_ms);
+        let (ended, claim) = queue::finish_and_claim(&mut c, &token, &end, next, now).await?;
         Ok((self.ended(ended), claim))
     }
 
-    async fn recover_agent(&self, agent: &str, node: &str, now: i64) -> StoreResult<u64> {
-        let (lost, finished) = in_tx!(self, |s| ops::jobs::recover_agent(s, agent, node, now));
-        self.notifier.finished(finished);
-        Ok(lost)
-    }
-
-    async fn reap_expired(&self, now: i64) -> StoreResult<u64> {
-        let (lost, finished) = in_tx!(self, |s| ops::jobs::lose(
-            s,
-            Lose::Expired(now),
-            LossCause::LeaseExpired,
-            now
-        ));
-        self.notifier.finished(finished);
-        Ok(lost)
-    }
-}
-
-#[async_trait]
-impl TaskStore for PostgresStore {
-    async fn deploy_task(&self, version: NewTaskVersion) -> StoreResult<Moved> {
-        Ok(in_tx!(self, |s| ops::tasks::deploy(s, &version)))
-    }
-
-    async fn rollback_task(
-        &self,
-        task: &str,
-        to: Option<u32>,
-        actor: &str,
-        request_id: &str,
-        now: i64,
-    ) -> StoreResult<Moved> {
-        Ok(in_tx!(self, |s| ops::tasks::rollback(
-            s,
-            task,
-            to,
-            (actor, request_id),
-            now
-        )))
-    }
-
-    async fn delete_task_version(
-        &self,
-        task: &str,
-        version: u32,
-        actor: &str,
-        request_id: &str,
-        now: i64,
-    ) -> StoreResult<DeleteOutcome> {
-        Ok(in_tx!(self, |s| ops::tasks::delete_version(
-            s,
-            task,
-            version,
-            (actor, request_id),
-            now
-        )))
-    }
-
-    async fn resolve_task(&self, task: &str, version: Option<u32>) -> StoreResult<ResolvedTask> {
-        on_conn!(self, |s| ops::tasks::resolve(s, task, version))
-    }
-
-    async fn task_generation(&self) -> StoreResult<i64> {
-        on_conn!(self, |s| ops::tasks::generation(s))
-    }
-
-    async fn report_resolution(
-        &self,
-        node: &str,
-        task: &str,
-        version: u32,
-        generation: i64,
-        now: i64,
-    ) -> StoreResult<()> {
-        on_conn!(self, |s| ops::tasks::report_resolution(
-            s, node, task, version, generation, now
-        ))
-    }
-
-    async fn list_tasks(&self) -> StoreResult<Vec<TaskSummary>> {
-        on_conn!(self, |s| ops::tasks::list(s))
-    }
-
-    async fn get_task(&self, task: &str) -> StoreResult<Option<Task>> {
-        on_conn!(self, |s| ops::tasks::get(s, task))
-    }
-}
-
-#[async_trait]
-impl NodeStore for PostgresStore {
-    async fn requirement_classes(&self, after_seq: i64) -> StoreResult<Vec<RequirementClass>> {
-        on_conn!(self, |s| ops::nodes::classes_after(s, after_seq))
-    }
-
-    async fn requirement_class(&self, class: &str) -> StoreResult<Option<String>> {
-        on_conn!(self, |s| ops::nodes::class_spec(s, class))
-    }
-
-    async fn register_node(&self, node: NodeRegistration) -> StoreResult<()> {
-        on_conn!(self, |s| ops::nodes::register(s, &node))
-    }
-
-    async fn node_heartbeat(
-        &self,
-        process: &str,
-        draining: bool,
-        inflight: u32,
-        now: i64,
-    ) -> StoreResult<bool> {
-        on_conn!(self, |s| ops::nodes::heartbeat(
-            s, process, draining, inflight, now
-        ))
-    }
-
-    async fn leave_node(&self, process: &str, now: i64) -> StoreResult<()> {
-        on_conn!(self, |s| ops::nodes::leave(s, process, now))
-    }
-
-    async fn list_nodes(&self, gone_since_ms: i64) -> StoreResult<Vec<NodeRecord>> {
-        on_conn!(self, |s| ops::nodes::list(s, gone_since_ms))
-    }
-
-    async fn reap_gone_nodes(&self, ttl_ms: i64, now: i64) -> StoreResult<Vec<String>> {
-        Ok(in_tx!(self, |s| ops::nodes::reap_gone(s, ttl_ms, now)))
-    }
-
-    async fn identity_holder(&self, id: &str) -> StoreResult<Option<IdentityHold>> {
-        on_conn!(self, |s| ops::nodes::identity_holder(s, id))
-    }
-
-    async fn take_identity(
-        &self,
-        id: &str,
-        node: &str,
-        expected: Option<&str>,
-        holder: &str,
-        lease_ms: i64,
-        now: i64,
-    ) -> StoreResult<bool> {
-        Ok(in_tx!(self, |s| ops::nodes::take_identity(
-            s,
-            (id, node),
-            expected,
-            holder,
-            lease_ms,
-            now
-        )))
-    }
-
-    async fn renew_identities(&self, holder: &str, lease_ms: i64, now: i64) -> StoreResult<u64> {
-        on_conn!(self, |s| ops::nodes::renew_identities(
-            s, holder, lease_ms, now
-        ))
-    }
-
-    async fn release_identities(&self, holder: &str, now: i64) -> StoreResult<u64> {
-        on_conn!(self, |s| ops::nodes::release_identities(s, holder, now))
-    }
-}
-
-#[async_trait]
-impl KvStore for PostgresStore {
-    async fn kv_get(&self, scope: &str, bucket: &str, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        on_conn!(self, |s| ops::kv::get(s, scope, bucket, key))
-    }
-
-    async fn kv_set(&self, scope: &str, bucket: &str, key: &str, value: &[u8]) -> StoreResult<()> {
-        on_conn!(self, |s| ops::kv::set(s, scope, bucket, key, value))
-    }
-
-    async fn kv_delete(&self, scope: &str, bucket: &str, key: &str) -> StoreResult<bool> {
-        on_conn!(self, |s| ops::kv::delete(s, scope, bucket, key))
-    }
-
-    async fn kv_list(&self, scope: &str, bucket: &str, prefix: &str) -> StoreResult<Vec<String>> {
-        on_conn!(self, |s| ops::kv::list(s, scope, bucket, prefix))
-    }
-
-    async fn kv_increment(
-        &self,
-        scope: &str,
-        bucket: &str,
-        key: &str,
-        delta: i64,
-    ) -> StoreResult<Result<i64, KvBackendError>> {
-        // A key another caller creates meanwhile is read again, under its lock.
-        loop {
-            let done = in_tx!(self, |s| ops::kv::increment(s, (scope, bucket, key), delta));
-            if let Some(result) = done {
-                return Ok(result);
-            }
-        }
+    fn announce_finished(&self, jobs: Vec<String>) {
+        self.notifier.finished(jobs);
     }
 }
 

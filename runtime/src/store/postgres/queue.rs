@@ -22,8 +22,9 @@ async fn query(c: &impl GenericClient, sql: &str, p: &[Value]) -> StoreResult<Ve
     records(&c.query(&stmt, &refs).await.map_err(pg)?)
 }
 
-/// The CTEs that store a job (`report`, `job`, `queued`, `event`): `$1`..`$13` the job, `$14`
-/// the `queued` event's message; `$guard` is the condition for storing it at all.
+/// The CTEs that store a job (`report`, `job`, `queued`, `event`): `$1`..`$13` the job
+/// (`$10` the task of its pin), `$14` the `queued` event's message, `$15` the version of its
+/// pin; `$guard` is the condition for storing it at all.
 macro_rules! insert_ctes {
     ($guard:literal) => {
         concat!(
@@ -32,8 +33,8 @@ macro_rules! insert_ctes {
                  ON CONFLICT DO NOTHING
              ),
              job AS (
-                 INSERT INTO jobs (id, component, input, status, max_attempts, limits, optional, report_hash, kv_scope, task, idempotency_key, class, run_after_ms, created_ms, updated_ms)
-                 SELECT $1, $2, $3, 'queued', $4, $5, $6, $7, $9, $10, $11, $13, $12, $12, $12 WHERE ", $guard, "
+                 INSERT INTO jobs (id, component, input, status, max_attempts, limits, optional, report_hash, kv_scope, task_name, task_version, idempotency_key, class, run_after_ms, created_ms, updated_ms)
+                 SELECT $1, $2, $3, 'queued', $4, $5, $6, $7, $9, $10, $15, $11, $13, $12, $12, $12 WHERE ", $guard, "
                  ON CONFLICT (idempotency_key) DO NOTHING
                  RETURNING ", job_columns!(), "
              ),
@@ -53,13 +54,13 @@ macro_rules! insert_ctes {
 /// Store a job. No row: its idempotency key names another job.
 const INSERT_JOB: &str = concat!("WITH ", insert_ctes!("TRUE"));
 
-/// [`INSERT_JOB`] for a job pinned to a task version (`$15`, `$16`): the version's row is
+/// [`INSERT_JOB`] for a job pinned to a task version: the version's row is
 /// locked `FOR KEY SHARE` and must be registered, or nothing is inserted. A delete of the
 /// version locks the row `FOR UPDATE` before it counts the jobs pinning it, so whichever
 /// commits second sees the other.
 const INSERT_TASK_JOB: &str = concat!(
     "WITH pin AS (
-         SELECT 1 FROM task_versions WHERE task = $15 AND version = $16 AND deleted_ms IS NULL
+         SELECT 1 FROM task_versions WHERE task = $10 AND version = $15 AND deleted_ms IS NULL
          FOR KEY SHARE
      ), ",
     insert_ctes!("EXISTS (SELECT 1 FROM pin)")
@@ -76,8 +77,7 @@ const JOB_BY_KEY: &str = concat!(
 /// registered is refused ([`StoreError::TaskVersionGone`]) and nothing is stored.
 pub(super) async fn insert(c: &Object, j: &NewJob) -> StoreResult<Inserted> {
     let report_hash = blake3::hash(j.report.as_bytes()).to_hex().to_string();
-    let pin = j.task.as_deref().map(parse_pin).transpose()?;
-    let mut p = params![
+    let p = params![
         &j.id,
         &j.component,
         j.input.as_slice(),
@@ -87,19 +87,17 @@ pub(super) async fn insert(c: &Object, j: &NewJob) -> StoreResult<Inserted> {
         report_hash,
         &*j.report,
         &j.kv_scope,
-        j.task.as_deref(),
+        j.task.as_ref().map(|p| p.task.as_str()),
         j.idempotency_key.as_deref(),
         j.now_ms,
         j.requirements.as_ref().map(|r| r.class.as_str()),
         life::queued().message,
+        j.task.as_ref().map(|p| p.version),
     ]
     .to_vec();
-    let sql = match pin {
+    let sql = match j.task {
         None => INSERT_JOB,
-        Some((task, version)) => {
-            p.extend([Value::from(task), Value::from(version)]);
-            INSERT_TASK_JOB
-        }
+        Some(_) => INSERT_TASK_JOB,
     };
     if let Some(row) = query(c, sql, &p).await.map_err(not_stored)?.first() {
         return Ok(Inserted {
@@ -113,12 +111,12 @@ pub(super) async fn insert(c: &Object, j: &NewJob) -> StoreResult<Inserted> {
         Some(key) => query(c, JOB_BY_KEY, params![key]).await?.into_iter().next(),
         None => None,
     };
-    match (existing, pin) {
+    match (existing, &j.task) {
         (Some(row), _) => Ok(Inserted {
             job: job(&row)?,
             created: false,
         }),
-        (None, Some((task, version))) => Err(crate::lifecycle::tasks::gone(task, version)),
+        (None, Some(pin)) => Err(crate::lifecycle::tasks::gone(&pin.task, pin.version)),
         (None, None) => Err(super::backend(
             "an insert without a row names no existing job",
         )),

@@ -5,14 +5,63 @@ use super::pg;
 use crate::store::sql::{Dialect, Record, Sql, Value};
 use crate::store::{StoreError, StoreResult};
 use bytes::BytesMut;
-use deadpool_postgres::GenericClient;
+use deadpool_postgres::{GenericClient, Object};
 use std::error::Error;
 use std::sync::Arc;
 use tokio_postgres::Row;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
-/// A pooled connection or a transaction running the shared operations.
-pub(crate) struct Pg<'a, C>(pub &'a C);
+/// A pooled connection running the shared operations, in a transaction or not. A transaction
+/// left open (its operation was abandoned midway) closes the connection instead of returning
+/// it to the pool, which rolls the transaction back.
+pub(crate) struct Pg {
+    client: Option<Object>,
+    open: bool,
+}
+
+impl Pg {
+    /// Run on `client`.
+    pub(super) fn new(client: Object) -> Pg {
+        Pg {
+            client: Some(client),
+            open: false,
+        }
+    }
+
+    /// The connection.
+    pub(super) fn client(&mut self) -> &mut Object {
+        self.client.as_mut().expect("a connection until dropped")
+    }
+
+    /// Start a transaction.
+    pub(super) async fn begin(&mut self) -> StoreResult<()> {
+        self.client().batch_execute("BEGIN").await.map_err(pg)?;
+        self.open = true;
+        Ok(())
+    }
+
+    /// Commit the transaction.
+    pub(super) async fn commit(&mut self) -> StoreResult<()> {
+        self.client().batch_execute("COMMIT").await.map_err(pg)?;
+        self.open = false;
+        Ok(())
+    }
+
+    /// Roll the transaction back (a connection that cannot is closed on drop).
+    pub(super) async fn rollback(&mut self) {
+        if self.client().batch_execute("ROLLBACK").await.is_ok() {
+            self.open = false;
+        }
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        if let (true, Some(client)) = (self.open, self.client.take()) {
+            drop(Object::take(client));
+        }
+    }
+}
 
 type BoxError = Box<dyn Error + Sync + Send>;
 
@@ -112,19 +161,21 @@ fn refs(params: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
     params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
 }
 
-impl<C: GenericClient + Sync> Sql for Pg<'_, C> {
+impl Sql for Pg {
     fn dialect(&self) -> Dialect {
         Dialect::Postgres
     }
 
     async fn exec(&mut self, sql: &'static str, params: &[Value]) -> StoreResult<u64> {
-        let stmt = self.0.prepare_cached(sql).await.map_err(pg)?;
-        self.0.execute(&stmt, &refs(params)).await.map_err(pg)
+        let c = self.client();
+        let stmt = c.prepare_cached(sql).await.map_err(pg)?;
+        c.execute(&stmt, &refs(params)).await.map_err(pg)
     }
 
     async fn rows(&mut self, sql: &'static str, params: &[Value]) -> StoreResult<Vec<Record>> {
-        let stmt = self.0.prepare_cached(sql).await.map_err(pg)?;
-        let rows = self.0.query(&stmt, &refs(params)).await.map_err(pg)?;
+        let c = self.client();
+        let stmt = c.prepare_cached(sql).await.map_err(pg)?;
+        let rows = c.query(&stmt, &refs(params)).await.map_err(pg)?;
         records(&rows)
     }
 

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// A connection running the shared operations (the writer's inside its batch, or a reader's).
-pub(crate) struct Lite<'c>(pub &'c Connection);
+/// It owns its connection, so it can be sent with the operation to the thread that runs it.
+pub(crate) struct Lite(pub Connection);
 
 impl rusqlite::ToSql for Value {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
@@ -58,7 +59,7 @@ pub(super) fn translated(sql: &'static str) -> &'static str {
     t
 }
 
-impl Lite<'_> {
+impl Lite {
     fn prepare(&self, sql: &'static str) -> StoreResult<rusqlite::CachedStatement<'_>> {
         self.0.prepare_cached(translated(sql)).map_err(backend)
     }
@@ -81,7 +82,7 @@ fn records(stmt: &mut Statement<'_>, params: &[Value]) -> StoreResult<Vec<Record
     Ok(out)
 }
 
-impl Sql for Lite<'_> {
+impl Sql for Lite {
     fn dialect(&self) -> Dialect {
         Dialect::Sqlite
     }

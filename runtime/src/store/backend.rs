@@ -1,0 +1,464 @@
+//! How a backend runs the shared operations, and the store's traits implemented once on top
+//! of that for every backend: a method of [`Store`](super::Store) is one shared operation
+//! from `ops/` run where it belongs (a reader, the writer, a transaction), or one of the
+//! backend's own named operations ([`Backend::insert`], [`Backend::claim`], ...), whose
+//! defaults are the shared ones.
+
+use super::ops::{self, jobs::Lose};
+use super::sql::Sql;
+use super::*;
+use crate::host::KvBackendError;
+use crate::lifecycle::attempts::LossCause;
+use std::pin::Pin;
+
+/// A boxed, sendable future: what a shared operation returns to the backend that runs it.
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Box the shared operation `$op` (an expression using the executor `$s`) for
+/// [`Backend::read`], [`Backend::write`] or [`Backend::atomic`].
+macro_rules! op {
+    (|$s:ident| $op:expr) => {
+        move |$s| Box::pin(async move { $op.await })
+    };
+}
+pub(crate) use op;
+
+/// What a backend provides: an executor, three ways to run a shared operation on it, and the
+/// operations it runs its own way.
+pub(crate) trait Backend: Send + Sync + 'static {
+    /// The backend's [`Sql`] executor.
+    type Sql: Sql;
+
+    /// Run `op` where it may only read (SQLite: a reader connection; PostgreSQL: a pooled
+    /// connection).
+    fn read<R: Send + 'static>(
+        &self,
+        op: impl for<'s> FnOnce(&'s mut Self::Sql) -> BoxFuture<'s, StoreResult<R>> + Send + 'static,
+    ) -> impl Future<Output = StoreResult<R>> + Send;
+
+    /// Run `op`, a write whose statements are each atomic on their own (SQLite: the writer,
+    /// which commits it with its batch; PostgreSQL: a pooled connection, each statement
+    /// committing by itself).
+    fn write<R: Send + 'static>(
+        &self,
+        op: impl for<'s> FnOnce(&'s mut Self::Sql) -> BoxFuture<'s, StoreResult<R>> + Send + 'static,
+    ) -> impl Future<Output = StoreResult<R>> + Send;
+
+    /// Run `op` as one transaction: all of it commits, or none of it (SQLite: the writer;
+    /// PostgreSQL: a transaction on a pooled connection).
+    fn atomic<R: Send + 'static>(
+        &self,
+        op: impl for<'s> FnOnce(&'s mut Self::Sql) -> BoxFuture<'s, StoreResult<R>> + Send + 'static,
+    ) -> impl Future<Output = StoreResult<R>> + Send;
+
+    /// Store a job (see [`JobStore::insert_job`]).
+    fn insert(&self, job: NewJob) -> impl Future<Output = StoreResult<Inserted>> + Send {
+        self.atomic(op!(|s| ops::jobs::insert(s, &job)))
+    }
+
+    /// Claim an attempt (see [`AttemptStore::claim`]).
+    fn claim(
+        &self,
+        agent: String,
+        classes: Vec<String>,
+        lease_ms: i64,
+        now: i64,
+    ) -> impl Future<Output = StoreResult<Option<Claim>>> + Send {
+        self.atomic(op!(|s| ops::jobs::claim(
+            s, &agent, &classes, lease_ms, now
+        )))
+    }
+
+    /// End an attempt (see [`AttemptStore::finish_attempt`]).
+    fn finish(
+        &self,
+        token: String,
+        end: AttemptEnd,
+        now: i64,
+    ) -> impl Future<Output = StoreResult<JobStatus>> + Send {
+        self.atomic(op!(|s| ops::jobs::finish(s, &token, &end, now)))
+    }
+
+    /// End an attempt and claim the next (see [`AttemptStore::finish_and_claim`]).
+    fn finish_then_claim(
+        &self,
+        (token, end): (String, AttemptEnd),
+        (agent, classes, lease_ms): (String, Vec<String>, i64),
+        now: i64,
+    ) -> impl Future<Output = StoreResult<(JobStatus, Option<Claim>)>> + Send {
+        self.atomic(op!(|s| async {
+            let status = ops::jobs::finish(s, &token, &end, now).await?;
+            Ok((
+                status,
+                ops::jobs::claim(s, &agent, &classes, lease_ms, now).await?,
+            ))
+        }))
+    }
+
+    /// Jobs reached a final status (PostgreSQL tells every node, so waits for them end).
+    fn announce_finished(&self, _jobs: Vec<String>) {}
+}
+
+#[async_trait]
+impl<B: Backend> BlobStore for B {
+    async fn put_blob(&self, hash: &str, bytes: &[u8]) -> StoreResult<bool> {
+        // Most uploads repeat a component already stored: check before sending the bytes.
+        let h = hash.to_string();
+        if self.read(op!(|s| ops::blobs::has(s, &h))).await? {
+            return Ok(false);
+        }
+        let (hash, bytes) = (hash.to_string(), bytes.to_vec());
+        self.write(op!(|s| ops::blobs::put(s, &hash, &bytes, now_ms())))
+            .await
+    }
+
+    async fn get_blob(&self, hash: &str) -> StoreResult<Option<Vec<u8>>> {
+        let hash = hash.to_string();
+        self.read(op!(|s| ops::blobs::get(s, &hash))).await
+    }
+}
+
+#[async_trait]
+impl<B: Backend> JobStore for B {
+    async fn insert_job(&self, job: NewJob) -> StoreResult<Inserted> {
+        self.insert(job).await
+    }
+
+    async fn get_job(&self, id: &str) -> StoreResult<Option<JobRecord>> {
+        let id = id.to_string();
+        self.read(op!(|s| ops::jobs::get(s, &id))).await
+    }
+
+    async fn job_by_idempotency_key(&self, key: &str) -> StoreResult<Option<(Job, String)>> {
+        let key = key.to_string();
+        self.read(op!(|s| ops::jobs::by_idempotency_key(s, &key)))
+            .await
+    }
+
+    async fn list_jobs(
+        &self,
+        status: Option<JobStatus>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Job>> {
+        self.read(op!(|s| ops::jobs::list(s, status, before, limit)))
+            .await
+    }
+
+    async fn events(&self, id: &str) -> StoreResult<Vec<Event>> {
+        let id = id.to_string();
+        self.read(op!(|s| ops::jobs::events(s, &id))).await
+    }
+
+    async fn cancel_job(&self, id: &str, now: i64) -> StoreResult<Job> {
+        let id = id.to_string();
+        let job = self.atomic(op!(|s| ops::jobs::cancel(s, &id, now))).await?;
+        if job.status.is_terminal() {
+            self.announce_finished(vec![job.id.clone()]);
+        }
+        Ok(job)
+    }
+
+    async fn stats(&self) -> StoreResult<StoreStats> {
+        self.read(op!(|s| ops::jobs::stats(s))).await
+    }
+}
+
+#[async_trait]
+impl<B: Backend> AttemptStore for B {
+    async fn claim(
+        &self,
+        agent: &str,
+        classes: &[String],
+        lease_ms: i64,
+        now: i64,
+    ) -> StoreResult<Option<Claim>> {
+        Backend::claim(self, agent.to_string(), classes.to_vec(), lease_ms, now).await
+    }
+
+    async fn heartbeat(&self, token: &str, lease_ms: i64, now: i64) -> StoreResult<bool> {
+        let token = token.to_string();
+        self.write(op!(|s| ops::jobs::heartbeat(s, &token, lease_ms, now)))
+            .await
+    }
+
+    async fn set_progress(&self, token: &str, percent: u8, message: &str) -> StoreResult<()> {
+        let (token, message) = (token.to_string(), message.to_string());
+        self.write(op!(|s| ops::jobs::set_progress(
+            s, &token, percent, &message
+        )))
+        .await
+    }
+
+    async fn save_checkpoint(&self, token: &str, data: &[u8]) -> StoreResult<()> {
+        let (token, data) = (token.to_string(), data.to_vec());
+        self.write(op!(|s| ops::jobs::save_checkpoint(s, &token, &data)))
+            .await
+    }
+
+    async fn load_checkpoint(&self, job_id: &str) -> StoreResult<Option<Vec<u8>>> {
+        let id = job_id.to_string();
+        self.read(op!(|s| ops::jobs::load_checkpoint(s, &id))).await
+    }
+
+    async fn finish_attempt(
+        &self,
+        token: &str,
+        end: AttemptEnd,
+        now: i64,
+    ) -> StoreResult<JobStatus> {
+        self.finish(token.to_string(), end, now).await
+    }
+
+    async fn finish_and_claim(
+        &self,
+        token: &str,
+        end: AttemptEnd,
+        agent: &str,
+        classes: &[String],
+        lease_ms: i64,
+        now: i64,
+    ) -> StoreResult<(JobStatus, Option<Claim>)> {
+        let next = (agent.to_string(), classes.to_vec(), lease_ms);
+        self.finish_then_claim((token.to_string(), end), next, now)
+            .await
+    }
+
+    async fn recover_agent(&self, agent: &str, node: &str, now: i64) -> StoreResult<u64> {
+        let (agent, node) = (agent.to_string(), node.to_string());
+        let (lost, finished) = self
+            .atomic(op!(|s| ops::jobs::recover_agent(s, &agent, &node, now)))
+            .await?;
+        self.announce_finished(finished);
+        Ok(lost)
+    }
+
+    async fn reap_expired(&self, now: i64) -> StoreResult<u64> {
+        let (lost, finished) = self
+            .atomic(op!(|s| ops::jobs::lose(
+                s,
+                Lose::Expired(now),
+                LossCause::LeaseExpired,
+                now
+            )))
+            .await?;
+        self.announce_finished(finished);
+        Ok(lost)
+    }
+}
+
+#[async_trait]
+impl<B: Backend> TaskStore for B {
+    async fn deploy_task(&self, version: NewTaskVersion) -> StoreResult<Moved> {
+        self.atomic(op!(|s| ops::tasks::deploy(s, &version))).await
+    }
+
+    async fn rollback_task(
+        &self,
+        task: &str,
+        to: Option<u32>,
+        actor: &str,
+        request_id: &str,
+        now: i64,
+    ) -> StoreResult<Moved> {
+        let (task, who) = (
+            task.to_string(),
+            (actor.to_string(), request_id.to_string()),
+        );
+        self.atomic(op!(|s| ops::tasks::rollback(
+            s,
+            &task,
+            to,
+            (&who.0, &who.1),
+            now
+        )))
+        .await
+    }
+
+    async fn delete_task_version(
+        &self,
+        task: &str,
+        version: u32,
+        actor: &str,
+        request_id: &str,
+        now: i64,
+    ) -> StoreResult<DeleteOutcome> {
+        let (task, who) = (
+            task.to_string(),
+            (actor.to_string(), request_id.to_string()),
+        );
+        self.atomic(op!(|s| ops::tasks::delete_version(
+            s,
+            &task,
+            version,
+            (&who.0, &who.1),
+            now
+        )))
+        .await
+    }
+
+    async fn resolve_task(&self, task: &str, version: Option<u32>) -> StoreResult<ResolvedTask> {
+        let task = task.to_string();
+        self.read(op!(|s| ops::tasks::resolve(s, &task, version)))
+            .await
+    }
+
+    async fn task_generation(&self) -> StoreResult<i64> {
+        self.read(op!(|s| ops::tasks::generation(s))).await
+    }
+
+    async fn report_resolution(
+        &self,
+        node: &str,
+        task: &str,
+        version: u32,
+        generation: i64,
+        now: i64,
+    ) -> StoreResult<()> {
+        let (node, task) = (node.to_string(), task.to_string());
+        self.write(op!(|s| ops::tasks::report_resolution(
+            s, &node, &task, version, generation, now
+        )))
+        .await
+    }
+
+    async fn list_tasks(&self) -> StoreResult<Vec<TaskSummary>> {
+        self.read(op!(|s| ops::tasks::list(s))).await
+    }
+
+    async fn get_task(&self, task: &str) -> StoreResult<Option<Task>> {
+        let task = task.to_string();
+        self.read(op!(|s| ops::tasks::get(s, &task))).await
+    }
+}
+
+#[async_trait]
+impl<B: Backend> NodeStore for B {
+    async fn requirement_classes(&self, after_seq: i64) -> StoreResult<Vec<RequirementClass>> {
+        self.read(op!(|s| ops::nodes::classes_after(s, after_seq)))
+            .await
+    }
+
+    async fn requirement_class(&self, class: &str) -> StoreResult<Option<String>> {
+        let class = class.to_string();
+        self.read(op!(|s| ops::nodes::class_spec(s, &class))).await
+    }
+
+    async fn register_node(&self, node: NodeRegistration) -> StoreResult<()> {
+        self.write(op!(|s| ops::nodes::register(s, &node))).await
+    }
+
+    async fn node_heartbeat(
+        &self,
+        process: &str,
+        draining: bool,
+        inflight: u32,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let process = process.to_string();
+        self.write(op!(|s| ops::nodes::heartbeat(
+            s, &process, draining, inflight, now
+        )))
+        .await
+    }
+
+    async fn leave_node(&self, process: &str, now: i64) -> StoreResult<()> {
+        let process = process.to_string();
+        self.write(op!(|s| ops::nodes::leave(s, &process, now)))
+            .await
+    }
+
+    async fn list_nodes(&self, gone_since_ms: i64) -> StoreResult<Vec<NodeRecord>> {
+        self.read(op!(|s| ops::nodes::list(s, gone_since_ms))).await
+    }
+
+    async fn reap_gone_nodes(&self, ttl_ms: i64, now: i64) -> StoreResult<Vec<String>> {
+        self.atomic(op!(|s| ops::nodes::reap_gone(s, ttl_ms, now)))
+            .await
+    }
+
+    async fn identity_holder(&self, id: &str) -> StoreResult<Option<IdentityHold>> {
+        let id = id.to_string();
+        self.read(op!(|s| ops::nodes::identity_holder(s, &id)))
+            .await
+    }
+
+    async fn take_identity(
+        &self,
+        id: &str,
+        node: &str,
+        expected: Option<&str>,
+        holder: &str,
+        lease_ms: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let (id, node, holder) = (id.to_string(), node.to_string(), holder.to_string());
+        let expected = expected.map(str::to_string);
+        self.atomic(op!(|s| ops::nodes::take_identity(
+            s,
+            (&id, &node),
+            expected.as_deref(),
+            &holder,
+            lease_ms,
+            now
+        )))
+        .await
+    }
+
+    async fn renew_identities(&self, holder: &str, lease_ms: i64, now: i64) -> StoreResult<u64> {
+        let holder = holder.to_string();
+        self.write(op!(|s| ops::nodes::renew_identities(
+            s, &holder, lease_ms, now
+        )))
+        .await
+    }
+
+    async fn release_identities(&self, holder: &str, now: i64) -> StoreResult<u64> {
+        let holder = holder.to_string();
+        self.write(op!(|s| ops::nodes::release_identities(s, &holder, now)))
+            .await
+    }
+}
+
+#[async_trait]
+impl<B: Backend> KvStore for B {
+    async fn kv_get(&self, scope: &str, bucket: &str, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        let (sc, b, k) = (scope.to_string(), bucket.to_string(), key.to_string());
+        self.read(op!(|s| ops::kv::get(s, &sc, &b, &k))).await
+    }
+
+    async fn kv_set(&self, scope: &str, bucket: &str, key: &str, value: &[u8]) -> StoreResult<()> {
+        let (sc, b, k) = (scope.to_string(), bucket.to_string(), key.to_string());
+        let v = value.to_vec();
+        self.write(op!(|s| ops::kv::set(s, &sc, &b, &k, &v))).await
+    }
+
+    async fn kv_delete(&self, scope: &str, bucket: &str, key: &str) -> StoreResult<bool> {
+        let (sc, b, k) = (scope.to_string(), bucket.to_string(), key.to_string());
+        self.write(op!(|s| ops::kv::delete(s, &sc, &b, &k))).await
+    }
+
+    async fn kv_list(&self, scope: &str, bucket: &str, prefix: &str) -> StoreResult<Vec<String>> {
+        let (sc, b, p) = (scope.to_string(), bucket.to_string(), prefix.to_string());
+        self.read(op!(|s| ops::kv::list(s, &sc, &b, &p))).await
+    }
+
+    async fn kv_increment(
+        &self,
+        scope: &str,
+        bucket: &str,
+        key: &str,
+        delta: i64,
+    ) -> StoreResult<Result<i64, KvBackendError>> {
+        // A key another caller created meanwhile is read again, under its lock.
+        loop {
+            let (sc, b, k) = (scope.to_string(), bucket.to_string(), key.to_string());
+            let done = self
+                .atomic(op!(|s| ops::kv::increment(s, (&sc, &b, &k), delta)))
+                .await?;
+            if let Some(result) = done {
+                return Ok(result);
+            }
+        }
+    }
+}

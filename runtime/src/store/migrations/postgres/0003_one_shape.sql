@@ -1,0 +1,8 @@
+-- driftless store, PostgreSQL, schema version 3: the same shape as SQLite's (version 5).
+-- A task job's pin as two columns instead of `name@version` (task names have no `@`).
+ALTER TABLE jobs ADD COLUMN task_name TEXT COLLATE "C", ADD COLUMN task_version INTEGER;
+UPDATE jobs SET task_name = split_part(task, '@', 1), task_version = split_part(task, '@', 2)::integer
+    WHERE task IS NOT NULL;
+DROP INDEX jobs_task;
+ALTER TABLE jobs DROP COLUMN task;
+CREATE INDEX jobs_task ON jobs (task_name, task_version, status) WHERE task_name IS NOT NULL;
