@@ -22,6 +22,7 @@
 
 use crate::bindings::driftless::job::context::{AttemptInfo, Level};
 use crate::kv::{Error as KvError, ErrorCode};
+use driftless_rules::{kv as rules, version};
 use semver::Version;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -202,7 +203,7 @@ impl HostState {
         let ok = self
             .catalog
             .iter()
-            .any(|(p, v)| p == package && v.major == min.major && *v >= min);
+            .any(|(p, v)| p == package && version::serves(v, &min));
         if !ok {
             let provided: Vec<String> = self
                 .catalog
@@ -235,6 +236,19 @@ impl HostState {
     }
 }
 
+/// A refusal of the shared kv rules, as the kv interface reports it.
+fn refused(e: rules::Refused) -> KvError {
+    let code = match e {
+        rules::Refused::InvalidKey(_) => ErrorCode::InvalidKey,
+        rules::Refused::TooLarge(_) => ErrorCode::TooLarge,
+        rules::Refused::NotANumber(_) | rules::Refused::Overflow(_) => ErrorCode::WrongType,
+    };
+    KvError {
+        code,
+        message: e.to_string(),
+    }
+}
+
 #[doc(hidden)]
 #[derive(Default)]
 pub struct Kv(BTreeMap<(String, String), Vec<u8>>);
@@ -245,12 +259,7 @@ impl Kv {
     }
 
     pub(crate) fn set(&mut self, bucket: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
-        if key.is_empty() {
-            return Err(KvError {
-                code: ErrorCode::InvalidKey,
-                message: "the key is empty".into(),
-            });
-        }
+        rules::check(bucket, key, Some(value)).map_err(refused)?;
         self.0
             .insert((bucket.to_string(), key.to_string()), value.to_vec());
         Ok(())
@@ -276,17 +285,48 @@ impl Kv {
         key: &str,
         delta: i64,
     ) -> Result<i64, KvError> {
-        let current = match self.get(bucket, key) {
-            None => 0,
-            Some(v) => String::from_utf8_lossy(&v)
-                .parse::<i64>()
-                .map_err(|_| KvError {
-                    code: ErrorCode::WrongType,
-                    message: format!("the value under `{key}` is not an integer"),
-                })?,
-        };
-        let next = current + delta;
+        rules::check(bucket, key, None).map_err(refused)?;
+        let next =
+            rules::add_to_counter(key, self.get(bucket, key).as_deref(), delta).map_err(refused)?;
         self.set(bucket, key, next.to_string().as_bytes())?;
         Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Host;
+    use crate::kv::{self, ErrorCode};
+    use driftless_rules::kv::MAX_VALUE_BYTES;
+
+    #[test]
+    fn the_test_host_refuses_what_the_runtime_refuses() {
+        let host = Host::new();
+        host.run(|| {
+            let big = "x".repeat(MAX_VALUE_BYTES + 1);
+            let e = kv::v1::set("k", &big).unwrap_err();
+            assert_eq!(e.code, ErrorCode::TooLarge, "{}", e.message);
+            let e = kv::v2::set("b", "", b"v").unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidKey, "{}", e.message);
+            kv::v1::set("n", &i64::MAX.to_string()).unwrap();
+            let e = kv::v1::increment("n", 1).unwrap_err();
+            assert_eq!(e.code, ErrorCode::WrongType);
+            assert!(e.message.contains("overflow"), "{}", e.message);
+            kv::v1::set("word", "seven").unwrap();
+            let e = kv::v2::increment("", "word", 1).unwrap_err();
+            assert!(e.message.contains("not a decimal integer"), "{}", e.message);
+        });
+        assert_eq!(
+            host.kv_get("", "n"),
+            Some(i64::MAX.to_string().into_bytes())
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "driftless:kv/store@1.1.0#increment` is not available")]
+    fn a_call_the_catalog_lacks_fails_like_the_runtimes_trap() {
+        Host::new()
+            .provide("driftless:kv", "1.0.0")
+            .run(|| kv::v1::increment("n", 1).ok());
     }
 }

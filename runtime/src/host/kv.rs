@@ -9,10 +9,8 @@ use super::services::KvBackendError;
 use super::state::HostState;
 use wasmtime::component::{HasSelf, Linker};
 
-/// Longest key or bucket name, in bytes.
-pub const MAX_KEY_BYTES: usize = 512;
-/// Largest value, in bytes.
-pub const MAX_VALUE_BYTES: usize = 1 << 20;
+use driftless_rules::kv::{self as rules, Refused};
+pub use driftless_rules::kv::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
 
 /// The 1.x keyspace inside the shared store.
 const V1_BUCKET: &str = "";
@@ -44,27 +42,13 @@ impl From<KvBackendError> for Failure {
 }
 
 fn check(bucket: &str, key: &str, value: Option<&[u8]>) -> Result<(), Failure> {
-    if key.is_empty() || key.len() > MAX_KEY_BYTES || bucket.len() > MAX_KEY_BYTES {
-        return Err(Failure {
-            code: Code::InvalidKey,
-            message: format!(
-                "keys must be 1 to {MAX_KEY_BYTES} bytes and buckets at most {MAX_KEY_BYTES} bytes (got a {}-byte key)",
-                key.len()
-            ),
-        });
-    }
-    if let Some(v) = value
-        && v.len() > MAX_VALUE_BYTES
-    {
-        return Err(Failure {
-            code: Code::TooLarge,
-            message: format!(
-                "values are limited to {MAX_VALUE_BYTES} bytes (got {}); split the value or store a digest",
-                v.len()
-            ),
-        });
-    }
-    Ok(())
+    rules::check(bucket, key, value).map_err(|e| Failure {
+        code: match e {
+            Refused::TooLarge(_) => Code::TooLarge,
+            _ => Code::InvalidKey,
+        },
+        message: e.to_string(),
+    })
 }
 
 /// A backend failure in a call that has no error channel (1.x `get`) ends the attempt.

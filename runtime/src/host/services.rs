@@ -4,6 +4,7 @@
 
 use super::error::ServiceError;
 use async_trait::async_trait;
+use driftless_rules::kv::Refused;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -11,12 +12,10 @@ use std::sync::Mutex;
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum KvBackendError {
     /// The stored value is not an integer (for `increment`).
-    #[error(
-        "the value under `{0}` is not a decimal integer, so it cannot be incremented; set it to a number first"
-    )]
+    #[error("{}", Refused::NotANumber(.0.clone()))]
     NotANumber(String),
     /// Incrementing would overflow a signed 64-bit integer.
-    #[error("incrementing `{0}` would overflow a 64-bit integer")]
+    #[error("{}", Refused::Overflow(.0.clone()))]
     Overflow(String),
     /// The backend is unreachable or failed; a later attempt may succeed.
     #[error("the kv store is unavailable ({0}); the attempt can be retried")]
@@ -83,21 +82,16 @@ fn k(scope: &str, bucket: &str, key: &str) -> (String, String, String) {
     (scope.to_string(), bucket.to_string(), key.to_string())
 }
 
-/// Parse a stored counter and add `delta` (shared by every backend).
+/// Parse a stored counter and add `delta` (the rule the SDK's test host shares).
 pub fn add_to_counter(
     key: &str,
     current: Option<&[u8]>,
     delta: i64,
 ) -> Result<i64, KvBackendError> {
-    let n = match current {
-        None => 0,
-        Some(bytes) => std::str::from_utf8(bytes)
-            .ok()
-            .and_then(|s| s.trim().parse::<i64>().ok())
-            .ok_or_else(|| KvBackendError::NotANumber(key.to_string()))?,
-    };
-    n.checked_add(delta)
-        .ok_or_else(|| KvBackendError::Overflow(key.to_string()))
+    driftless_rules::kv::add_to_counter(key, current, delta).map_err(|e| match e {
+        Refused::Overflow(key) => KvBackendError::Overflow(key),
+        _ => KvBackendError::NotANumber(key.to_string()),
+    })
 }
 
 #[async_trait]
