@@ -4,8 +4,10 @@
 
 use driftless_tests::daemon::DaemonProcess;
 use driftless_tests::examples::*;
+use driftless_tests::poll::until_blocking;
 use serde_json::{Value, json};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 fn start(extra: &[&str]) -> (tempfile::TempDir, DaemonProcess) {
     let dir = tempfile::tempdir().unwrap();
@@ -145,13 +147,10 @@ fn failures_exit_non_zero_and_say_why() {
     // Cancelling a running job stops it; --wait then exits 1.
     let slow = driftless(&d.url, &["submit", SLOW, "--input", r#"{"ms":60000}"#]);
     let id = stdout(&slow).trim().to_string();
-    for _ in 0..100 {
+    until_blocking("the job to start", Duration::from_secs(10), || {
         let s = driftless(&d.url, &["status", &id, "--json"]);
-        if serde_json::from_slice::<Value>(&s.stdout).unwrap()["status"] == "running" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+        serde_json::from_slice::<Value>(&s.stdout).unwrap()["status"] == "running"
+    });
     let cancel = driftless(&d.url, &["cancel", &id]);
     assert_eq!(cancel.status.code(), Some(0), "{}", stderr(&cancel));
     assert!(
@@ -262,12 +261,9 @@ fn drain_resume_and_inflight_from_the_cli() {
     let (_dir, d) = start(&["--agents", "1"]);
     let slow = driftless(&d.url, &["submit", SLOW, "--input", r#"{"ms":800}"#]);
     let id = stdout(&slow).trim().to_string();
-    for _ in 0..100 {
-        if stdout(&driftless(&d.url, &["inflight"])).contains(&id) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    until_blocking("the job to run", Duration::from_secs(10), || {
+        stdout(&driftless(&d.url, &["inflight"])).contains(&id)
+    });
     let inflight = driftless(&d.url, &["inflight"]);
     assert!(
         stdout(&inflight)

@@ -3,13 +3,14 @@
 //! (Declared as a test of the runtime package so the real binary is built for it.)
 
 use driftless_tests::daemon::{Client, DaemonProcess};
+use driftless_tests::poll::until;
 use driftless_tests::postgres::PgServer;
 use driftless_tests::{bytes, examples::*};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -80,17 +81,6 @@ impl TestNode {
     }
 }
 
-async fn until(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    while std::time::Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 /// The node name an attempt's agent identity (`node-a/1`) belongs to.
 fn node_of(agent: &str) -> &str {
     agent.split('/').next().unwrap_or(agent)
@@ -118,15 +108,21 @@ async fn jobs_submitted_to_any_node_run_exactly_once_across_the_cluster() {
     let clients: Vec<Client> = nodes.iter().map(TestNode::client).collect();
 
     // The registry shows all three, live, each with its catalog and identities.
-    until("three live nodes in the registry", 10, async || {
-        let (_, body) = clients[0].get("/v1/nodes").await;
-        body["nodes"].as_array().is_some_and(|n| {
-            n.iter()
-                .filter(|n| n["state"] == "live" && n["identities"].as_array().unwrap().len() == 2)
-                .count()
-                == 3
-        })
-    })
+    until(
+        "three live nodes in the registry",
+        Duration::from_secs(10),
+        async || {
+            let (_, body) = clients[0].get("/v1/nodes").await;
+            body["nodes"].as_array().is_some_and(|n| {
+                n.iter()
+                    .filter(|n| {
+                        n["state"] == "live" && n["identities"].as_array().unwrap().len() == 2
+                    })
+                    .count()
+                    == 3
+            })
+        },
+    )
     .await;
     let (_, registry) = clients[1].get("/v1/nodes").await;
     let listed: Vec<&str> = registry["nodes"]
@@ -213,12 +209,46 @@ struct Sent {
     id: String,
 }
 
+/// How far the load generator got: requests started, and jobs accepted.
+#[derive(Default)]
+struct Progress {
+    started: AtomicUsize,
+    accepted: AtomicUsize,
+}
+
+impl Progress {
+    /// Wait until `more` jobs beyond those accepted so far were accepted.
+    async fn accepted_more(&self, more: usize) {
+        let target = self.accepted.load(Ordering::SeqCst) + more;
+        until(
+            &format!("the load to have {target} jobs accepted"),
+            Duration::from_secs(20),
+            async || self.accepted.load(Ordering::SeqCst) >= target,
+        )
+        .await;
+    }
+
+    /// Wait until a request that started after this call is under way: the requests started
+    /// before it have ended (the load sends one at a time), so none is in flight to a node
+    /// taken out of rotation just before.
+    async fn moved_on(&self) {
+        let target = self.started.load(Ordering::SeqCst) + 1;
+        until(
+            "the load to send its next request",
+            Duration::from_secs(20),
+            async || self.started.load(Ordering::SeqCst) >= target,
+        )
+        .await;
+    }
+}
+
 /// A steady stream of kv 1.x jobs (and kv 2.x ones once `v2` is set) to whichever nodes are in
 /// rotation, like a load balancer that follows `/readyz`.
 fn load(
     rotation: Arc<Mutex<Vec<String>>>,
     v2: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
+    progress: Arc<Progress>,
 ) -> tokio::task::JoinHandle<(Vec<Sent>, Vec<String>)> {
     tokio::spawn(async move {
         let http = reqwest::Client::new();
@@ -231,6 +261,7 @@ fn load(
                 let r = rotation.lock().unwrap();
                 r[n % r.len()].clone()
             };
+            progress.started.fetch_add(1, Ordering::SeqCst);
             let (kind, wasm) = if v2.load(Ordering::SeqCst) && n.is_multiple_of(2) {
                 ("kv2", kv2.clone())
             } else {
@@ -250,6 +281,7 @@ fn load(
                         kind,
                         id: body["job"]["id"].as_str().unwrap().to_string(),
                     });
+                    progress.accepted.fetch_add(1, Ordering::SeqCst);
                 }
                 Ok(r) => {
                     let status = r.status();
@@ -277,7 +309,7 @@ async fn rolling_upgrade(kill: bool) {
         .iter()
         .map(|n| TestNode::start(root.path(), &store, n, OLD))
         .collect();
-    until("three live nodes", 10, async || {
+    until("three live nodes", Duration::from_secs(10), async || {
         let (_, body) = nodes[0].client().get("/v1/nodes").await;
         body["nodes"]
             .as_array()
@@ -320,12 +352,13 @@ async fn rolling_upgrade(kill: bool) {
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicBool::new(false)),
     );
-    let load = load(rotation.clone(), v2.clone(), stop.clone());
+    let progress = Arc::new(Progress::default());
+    let load = load(rotation.clone(), v2.clone(), stop.clone(), progress.clone());
     let mut upgraded_at: HashMap<String, i64> = HashMap::new();
     let mut waiting_job = None;
 
     for i in 0..3 {
-        tokio::time::sleep(Duration::from_millis(800)).await;
+        progress.accepted_more(30).await;
         let name = nodes[i].name.clone();
         if i == 1 {
             // node-a, the only kv 2 node so far, is drained by an operator: a kv 2 job is still
@@ -348,12 +381,16 @@ async fn rolling_upgrade(kill: bool) {
                 .await;
             assert_eq!(status, 201, "{body}");
             let id = body["job"]["id"].as_str().unwrap().to_string();
-            until("node-a to show as draining", 10, async || {
-                let (_, job) = c.get(&format!("/v1/jobs/{id}")).await;
-                job["placement"]["waiting"]
-                    .as_str()
-                    .is_some_and(|w| w.contains("node-a (draining)"))
-            })
+            until(
+                "node-a to show as draining",
+                Duration::from_secs(10),
+                async || {
+                    let (_, job) = c.get(&format!("/v1/jobs/{id}")).await;
+                    job["placement"]["waiting"]
+                        .as_str()
+                        .is_some_and(|w| w.contains("node-a (draining)"))
+                },
+            )
             .await;
             let (_, job) = c.get(&format!("/v1/jobs/{id}")).await;
             assert_eq!(job["status"], "queued", "{job}");
@@ -372,13 +409,13 @@ async fn rolling_upgrade(kill: bool) {
             .lock()
             .unwrap()
             .retain(|u| *u != nodes[i].process.url);
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        progress.moved_on().await;
         if kill && i == 1 {
             nodes[i].process.kill9();
         } else {
             nodes[i].process.signal("TERM");
             assert_eq!(
-                nodes[i].process.wait_exit(Duration::from_secs(20)),
+                nodes[i].process.wait_exit(Duration::from_secs(20)).await,
                 Some(0),
                 "{}",
                 nodes[i].process.log()
@@ -388,9 +425,11 @@ async fn rolling_upgrade(kill: bool) {
         upgraded_at.insert(name.clone(), now_ms());
         let url = nodes[i].process.url.clone();
         let c = nodes[i].client();
-        until("the upgraded node to be ready", 10, async || {
-            c.get("/readyz").await.0 == 200
-        })
+        until(
+            "the upgraded node to be ready",
+            Duration::from_secs(10),
+            async || c.get("/readyz").await.0 == 200,
+        )
         .await;
         rotation.lock().unwrap().push(url);
         v2.store(true, Ordering::SeqCst);
@@ -411,7 +450,7 @@ async fn rolling_upgrade(kill: bool) {
             rotation.lock().unwrap().push(nodes[0].process.url.clone());
         }
     }
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    progress.accepted_more(30).await;
     stop.store(true, Ordering::SeqCst);
     let (sent, failed) = load.await.unwrap();
     assert!(failed.is_empty(), "failed requests: {failed:#?}");

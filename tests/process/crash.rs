@@ -2,6 +2,7 @@
 //! the same data directory, and every acknowledged job finishes exactly once in the record.
 
 use driftless_tests::daemon::{Client, DaemonProcess};
+use driftless_tests::poll::until;
 use driftless_tests::{bytes, examples::*};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -35,14 +36,12 @@ async fn kill_9_with_queued_and_running_jobs_loses_nothing_and_finishes_each_onc
         assert_eq!(status, 201);
         queued.push(body["job"]["id"].as_str().unwrap().to_string());
     }
-    let started = Instant::now();
-    while c.get(&format!("/v1/jobs/{slow}")).await.1["status"] != "running" {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the slow job never started"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until(
+        "the slow job to start",
+        Duration::from_secs(10),
+        async || c.get(&format!("/v1/jobs/{slow}")).await.1["status"] == "running",
+    )
+    .await;
     first.kill9();
 
     let second = DaemonProcess::start(env!("CARGO_BIN_EXE_driftless"), dir.path(), &args);

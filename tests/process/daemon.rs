@@ -2,9 +2,11 @@
 //! SQLite store. (Declared as a test of the runtime package so the binary is built for it.)
 
 use driftless_tests::daemon::{Client, DaemonProcess};
+use driftless_tests::poll::until;
 use driftless_tests::{bytes, examples::*};
 use reqwest::Method;
 use serde_json::{Value, json};
+use std::time::Duration;
 
 fn start(extra: &[&str]) -> (tempfile::TempDir, DaemonProcess, Client) {
     let dir = tempfile::tempdir().unwrap();
@@ -293,12 +295,12 @@ async fn cancellation_reaches_a_running_attempt_and_a_queued_job() {
     let (_, queued) = c.submit(&bytes(HELLO), &[], None).await;
     let running = running["job"]["id"].as_str().unwrap().to_string();
     let queued = queued["job"]["id"].as_str().unwrap().to_string();
-    for _ in 0..100 {
-        if c.get(&format!("/v1/jobs/{running}")).await.1["status"] == "running" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    until(
+        "the first job to start",
+        Duration::from_secs(10),
+        async || c.get(&format!("/v1/jobs/{running}")).await.1["status"] == "running",
+    )
+    .await;
     let (status, _) = c
         .send(c.request(Method::POST, &format!("/v1/jobs/{queued}/cancel")))
         .await;

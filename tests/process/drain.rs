@@ -2,14 +2,19 @@
 //! (Declared as a test of the runtime package so the real binary is built for it.)
 
 use driftless_tests::daemon::{Client, DaemonProcess};
+use driftless_tests::poll::{until, until_some};
 use driftless_tests::{bytes, examples::*};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_driftless");
+/// How long a node may take to show what a test waits for.
+const WAIT: Duration = Duration::from_secs(10);
 
 fn start(dir: &Path, extra: &[&str]) -> (DaemonProcess, Client) {
     let d = DaemonProcess::start(BIN, dir, extra);
@@ -32,16 +37,6 @@ async fn submit(c: &Client, wasm: &str, input: Value, max_attempts: u32) -> Stri
     body["job"]["id"].as_str().unwrap().to_string()
 }
 
-async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..300 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 async fn agents(c: &Client) -> Vec<String> {
     let (_, inflight) = c.get("/v1/admin/inflight").await;
     serde_json::from_value(inflight["agents"].clone()).unwrap()
@@ -52,7 +47,7 @@ async fn drain_stops_claiming_fails_readiness_and_resume_undoes_it() {
     let dir = tempfile::tempdir().unwrap();
     let (_d, c) = start(dir.path(), &["--agents", "1"]);
     let running = submit(&c, SLOW, json!({"ms": 1000}), 3).await;
-    until("the job to start", async || {
+    until("the job to start", WAIT, async || {
         c.get("/v1/admin/inflight").await.1["count"] == 1
     })
     .await;
@@ -80,13 +75,24 @@ async fn drain_stops_claiming_fails_readiness_and_resume_undoes_it() {
     );
     assert_eq!(c.get("/healthz").await.0, 200, "a draining node is alive");
 
-    // The running attempt finishes; a job submitted meanwhile is accepted but not claimed.
+    // The running attempt finishes; a job submitted meanwhile is accepted but not claimed:
+    // after the last attempt ended, it is still queued and says it waits for the drained node.
     let waiting = submit(&c, HELLO, json!(1), 3).await;
     assert_eq!(c.wait(&running).await["status"], "succeeded");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    let job = until_some(
+        "the queued job to wait for the draining node",
+        WAIT,
+        async || {
+            let (_, job) = c.get(&format!("/v1/jobs/{waiting}")).await;
+            let says = job["placement"]["waiting"].as_str().unwrap_or("");
+            says.contains("node-1 (draining)").then_some(job)
+        },
+    )
+    .await;
     assert_eq!(
-        c.get(&format!("/v1/jobs/{waiting}")).await.1["status"],
-        "queued"
+        (job["status"].clone(), job["attempts"].clone()),
+        (json!("queued"), json!(0)),
+        "{job}"
     );
 
     let (_, resumed) = c.send(c.request(Method::POST, "/v1/admin/resume")).await;
@@ -101,12 +107,17 @@ async fn sigterm_lets_short_attempts_finish_and_requeues_long_ones_uncharged() {
     let (mut d, c) = start(dir.path(), &["--agents", "2", "--grace-ms", "700"]);
     let short = submit(&c, SLOW, json!({"ms": 300, "tag": "short"}), 1).await;
     let long = submit(&c, SLOW, json!({"ms": 4000, "tag": "long"}), 1).await;
-    until("both jobs to start", async || {
+    until("both jobs to start", WAIT, async || {
         c.get("/v1/admin/inflight").await.1["count"] == 2
     })
     .await;
     d.signal("TERM");
-    assert_eq!(d.wait_exit(Duration::from_secs(10)), Some(0), "{}", d.log());
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(10)).await,
+        Some(0),
+        "{}",
+        d.log()
+    );
     assert!(
         d.log().contains("interrupted and queued again"),
         "{}",
@@ -154,12 +165,12 @@ async fn identities_are_exclusive_and_a_restart_recovers_its_attempts_at_once() 
     let dir = tempfile::tempdir().unwrap();
     let args = ["--agents", "1", "--node", "n", "--lease-ms", "60000"];
     let (a, ca) = start(dir.path(), &args);
-    until("a to take an identity", async || {
+    until("a to take an identity", WAIT, async || {
         agents(&ca).await.len() == 1
     })
     .await;
     let (b, cb) = start(dir.path(), &args);
-    until("b to take an identity", async || {
+    until("b to take an identity", WAIT, async || {
         agents(&cb).await.len() == 1
     })
     .await;
@@ -177,18 +188,20 @@ async fn identities_are_exclusive_and_a_restart_recovers_its_attempts_at_once() 
 
     // The pool (two per agent) is used up: a third process waits, and says so.
     let (third, c3) = start(dir.path(), &args);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    until(
+        "the third process to say it waits for an identity",
+        WAIT,
+        async || {
+            third
+                .log()
+                .contains("every identity of this node is held by a live process")
+        },
+    )
+    .await;
     assert!(agents(&c3).await.is_empty());
-    assert!(
-        third
-            .log()
-            .contains("every identity of this node is held by a live process"),
-        "{}",
-        third.log()
-    );
     // When `a` stops, it releases n/0 and the third process takes it.
     a.signal("TERM");
-    until("the third process to take n/0", async || {
+    until("the third process to take n/0", WAIT, async || {
         agents(&c3).await == ["n/0"]
     })
     .await;
@@ -199,7 +212,7 @@ async fn identities_are_exclusive_and_a_restart_recovers_its_attempts_at_once() 
     // after the 60 s lease.
     let (mut d, c) = start(dir.path(), &args);
     let job = submit(&c, SLOW, json!({"ms": 60000}), 3).await;
-    until("the job to start", async || {
+    until("the job to start", WAIT, async || {
         c.get(&format!("/v1/jobs/{job}")).await.1["status"] == "running"
     })
     .await;
@@ -207,7 +220,7 @@ async fn identities_are_exclusive_and_a_restart_recovers_its_attempts_at_once() 
     d.kill9();
     let restarted = std::time::Instant::now();
     let (_d, c) = start(dir.path(), &args);
-    until("the lost attempt to be recovered", async || {
+    until("the lost attempt to be recovered", WAIT, async || {
         c.get(&format!("/v1/jobs/{job}")).await.1["attempt_list"][0]["state"] == "lost"
     })
     .await;
@@ -245,16 +258,17 @@ async fn hand_over_under_steady_load_fails_nothing() {
     let first = DaemonProcess::start(BIN, dir.path(), &["--agents", "2", "--grace-ms", "3000"]);
     let port = first.port().to_string();
     let url = first.url.clone();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let accepted = Arc::new(AtomicUsize::new(0));
     let load = {
-        let stop = stop.clone();
+        let (stop, accepted) = (stop.clone(), accepted.clone());
         let url = url.clone();
         tokio::spawn(async move {
             let http = reqwest::Client::new();
             let t0 = std::time::Instant::now();
             let wasm = bytes(SLOW);
             let (mut ok, mut failed, mut n) = (Vec::new(), Vec::new(), 0u32);
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            while !stop.load(Ordering::SeqCst) {
                 n += 1;
                 let sent = http
                     .post(format!("{url}/v1/jobs"))
@@ -267,6 +281,7 @@ async fn hand_over_under_steady_load_fails_nothing() {
                     Ok(r) if r.status() == 201 => {
                         let body: Value = r.json().await.unwrap();
                         ok.push((n, body["job"]["id"].as_str().unwrap().to_string()));
+                        accepted.fetch_add(1, Ordering::SeqCst);
                     }
                     Ok(r) => failed.push(format!("#{n}: HTTP {}", r.status())),
                     Err(e) => failed.push(format!("#{n} at {:?}: {e:?}", t0.elapsed())),
@@ -276,9 +291,17 @@ async fn hand_over_under_steady_load_fails_nothing() {
             (ok, failed)
         })
     };
+    // Each phase lasts until the load had 30 more jobs accepted.
+    let accepted_more = async |more: usize| {
+        let target = accepted.load(Ordering::SeqCst) + more;
+        until(&format!("{target} jobs accepted"), WAIT, async || {
+            accepted.load(Ordering::SeqCst) >= target
+        })
+        .await
+    };
     let mut current = first;
     for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        accepted_more(30).await;
         let next = DaemonProcess::start(
             BIN,
             dir.path(),
@@ -295,7 +318,7 @@ async fn hand_over_under_steady_load_fails_nothing() {
         // and it is ready, then stop the old one.
         let pid = next.pid().to_string();
         let probe = Client::new(&next.url);
-        until("the new process to answer on the port", async || {
+        until("the new process to answer on the port", WAIT, async || {
             probe.get("/v1/admin/inflight").await.1["holder"]
                 .as_str()
                 .is_some_and(|h| h.split(':').nth(1) == Some(pid.as_str()))
@@ -304,15 +327,15 @@ async fn hand_over_under_steady_load_fails_nothing() {
         .await;
         current.signal("TERM");
         assert_eq!(
-            current.wait_exit(Duration::from_secs(15)),
+            current.wait_exit(Duration::from_secs(15)).await,
             Some(0),
             "{}",
             current.log()
         );
         current = next;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    accepted_more(30).await;
+    stop.store(true, Ordering::SeqCst);
     let (ok, failed) = load.await.unwrap();
     assert!(
         failed.is_empty(),

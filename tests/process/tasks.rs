@@ -3,9 +3,11 @@
 //! (Declared as a test of the runtime package so the real binary is built for it.)
 
 use driftless_tests::daemon::{Client, DaemonProcess};
+use driftless_tests::poll::{until, until_some};
 use driftless_tests::{bytes, examples::*};
 use reqwest::Method;
 use serde_json::{Value, json};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_driftless");
 
@@ -38,13 +40,12 @@ async fn submit(c: &Client, task: &str, input: Value) -> Value {
 }
 
 async fn wait_running(c: &Client, id: &str) {
-    for _ in 0..200 {
-        if c.get(&format!("/v1/jobs/{id}")).await.1["status"] == "running" {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("{id} never started");
+    until(
+        &format!("{id} to start"),
+        Duration::from_secs(10),
+        async || c.get(&format!("/v1/jobs/{id}")).await.1["status"] == "running",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -387,17 +388,18 @@ async fn a_deploy_through_one_node_reaches_the_others_cache() {
     );
 
     deploy(&ca, "demo", SLOW).await;
-    let mut seen = Value::Null;
-    for _ in 0..50 {
-        let (_, task) = cb.get("/v1/tasks/demo").await;
-        seen = task["nodes"].clone();
-        if task["this_node"]["resolves_current_to"] == 2
-            && seen.as_array().unwrap().iter().all(|n| n["version"] == 2)
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let seen = until_some(
+        "both nodes to resolve version 2",
+        Duration::from_secs(10),
+        async || {
+            let (_, task) = cb.get("/v1/tasks/demo").await;
+            let nodes = &task["nodes"];
+            (task["this_node"]["resolves_current_to"] == 2
+                && nodes.as_array().unwrap().iter().all(|n| n["version"] == 2))
+            .then(|| nodes.clone())
+        },
+    )
+    .await;
     let nodes: Vec<(&str, &Value)> = seen
         .as_array()
         .unwrap()

@@ -99,15 +99,11 @@ impl DaemonProcess {
 
     /// Wait up to `timeout` for the process to exit; its exit code (`None`: still running, or
     /// killed by a signal).
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = std::time::Instant::now() + timeout;
-        while std::time::Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let child = &mut self.child;
+        crate::poll::poll(timeout, async || child.try_wait().expect("try_wait"))
+            .await
+            .and_then(|status| status.code())
     }
 
     /// The port it listens on.

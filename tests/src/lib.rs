@@ -121,5 +121,6 @@ pub fn output_json(result: &AttemptResult) -> serde_json::Value {
 }
 
 pub mod daemon;
+pub mod poll;
 pub mod postgres;
 pub mod stores;

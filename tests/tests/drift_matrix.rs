@@ -137,8 +137,8 @@ fn sandbox_probe() -> Case {
                 json!({
                     "env": ["WORKFLOW_VERSIONING=1"],
                     "args": [],
-                    "fs_root": "denied: No such file or directory (os error 44)",
-                    "fs_tmp": "denied: No such file or directory (os error 44)",
+                    "fs_root": "denied: NotFound",
+                    "fs_tmp": "denied: NotFound",
                     "versioning_enabled": true,
                     "versioning_level": 1,
                 }),
