@@ -1,11 +1,13 @@
-//! Assembling a node: store, engine, sandbox, agents and the HTTP server.
+//! Assembling a node: store, engine, sandbox, the node's background loops and the HTTP
+//! server; and stopping it without losing or double-running anything.
 
 use crate::api;
 use crate::engine::{Engine, EngineConfig, Sandbox};
 use crate::host::Catalog;
-use crate::node::{Node, NodeConfig};
+use crate::node::loops::{self, Loops, Notices};
+use crate::node::{Node, NodeConfig, listener};
 use crate::store::now_ms;
-use crate::store::postgres::{Notice, PostgresStore};
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreKv};
 use std::net::SocketAddr;
@@ -15,30 +17,6 @@ use std::time::Duration;
 
 /// How long a stopping node keeps answering after its drain began (at most the grace).
 const DRAIN_LINGER: Duration = Duration::from_secs(1);
-
-/// Act on the store's notifications (PostgreSQL's LISTEN/NOTIFY): new jobs wake the agents
-/// (after judging any new compatibility class), and a task deploy or rollback made through any
-/// node drops this node's cached resolution at once. Polling stays the backstop.
-async fn follow_notices(node: Arc<Node>, mut notices: tokio::sync::broadcast::Receiver<Notice>) {
-    use tokio::sync::broadcast::error::RecvError;
-    loop {
-        let (jobs, tasks) = match notices.recv().await {
-            Ok(Notice::Jobs) => (true, false),
-            Ok(Notice::Task(_)) => (false, true),
-            Ok(Notice::Reconnected) | Err(RecvError::Lagged(_)) => (true, true),
-            Err(RecvError::Closed) => return,
-        };
-        if jobs {
-            if let Err(e) = node.cluster.catch_up(node.store.as_ref()).await {
-                tracing::warn!(error = %e, "could not read new compatibility classes");
-            }
-            node.wake.notify_waiters();
-        }
-        if tasks && let Err(e) = node.resolver.refresh().await {
-            tracing::warn!(error = %e, "could not refresh the task resolution cache");
-        }
-    }
-}
 
 /// Which store a node uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,8 +67,8 @@ pub struct Daemon {
     pub store: String,
     /// The node.
     pub node: Arc<Node>,
+    loops: Loops,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
-    registration: tokio::task::JoinHandle<()>,
     stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -111,7 +89,10 @@ impl Daemon {
             }
             StoreChoice::Postgres(url) => {
                 let pg = PostgresStore::connect(url).await?;
-                let notices = (pg.listen().await?, pg.listen_finished().await?);
+                let notices = Notices {
+                    changes: pg.listen().await?,
+                    finished: pg.listen_finished().await?,
+                };
                 let described = format!("postgres {}", pg.target());
                 (Arc::new(pg), described, Some(notices))
             }
@@ -130,33 +111,11 @@ impl Daemon {
             .map_err(|e| anyhow::anyhow!("{e:#}"))?,
         );
         let node = Node::new(config.node.clone(), store, sandbox);
-        let listener = crate::listener::bind(config.listen).map_err(|e| {
+        let listener = listener::bind(config.listen).map_err(|e| {
             anyhow::anyhow!("cannot listen on {} ({e}); is something other than a driftless daemon using that port? Choose another with --listen", config.listen)
         })?;
         let addr = listener.local_addr()?;
-        crate::agent::start(node.clone());
-        tokio::spawn(crate::tasks::keep_fresh(node.clone()));
-        if let Some((notices, mut finished)) = notices {
-            tokio::spawn(follow_notices(node.clone(), notices));
-            // Jobs finished through any node answer this node's waiting clients at once.
-            let waiting = node.clone();
-            tokio::spawn(async move {
-                use tokio::sync::broadcast::error::RecvError;
-                loop {
-                    match finished.recv().await {
-                        Ok(id) => {
-                            let _ = waiting.finished.send(id);
-                        }
-                        Err(RecvError::Lagged(_)) => continue,
-                        Err(RecvError::Closed) => return,
-                    }
-                }
-            });
-        }
-        let registration = tokio::spawn(crate::cluster::keep_registered(
-            node.clone(),
-            addr.to_string(),
-        ));
+        let loops = loops::start(node.clone(), addr.to_string(), notices);
         let app = api::router(node.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -170,7 +129,7 @@ impl Daemon {
             addr,
             store: described,
             node,
-            registration,
+            loops,
             server,
             stop,
         })
@@ -178,20 +137,16 @@ impl Daemon {
 
     /// Stop without losing or double-running anything: drain (claim nothing new, fail
     /// `/readyz`, ask clients to reconnect elsewhere), give in-flight attempts `grace` to
-    /// finish, interrupt the rest (back to the queue, not charged), release the agent
-    /// identities, then stop accepting connections and finish the open ones.
-    pub async fn shutdown(mut self, grace: Duration) -> anyhow::Result<()> {
+    /// finish, interrupt the rest (back to the queue, not charged), stop and await every
+    /// background loop, release the agent identities, leave the registry, then stop accepting
+    /// connections and finish the open ones.
+    pub async fn shutdown(self, grace: Duration) -> anyhow::Result<()> {
         let node = self.node.clone();
         node.set_draining(true);
-        let inflight = node.running.lock().expect("running lock").len();
+        let inflight = node.inflight_count();
         tracing::info!(inflight, grace_ms = grace.as_millis() as u64, "draining");
-        let deadline = tokio::time::Instant::now() + grace;
         let linger_until = tokio::time::Instant::now() + grace.min(DRAIN_LINGER);
-        while !node.running.lock().expect("running lock").is_empty()
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let _ = tokio::time::timeout(grace, node.attempts_ended()).await;
         let interrupted = node.interrupt_all();
         if interrupted > 0 {
             tracing::warn!(
@@ -199,19 +154,21 @@ impl Daemon {
                 "attempts still running at the end of the grace period were interrupted and queued again (not charged)"
             );
         }
-        while !node.running.lock().expect("running lock").is_empty() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        match node.store.release_identities(&node.holder, now_ms()).await {
+        node.attempts_ended().await;
+        // Agents, identity renewal and the registry heartbeat end here, so neither an
+        // identity nor the registry row can be renewed after it is released.
+        self.loops.stop().await;
+        match node
+            .store()
+            .release_identities(node.holder(), now_ms())
+            .await
+        {
             Ok(n) => tracing::info!(identities = n, "released this node's agent identities"),
             Err(e) => {
                 tracing::warn!(error = %e, "could not release the identities; they free up when their lease ends")
             }
         }
-        // Stop heartbeating first, so the registry row cannot be revived after it is closed.
-        self.registration.abort();
-        let _ = (&mut self.registration).await;
-        if let Err(e) = node.store.leave_node(&node.holder, now_ms()).await {
+        if let Err(e) = node.store().leave_node(node.holder(), now_ms()).await {
             tracing::warn!(error = %e, "could not mark this node gone in the registry; it is marked gone after the node TTL");
         }
         // Keep answering (with `Connection: close`) for a moment after the drain began, so

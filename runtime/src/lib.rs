@@ -1,21 +1,22 @@
 //! driftless: a runtime for job code shipped as WebAssembly components.
 //!
-//! The flow (DESIGN.md): a component's imports are judged against this host's catalog
-//! ([`compat`]), its host modules are implemented in [`host`], and [`engine`] compiles it once
-//! and runs attempts under limits.
+//! The flow (DESIGN.md), one module per stage: a component's imports are judged against this
+//! host's catalog ([`compat`]); its host modules are implemented in [`host`]; [`engine`]
+//! compiles it once and runs attempts under limits; [`lifecycle`] decides every step of a job's
+//! and a task version's life, and words it; [`store`] keeps components, jobs, attempts, tasks
+//! and the node registry durably (SQLite or PostgreSQL). [`node`] is the daemon wing:
+//! the node's state and its verbs, the agents, the cluster registry, the task resolver,
+//! identities, the listener, and the one place that starts and stops every background loop.
+//! [`api`] serves HTTP over a node, and [`daemon`] assembles a node and stops it.
+//! [`metrics`] renders `/metrics`; [`fault`] holds the crash points the tests use.
 
-pub mod agent;
 pub mod api;
-pub mod cluster;
 pub mod compat;
 pub mod daemon;
 pub mod engine;
 pub mod fault;
 pub mod host;
-pub mod identity;
 pub mod lifecycle;
-pub mod listener;
 pub mod metrics;
 pub mod node;
 pub mod store;
-pub mod tasks;

@@ -27,24 +27,20 @@ pub async fn inflight(State(state): State<AppState>) -> Json<Value> {
     let now = crate::store::now_ms();
     let mut attempts: Vec<Value> = state
         .node
-        .running
-        .lock()
-        .expect("running lock")
+        .inflight()
         .iter()
         .map(|(job, r)| {
             json!({"job": job, "agent": r.agent, "attempt": r.attempt, "running_ms": now - r.started_ms})
         })
         .collect();
     attempts.sort_by(|a, b| a["agent"].as_str().cmp(&b["agent"].as_str()));
-    let mut agents = state.node.identities.lock().expect("identities").clone();
-    agents.sort();
     Json(json!({
-        "node": state.node.config.node,
+        "node": state.node.config().node,
         "draining": state.node.is_draining(),
         "count": attempts.len(),
         "attempts": attempts,
-        "agents": agents,
-        "holder": state.node.holder,
+        "agents": state.node.identities(),
+        "holder": state.node.holder(),
     }))
 }
 

@@ -2,14 +2,13 @@
 
 use super::error::{ApiError, Path, Query};
 use super::{AppState, view};
-use crate::cluster;
 use crate::compat::{self, CompatReport};
 use crate::engine::{Limits, PrepareError, Prepared, hash_hex};
 use crate::node::PrepareStoredError;
+use crate::node::resolver::TaskRef;
 use crate::store::{
     Job, JobStatus, NewJob, Requirements, ResolvedTask, StoreError, TaskPin, now_ms,
 };
-use crate::tasks::TaskRef;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Multipart, Request, State};
@@ -115,7 +114,7 @@ fn limits(state: &AppState, spec: &JobSpec) -> Result<(Limits, u32), ApiError> {
         limits.timeout_ms = t;
     }
     if let Some(m) = spec.memory_mib {
-        let cap = state.node.sandbox.engine().config().max_memory_bytes >> 20;
+        let cap = state.node.sandbox().engine().config().max_memory_bytes >> 20;
         if m == 0 || m > cap {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -137,7 +136,7 @@ fn limits(state: &AppState, spec: &JobSpec) -> Result<(Limits, u32), ApiError> {
 }
 
 pub(super) async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
-    let limit = state.node.config.max_upload_bytes;
+    let limit = state.node.config().max_upload_bytes;
     axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| too_large(limit))
@@ -207,20 +206,20 @@ async fn admit(
 ) -> Result<(Admitted, Option<ResolvedTask>), ApiError> {
     match source {
         Source::Upload(bytes) => {
-            let (admitted, here) = match state.node.sandbox.prepare_with(&bytes, optional) {
+            let (admitted, here) = match state.node.sandbox().prepare_with(&bytes, optional) {
                 Ok(prepared) => (Admitted::here(&prepared), true),
                 Err(PrepareError::Rejected(report)) => {
                     (elsewhere(state, &bytes, optional, report).await?, false)
                 }
                 Err(e) => return Err(e.into()),
             };
-            state.node.store.put_blob(&admitted.hash, &bytes).await?;
-            state.node.cluster.learn(&admitted.requirements.class, here);
+            state.node.store().put_blob(&admitted.hash, &bytes).await?;
+            state.node.learn_class(&admitted.requirements.class, here);
             Ok((admitted, None))
         }
         Source::Stored(hash) => Ok((stored(state, &hash, optional).await?, None)),
         Source::Task(r) => {
-            let resolved = state.node.resolver.resolve(&r).await.map_err(|e| match e {
+            let resolved = state.node.resolve_task(&r).await.map_err(|e| match e {
                 StoreError::NotFound(what) => ApiError::new(
                     StatusCode::NOT_FOUND,
                     "unknown-task",
@@ -245,7 +244,7 @@ async fn admit_counted(
             e.code,
             "rejected" | "invalid-component" | "does-not-compile" | "link-failed"
         ) {
-            state.node.metrics.job_rejected();
+            state.node.metrics().job_rejected();
         }
     })
 }
@@ -254,7 +253,7 @@ async fn admit_counted(
 async fn stored(state: &AppState, hash: &str, optional: &[String]) -> Result<Admitted, ApiError> {
     let admitted = match state.node.prepare_stored(hash, optional).await {
         Ok(prepared) => {
-            state.node.cluster.learn(&prepared.requirements.class, true);
+            state.node.learn_class(&prepared.requirements.class, true);
             return Ok(Admitted::here(&prepared));
         }
         Err(PrepareStoredError::Missing) => {
@@ -270,7 +269,7 @@ async fn stored(state: &AppState, hash: &str, optional: &[String]) -> Result<Adm
         Err(PrepareStoredError::Prepare(PrepareError::Rejected(report))) => {
             let bytes = state
                 .node
-                .store
+                .store()
                 .get_blob(hash)
                 .await?
                 .ok_or_else(|| ApiError::not_found(format!("component {hash}")))?;
@@ -278,10 +277,7 @@ async fn stored(state: &AppState, hash: &str, optional: &[String]) -> Result<Adm
         }
         Err(PrepareStoredError::Prepare(e)) => return Err(e.into()),
     };
-    state
-        .node
-        .cluster
-        .learn(&admitted.requirements.class, false);
+    state.node.learn_class(&admitted.requirements.class, false);
     Ok(admitted)
 }
 
@@ -296,19 +292,11 @@ async fn elsewhere(
 ) -> Result<Admitted, ApiError> {
     let (inspection, _) = state
         .node
-        .sandbox
+        .sandbox()
         .check_with(bytes, optional)
         .map_err(PrepareError::Invalid)?;
     let requirements = Requirements::from_spec(compat::requirements_spec(&inspection));
-    let capable = state
-        .node
-        .cluster
-        .capable_report(
-            state.node.store.as_ref(),
-            state.node.config.remember_nodes,
-            &requirements.spec,
-        )
-        .await?;
+    let capable = state.node.capable_node(&requirements.spec).await?;
     match capable {
         Some((node, report)) => {
             tracing::info!(runs_on = %node.node, "this node cannot run the job; admitted for a node whose catalog can");
@@ -343,7 +331,7 @@ pub async fn submit(
         .map(str::to_string);
     // A key already used names its job: answer with it before reading or judging anything.
     if let Some(key) = &idempotency_key
-        && let Some((job, report)) = state.node.store.job_by_idempotency_key(key).await?
+        && let Some((job, report)) = state.node.store().job_by_idempotency_key(key).await?
     {
         return submit_answer(&state, StatusCode::OK, &job, false, &report, query.wait).await;
     }
@@ -364,7 +352,7 @@ pub async fn submit(
             let (mut component, mut spec) = (None, JobSpec::default());
             while let Some(field) = multipart.next_field().await.map_err(|e| {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    too_large(state.node.config.max_upload_bytes)
+                    too_large(state.node.config().max_upload_bytes)
                 } else {
                     ApiError::bad_request(format!("the multipart body is malformed: {e}"))
                 }
@@ -373,7 +361,7 @@ pub async fn submit(
                 let data = field
                     .bytes()
                     .await
-                    .map_err(|_| too_large(state.node.config.max_upload_bytes))?;
+                    .map_err(|_| too_large(state.node.config().max_upload_bytes))?;
                 match name.as_str() {
                     "component" => component = Some(data.to_vec()),
                     "spec" => spec = parse_spec(&data)?,
@@ -474,7 +462,7 @@ pub async fn submit(
         now_ms: now_ms(),
     };
     let inserted = match (
-        state.node.store.insert_job(job(&admitted, &task)).await,
+        state.node.store().insert_job(job(&admitted, &task)).await,
         again,
     ) {
         (
@@ -485,19 +473,19 @@ pub async fn submit(
             Some(r),
         ) => {
             tracing::info!(task = %name, version, "the resolved version was unregistered before the job was stored; resolving again");
-            state.node.resolver.forget(&r.name);
-            if let Err(e) = state.node.resolver.refresh().await {
+            state.node.forget_resolution(&r.name);
+            if let Err(e) = state.node.refresh_resolutions().await {
                 tracing::warn!(error = %e, "could not compare the task resolution cache with the store");
             }
             (admitted, task) =
                 admit_counted(&state, Source::Task(r), &spec.optional_imports).await?;
-            state.node.store.insert_job(job(&admitted, &task)).await?
+            state.node.store().insert_job(job(&admitted, &task)).await?
         }
         (inserted, _) => inserted?,
     };
     if inserted.created {
-        state.node.metrics.job_submitted();
-        state.node.wake.notify_waiters();
+        state.node.metrics().job_submitted();
+        state.node.wake_agents();
     }
     let status = if inserted.created {
         StatusCode::CREATED
@@ -548,8 +536,8 @@ pub async fn put_component(
     body: Body,
 ) -> Result<Response, ApiError> {
     let bytes = read_body(&state, body).await?;
-    let prepared = state.node.sandbox.prepare(&bytes)?;
-    let created = state.node.store.put_blob(&prepared.hash, &bytes).await?;
+    let prepared = state.node.sandbox().prepare(&bytes)?;
+    let created = state.node.store().put_blob(&prepared.hash, &bytes).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -580,18 +568,9 @@ pub async fn get(
     let mut shown = view::record(&record);
     if record.job.status == JobStatus::Queued
         && let Some(class) = &record.job.class
-        && let Some(spec) = state.node.store.requirement_class(class).await?
+        && let Some(spec) = state.node.store().requirement_class(class).await?
     {
-        let nodes = state
-            .node
-            .cluster
-            .verdicts(
-                state.node.store.as_ref(),
-                state.node.config.remember_nodes,
-                &spec,
-            )
-            .await?;
-        shown["placement"] = json!(cluster::placement(nodes));
+        shown["placement"] = json!(state.node.placement(&spec).await?);
     }
     Ok(Json(shown).into_response())
 }
@@ -604,11 +583,11 @@ async fn wait_for(
 ) -> Result<crate::store::JobRecord, ApiError> {
     let wait = Duration::from_secs(secs.min(MAX_WAIT_SECS));
     let deadline = tokio::time::Instant::now() + wait;
-    let mut finished = state.node.finished.subscribe();
+    let mut finished = state.node.finished_jobs();
     loop {
         let record = state
             .node
-            .store
+            .store()
             .get_job(id)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
@@ -658,7 +637,11 @@ pub async fn list(
         })?),
     };
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let jobs = state.node.store.list_jobs(status, q.before, limit).await?;
+    let jobs = state
+        .node
+        .store()
+        .list_jobs(status, q.before, limit)
+        .await?;
     let next = if jobs.len() as u32 == limit {
         jobs.last().map(|j| j.seq)
     } else {
@@ -674,14 +657,12 @@ pub async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let job = state.node.store.cancel_job(&id, now_ms()).await?;
-    if job.status == JobStatus::Running
-        && let Some(running) = state.node.running.lock().expect("running lock").get(&id)
-    {
-        running.cancel.cancel();
+    let job = state.node.store().cancel_job(&id, now_ms()).await?;
+    if job.status == JobStatus::Running {
+        state.node.stop_attempt(&id);
     }
     if job.status == JobStatus::Cancelled {
-        let _ = state.node.finished.send(id.clone());
+        state.node.announce_finished(&id);
     }
     Ok(Json(view::job(&job)))
 }
@@ -693,7 +674,7 @@ pub async fn logs(
 ) -> Result<Response, ApiError> {
     let record = state
         .node
-        .store
+        .store()
         .get_job(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
@@ -718,8 +699,10 @@ pub async fn events(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    if state.node.store.get_job(&id).await?.is_none() {
+    if state.node.store().get_job(&id).await?.is_none() {
         return Err(ApiError::not_found(format!("job {id}")));
     }
-    Ok(Json(json!({"events": state.node.store.events(&id).await?})))
+    Ok(Json(
+        json!({"events": state.node.store().events(&id).await?}),
+    ))
 }

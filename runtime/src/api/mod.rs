@@ -64,7 +64,7 @@ fn route_matches(template: &str, path: &str) -> bool {
 
 /// The whole app.
 pub fn router(node: Arc<Node>) -> Router {
-    let limit = node.config.max_upload_bytes;
+    let limit = node.config().max_upload_bytes;
     let state = AppState { node };
     Router::new()
         .route("/v1/jobs", post(jobs::submit).get(jobs::list))

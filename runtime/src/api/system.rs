@@ -11,12 +11,12 @@ use serde_json::{Value, json};
 
 /// `POST /v1/check`: the compat report for a component, without storing anything.
 pub async fn check(State(state): State<AppState>, body: Body) -> Result<Json<Value>, ApiError> {
-    let limit = state.node.config.max_upload_bytes;
+    let limit = state.node.config().max_upload_bytes;
     let bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| super::jobs::too_large(limit))?;
     let (_, report) =
-        state.node.sandbox.check(&bytes).map_err(|e| {
+        state.node.sandbox().check(&bytes).map_err(|e| {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid-component", e.to_string())
         })?;
     Ok(Json(
@@ -26,7 +26,9 @@ pub async fn check(State(state): State<AppState>, body: Body) -> Result<Json<Val
 
 /// `GET /v1/modules`: this node's catalog.
 pub async fn modules(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({"node": state.node.config.node, "modules": state.node.sandbox.catalog().modules()}))
+    Json(
+        json!({"node": state.node.config().node, "modules": state.node.sandbox().catalog().modules()}),
+    )
 }
 
 /// `GET /healthz`: the process is up.
@@ -43,7 +45,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiEr
             "this node is draining (a restart or upgrade is under way, or POST /v1/admin/drain); send traffic to another node, or POST /v1/admin/resume",
         ));
     }
-    state.node.store.stats().await.map_err(|e| {
+    state.node.store().stats().await.map_err(|e| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not-ready",
@@ -55,11 +57,11 @@ pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiEr
 
 /// `GET /metrics`: Prometheus text.
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let stats = state.node.store.stats().await?;
+    let stats = state.node.store().stats().await?;
     let text = state
         .node
-        .metrics
-        .render(&stats, state.node.sandbox.engine().cache_stats());
+        .metrics()
+        .render(&stats, state.node.sandbox().engine().cache_stats());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 

@@ -2,8 +2,8 @@
 
 use super::error::{ApiError, Path, Query};
 use super::{AppState, jobs};
+use crate::node::resolver::{TaskRef, check_name};
 use crate::store::{DeleteOutcome, NewTaskVersion, now_ms};
-use crate::tasks::{TaskRef, check_name};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -41,12 +41,12 @@ fn name_ok(name: &str) -> Result<(), ApiError> {
 /// After `current` moved: drop this node's cached resolutions and resolve the task again, so
 /// this node reports the new version at once (other nodes follow within one refresh).
 async fn moved_current(state: &AppState, name: &str, generation: i64) {
-    state.node.resolver.invalidate(generation).await;
+    state.node.invalidate_resolutions(generation).await;
     let current = TaskRef {
         name: name.to_string(),
         version: None,
     };
-    if let Err(e) = state.node.resolver.resolve(&current).await {
+    if let Err(e) = state.node.resolve_task(&current).await {
         tracing::warn!(task = %name, error = %e, "could not resolve a task right after changing it");
     }
 }
@@ -62,12 +62,12 @@ pub async fn deploy(
 ) -> Result<Response, ApiError> {
     name_ok(&name)?;
     let bytes = jobs::read_body(&state, body).await?;
-    let prepared = state.node.sandbox.prepare(&bytes)?;
-    state.node.store.put_blob(&prepared.hash, &bytes).await?;
+    let prepared = state.node.sandbox().prepare(&bytes)?;
+    state.node.store().put_blob(&prepared.hash, &bytes).await?;
     crate::fault::point("deploy-after-blob");
     let deployed = state
         .node
-        .store
+        .store()
         .deploy_task(NewTaskVersion {
             task: name.clone(),
             component: prepared.hash.clone(),
@@ -127,7 +127,7 @@ pub async fn rollback(
     };
     let moved = state
         .node
-        .store
+        .store()
         .rollback_task(
             &name,
             spec.to,
@@ -165,7 +165,7 @@ pub async fn delete_version(
     loop {
         let outcome = state
             .node
-            .store
+            .store()
             .delete_task_version(
                 &name,
                 version,
@@ -207,7 +207,7 @@ pub async fn delete_version(
 
 /// `GET /v1/tasks`.
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let tasks = state.node.store.list_tasks().await?;
+    let tasks = state.node.store().list_tasks().await?;
     Ok(Json(json!({"tasks": tasks})))
 }
 
@@ -218,17 +218,17 @@ pub async fn get(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     name_ok(&name)?;
-    let task = state.node.store.get_task(&name).await?.ok_or_else(|| {
+    let task = state.node.store().get_task(&name).await?.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown-task",
             format!("no task is named {name}; deploy it with PUT /v1/tasks/{name} (GET /v1/tasks lists tasks)"),
         )
     })?;
-    let (generation, cached) = state.node.resolver.snapshot();
+    let (generation, cached) = state.node.resolutions();
     let mut body = serde_json::to_value(&task).unwrap_or_default();
     body["this_node"] = json!({
-        "node": state.node.config.node,
+        "node": state.node.config().node,
         "generation": generation,
         "resolves_current_to": cached.iter().find(|r| r.task == name).map(|r| r.version),
     });

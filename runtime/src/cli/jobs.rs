@@ -3,7 +3,7 @@
 use super::client::{Client, ClientArgs};
 use super::read_component;
 use anyhow::{Context, Result};
-use driftless::tasks::TaskRef;
+use driftless::node::resolver::TaskRef;
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
 use reqwest::multipart::{Form, Part};

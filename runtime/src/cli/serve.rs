@@ -89,8 +89,8 @@ pub async fn run(args: Args) -> Result<i32> {
     println!(
         "driftless listening on http://{} (node {}, {} agents, store {}, data in {})",
         daemon.addr,
-        daemon.node.config.node,
-        daemon.node.config.agents,
+        daemon.node.config().node,
+        daemon.node.config().agents,
         daemon.store,
         data_dir.display()
     );
@@ -101,7 +101,7 @@ pub async fn run(args: Args) -> Result<i32> {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
-    let grace = daemon.node.config.grace;
+    let grace = daemon.node.config().grace;
     eprintln!(
         "driftless: stopping: draining, in-flight attempts have {} ms to finish (signal again to exit at once)",
         grace.as_millis()

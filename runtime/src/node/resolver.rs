@@ -1,10 +1,12 @@
-//! tasks: task references (`name`, `name@current`, `name@7`) and the node's resolution cache.
+//! The task resolver: task references (`name`, `name@current`, `name@7`) and the node's
+//! resolution cache.
 //!
 //! A job that names a task is pinned at submit time to one immutable version (and so to one
 //! component): its retries and its recovery after a crash run the same code whatever is
 //! deployed meanwhile. Resolving `current` is cached per node; every deploy or rollback bumps
 //! the store's task generation, and a node drops its cache when it sees a newer generation —
-//! at once for changes made through this node, within one poll for changes made elsewhere.
+//! at once for changes made through this node, on the store's notification or within one
+//! refresh (`loops.rs`) for changes made elsewhere.
 
 use crate::store::{ResolvedTask, Store, StoreResult, now_ms};
 use std::collections::HashMap;
@@ -188,16 +190,6 @@ impl Resolver {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
         self.cache.lock().expect("resolver cache lock")
-    }
-}
-
-/// Keep `node`'s resolution cache in step with the store until the process ends.
-pub async fn keep_fresh(node: Arc<crate::node::Node>) {
-    loop {
-        tokio::time::sleep(node.config.refresh_tasks).await;
-        if let Err(e) = node.resolver.refresh().await {
-            tracing::warn!(error = %e, "could not compare the task resolution cache with the store");
-        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! agent: executors with stable identities (`<node>/<n>`) that claim attempts, keep their
+//! Agents: executors with stable identities (`<node>/<n>`) that claim attempts, keep their
 //! leases alive, run them, and record the result, every write fenced by the lease token.
 //!
 //! An agent that starts under an identity first recovers what an earlier incarnation of that
@@ -8,47 +8,36 @@
 pub mod retry;
 mod services;
 
+use super::identity;
+use super::state::{Node, PrepareStoredError, Running};
+use super::stop::Stopping;
 use crate::engine::{AttemptRequest, CancelToken};
 use crate::host::JobInfo;
-use crate::node::{Node, PrepareStoredError, Running};
 use crate::store::{AttemptEnd, AttemptState, Claim, JobFailure, Next, StoreError, now_ms};
 use services::LeasedServices;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::task::JoinHandle;
 
-/// Start the node's agents and its reaper. They run until the process ends.
-pub fn start(node: Arc<Node>) -> Vec<JoinHandle<()>> {
-    let mut handles: Vec<JoinHandle<()>> = (0..node.config.agents)
-        .map(|_| tokio::spawn(agent_loop(node.clone())))
-        .collect();
-    handles.push(tokio::spawn(crate::identity::keep_held(
-        node.store.clone(),
-        node.holder.clone(),
-        node.config.lease,
-    )));
-    handles.push(tokio::spawn(reaper(node)));
-    handles
-}
-
-async fn agent_loop(node: Arc<Node>) {
+/// One agent: take an identity, recover what its last holder left running, then claim and
+/// run attempts until the node stops.
+pub(super) async fn run(node: Arc<Node>, mut stop: Stopping) {
+    let config = node.config();
     // Take an identity no live process holds, then recover what its last holder left running.
-    let id = crate::identity::acquire(
-        &node.store,
-        &node.config.node,
-        node.identity_pool(),
-        &node.holder,
-        node.config.lease,
-    )
-    .await;
+    let id = tokio::select! {
+        id = identity::acquire(
+            node.store(),
+            &config.node,
+            node.identity_pool(),
+            node.holder(),
+            config.lease,
+        ) => id,
+        _ = stop.requested() => return,
+    };
     tracing::info!(agent = %id, "agent started");
-    node.identities
-        .lock()
-        .expect("identities lock")
-        .push(id.clone());
+    node.took_identity(&id);
     match node
-        .store
-        .recover_agent(&id, &node.config.node, now_ms())
+        .store()
+        .recover_agent(&id, &config.node, now_ms())
         .await
     {
         Ok(0) => {}
@@ -61,70 +50,67 @@ async fn agent_loop(node: Arc<Node>) {
     }
     let mut next: Option<Claim> = None;
     loop {
+        // A claim in hand always runs (a draining node claims nothing new, so a stopping one
+        // holds none).
         if let Some(claim) = next.take() {
             next = run_claim(&node, &id, claim).await;
             continue;
         }
         // Register interest before claiming, so a job inserted meanwhile is not missed.
-        let woken = node.wake.notified();
-        if node.is_draining() {
-            tokio::select! {
-                _ = woken => {}
-                _ = tokio::time::sleep(node.config.poll) => {}
-            }
-            continue;
-        }
-        match node
-            .store
-            .claim(
-                &id,
-                &node.cluster.classes(),
-                node.config.lease.as_millis() as i64,
-                now_ms(),
-            )
-            .await
-        {
-            Ok(Some(claim)) => next = run_claim(&node, &id, claim).await,
+        let woken = node.woken();
+        let claimed = if node.is_draining() {
+            Ok(None)
+        } else {
+            let lease_ms = config.lease.as_millis() as i64;
+            let classes = node.runnable_classes();
+            node.store().claim(&id, &classes, lease_ms, now_ms()).await
+        };
+        match claimed {
+            Ok(Some(claim)) => next = Some(claim),
             Ok(None) => {
                 tokio::select! {
                     _ = woken => {}
-                    _ = tokio::time::sleep(node.config.poll) => {}
+                    _ = tokio::time::sleep(config.poll) => {}
+                    _ = stop.requested() => return,
                 }
             }
             Err(e) => {
                 tracing::warn!(agent = %id, error = %e, "claim failed; retrying");
-                tokio::time::sleep(node.config.poll).await;
+                if !stop.pause(config.poll).await {
+                    return;
+                }
             }
         }
     }
 }
 
-async fn reaper(node: Arc<Node>) {
-    loop {
-        tokio::time::sleep(node.config.reap_every).await;
-        match node.store.reap_expired(now_ms()).await {
+/// Return attempts whose lease expired (their agents died) to the queue, every `reap_every`,
+/// until the node stops.
+pub(super) async fn reap(node: Arc<Node>, mut stop: Stopping) {
+    while stop.pause(node.config().reap_every).await {
+        match node.store().reap_expired(now_ms()).await {
             Ok(0) => {}
             Ok(n) => {
                 tracing::warn!(
                     attempts = n,
                     "returned attempts with expired leases to the queue"
                 );
-                node.wake.notify_waiters();
+                node.wake_agents();
             }
             Err(e) => tracing::warn!(error = %e, "reaping expired leases failed"),
         }
     }
 }
 
-/// Run one claimed attempt to its end and record it; the same transaction claims the agent's
-/// next attempt, which is returned.
+/// Run one claimed attempt to its end and record it; returns the agent's next attempt when the
+/// same transaction claimed one.
 async fn run_claim(node: &Arc<Node>, agent: &str, claim: Claim) -> Option<Claim> {
     let job = &claim.job;
     let token = claim.lease_token.clone();
     let cancel = CancelToken::new();
     let interrupted = Arc::new(AtomicBool::new(false));
-    node.running.lock().expect("running lock").insert(
-        job.id.clone(),
+    node.attempt_started(
+        &job.id,
         Running {
             agent: agent.to_string(),
             attempt: claim.attempt,
@@ -154,19 +140,19 @@ async fn run_claim(node: &Arc<Node>, agent: &str, claim: Claim) -> Option<Claim>
                 },
                 limits: job.limits,
                 services: Arc::new(LeasedServices::new(
-                    node.store.clone(),
+                    node.store().clone(),
                     token.clone(),
                     job.id.clone(),
                 )),
                 cancel: cancel.clone(),
             };
-            let result = node.sandbox.run(&prepared, request).await;
+            let result = node.sandbox().run(&prepared, request).await;
             let (state, next) = if interrupted.load(Ordering::SeqCst) {
                 (AttemptState::Interrupted, Next::Requeue)
             } else {
                 retry::decide(&result.outcome, job.attempts, job.max_attempts)
             };
-            node.metrics
+            node.metrics()
                 .attempt_finished(&result.outcome, result.duration);
             (
                 state,
@@ -177,41 +163,46 @@ async fn run_claim(node: &Arc<Node>, agent: &str, claim: Claim) -> Option<Claim>
         }
     };
     heartbeat.abort();
-    node.running.lock().expect("running lock").remove(&job.id);
-
+    node.attempt_ended(&job.id);
     let end = AttemptEnd {
         state,
         outcome: outcome_json,
         log,
         next,
     };
-    let lease_ms = node.config.lease.as_millis() as i64;
-    // A draining node records the result without claiming anything new.
+    record(node, agent, &claim, end, started).await
+}
+
+/// Record an attempt's end, fenced by its lease token; unless the node is draining, the same
+/// transaction claims the agent's next attempt, which is returned.
+async fn record(
+    node: &Node,
+    agent: &str,
+    claim: &Claim,
+    end: AttemptEnd,
+    started: std::time::Instant,
+) -> Option<Claim> {
+    let (job, token) = (&claim.job, &claim.lease_token);
+    let lease_ms = node.config().lease.as_millis() as i64;
     let recorded = if node.is_draining() {
-        node.store
-            .finish_attempt(&token, end, now_ms())
+        node.store()
+            .finish_attempt(token, end, now_ms())
             .await
             .map(|status| (status, None))
     } else {
-        node.store
-            .finish_and_claim(
-                &token,
-                end,
-                agent,
-                &node.cluster.classes(),
-                lease_ms,
-                now_ms(),
-            )
+        let classes = node.runnable_classes();
+        node.store()
+            .finish_and_claim(token, end, agent, &classes, lease_ms, now_ms())
             .await
     };
     match recorded {
         Ok((status, next)) => {
             tracing::debug!(agent, job = %job.id, attempt = claim.attempt, status = status.as_str(), ms = started.elapsed().as_millis() as u64, "attempt finished");
             if status.is_terminal() {
-                node.metrics.job_finished(status);
-                let _ = node.finished.send(job.id.clone());
+                node.metrics().job_finished(status);
+                node.announce_finished(&job.id);
             } else {
-                node.wake.notify_waiters();
+                node.wake_agents();
             }
             next
         }
@@ -247,7 +238,7 @@ async fn prepare(node: &Node, claim: &Claim) -> Result<Arc<crate::engine::Prepar
                 "rejected-at-claim",
                 format!(
                     "this node ({}) cannot run the job any more: {e}",
-                    node.config.node
+                    node.config().node
                 ),
                 false,
             ),
@@ -258,12 +249,9 @@ async fn prepare(node: &Node, claim: &Claim) -> Result<Arc<crate::engine::Prepar
 /// is cancelled.
 async fn keep_lease(node: Arc<Node>, token: String, cancel: CancelToken) {
     loop {
-        tokio::time::sleep(node.config.heartbeat).await;
-        match node
-            .store
-            .heartbeat(&token, node.config.lease.as_millis() as i64, now_ms())
-            .await
-        {
+        tokio::time::sleep(node.config().heartbeat).await;
+        let lease_ms = node.config().lease.as_millis() as i64;
+        match node.store().heartbeat(&token, lease_ms, now_ms()).await {
             Ok(false) => {}
             Ok(true) => {
                 cancel.cancel();

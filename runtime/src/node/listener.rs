@@ -1,4 +1,4 @@
-//! listener: the daemon's TCP listener, shared with the process that replaces it.
+//! The daemon's TCP listener, shared with the process that replaces it.
 //!
 //! The socket is bound with `SO_REUSEPORT`, so a new process can listen on the same port while
 //! the old one still serves. The kernel spreads new connections over every socket of such a

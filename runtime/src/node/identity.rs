@@ -1,10 +1,11 @@
-//! identity: exclusive agent identities. A node's agents take their identities from a pool
+//! Exclusive agent identities. A node's agents take their identities from a pool
 //! (`<node>/0` .. `<node>/<pool-1>`), each held in the store by this process, renewed while
 //! it lives and released when it stops. At any moment at most one live process acts under an
 //! identity. A hold ends when its holder releases it, when its lease runs out, or — on the
 //! same machine — as soon as the holding process is gone (its pid no longer runs the process
 //! that took it), so a restarted node takes back its identities at once.
 
+use super::stop::Stopping;
 use crate::store::{IdentityHold, Store, StoreResult, now_ms};
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,10 +135,9 @@ async fn try_acquire(
     Ok(None)
 }
 
-/// Renew this process's holds until it ends.
-pub async fn keep_held(store: Arc<dyn Store>, me: String, lease: Duration) {
-    loop {
-        tokio::time::sleep(lease / 3).await;
+/// Renew this process's holds until the node stops.
+pub async fn keep_held(store: Arc<dyn Store>, me: String, lease: Duration, mut stop: Stopping) {
+    while stop.pause(lease / 3).await {
         if let Err(e) = store
             .renew_identities(&me, lease.as_millis() as i64, now_ms())
             .await

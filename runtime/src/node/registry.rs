@@ -1,6 +1,7 @@
-//! cluster: the node registry and placement. Every node process registers itself (name,
-//! address, catalog, agents) and heartbeats; a process that stops heartbeating is marked gone,
-//! its identities freed and its attempts returned to the queue. Each job carries a
+//! The node registry as this node sees it, and placement. Every node process registers itself
+//! (name, address, catalog, agents) and heartbeats (the loop is in `loops.rs`); a process
+//! that stops heartbeating is marked gone, its identities freed and its attempts returned to
+//! the queue. Each job carries a
 //! compatibility class (what it needs from a host); a node judges each class against its own
 //! catalog once and claims only jobs of the classes it satisfies, so in a mixed-version cluster
 //! a job only ever runs on a node that can run it.
@@ -8,8 +9,7 @@
 use crate::compat::{self, CompatReport, Verdict};
 use crate::host::Catalog;
 use crate::host::catalog::Module;
-use crate::node::Node;
-use crate::store::{NodeRecord, NodeRegistration, Store, StoreResult, now_ms};
+use crate::store::{NodeRecord, Store, StoreResult, now_ms};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,8 +19,11 @@ use std::time::{Duration, Instant};
 const NODES_FRESH: Duration = Duration::from_millis(500);
 
 /// A node's view of the cluster: the classes its catalog satisfies and a recent registry read.
-pub struct Cluster {
+pub struct Registry {
     catalog: Catalog,
+    store: Arc<dyn Store>,
+    /// How long gone node processes still count (see `NodeConfig::remember_nodes`).
+    remember: Duration,
     book: Mutex<Book>,
     nodes: Mutex<Option<(Instant, Arc<Vec<NodeRecord>>)>>,
 }
@@ -64,11 +67,14 @@ pub struct Placement {
     pub nodes: Vec<NodeVerdict>,
 }
 
-impl Cluster {
-    /// A view for a node providing `catalog`.
-    pub fn new(catalog: Catalog) -> Cluster {
-        Cluster {
+impl Registry {
+    /// A view for a node providing `catalog`, reading the registry in `store` and counting
+    /// node processes gone within `remember`.
+    pub fn new(catalog: Catalog, store: Arc<dyn Store>, remember: Duration) -> Registry {
+        Registry {
             catalog,
+            store,
+            remember,
             book: Mutex::default(),
             nodes: Mutex::default(),
         }
@@ -95,9 +101,9 @@ impl Cluster {
 
     /// Judge the classes stored since the last call (jobs admitted through other nodes).
     /// Returns how many this node can run.
-    pub async fn catch_up(&self, store: &dyn Store) -> StoreResult<usize> {
+    pub async fn catch_up(&self) -> StoreResult<usize> {
         let after = self.book.lock().expect("book lock").after;
-        let new = store.requirement_classes(after).await?;
+        let new = self.store.requirement_classes(after).await?;
         let mut runnable = 0;
         for class in &new {
             let ok = compat::judge_spec(&class.spec, &self.catalog)
@@ -114,34 +120,26 @@ impl Cluster {
     }
 
     /// The registered node processes: live ones and those gone within `remember`.
-    pub async fn nodes(
-        &self,
-        store: &dyn Store,
-        remember: Duration,
-    ) -> StoreResult<Arc<Vec<NodeRecord>>> {
+    async fn nodes(&self) -> StoreResult<Arc<Vec<NodeRecord>>> {
         if let Some((at, nodes)) = &*self.nodes.lock().expect("nodes lock")
             && at.elapsed() < NODES_FRESH
         {
             return Ok(nodes.clone());
         }
         let nodes = Arc::new(
-            store
-                .list_nodes(now_ms() - remember.as_millis() as i64)
+            self.store
+                .list_nodes(now_ms() - self.remember.as_millis() as i64)
                 .await?,
         );
         *self.nodes.lock().expect("nodes lock") = Some((Instant::now(), nodes.clone()));
         Ok(nodes)
     }
 
-    /// Every registered node process's verdict on requirements `spec`.
-    pub async fn verdicts(
-        &self,
-        store: &dyn Store,
-        remember: Duration,
-        spec: &str,
-    ) -> StoreResult<Vec<NodeVerdict>> {
-        let nodes = self.nodes(store, remember).await?;
-        Ok(nodes
+    /// Where a job with requirements `spec` can run, from every registered node process's
+    /// verdict.
+    pub async fn placement(&self, spec: &str) -> StoreResult<Placement> {
+        let nodes = self.nodes().await?;
+        let verdicts = nodes
             .iter()
             .map(|n| {
                 let report = judge_on(spec, n);
@@ -154,18 +152,14 @@ impl Cluster {
                     summary: report.summary,
                 }
             })
-            .collect())
+            .collect();
+        Ok(placement(verdicts))
     }
 
     /// The report of the first registered node process (live ones first) whose catalog
     /// satisfies `spec`, if any: admission accepts a job another node can run.
-    pub async fn capable_report(
-        &self,
-        store: &dyn Store,
-        remember: Duration,
-        spec: &str,
-    ) -> StoreResult<Option<(NodeRecord, CompatReport)>> {
-        let nodes = self.nodes(store, remember).await?;
+    pub async fn capable(&self, spec: &str) -> StoreResult<Option<(NodeRecord, CompatReport)>> {
+        let nodes = self.nodes().await?;
         let mut ordered: Vec<&NodeRecord> = nodes.iter().collect();
         ordered.sort_by_key(|n| (n.gone_ms.is_some(), n.draining));
         Ok(ordered.into_iter().find_map(|n| {
@@ -204,8 +198,8 @@ fn judge_on(spec: &str, node: &NodeRecord) -> CompatReport {
     }
 }
 
-/// Where a job with requirements `spec` can run, from every node's verdict.
-pub fn placement(nodes: Vec<NodeVerdict>) -> Placement {
+/// Where a job can run, from every node's verdict on it.
+fn placement(nodes: Vec<NodeVerdict>) -> Placement {
     let runnable_on: Vec<String> = nodes
         .iter()
         .filter(|n| n.state == "live" && n.verdict != Verdict::Rejected)
@@ -234,72 +228,5 @@ pub fn placement(nodes: Vec<NodeVerdict>) -> Placement {
         runnable_on,
         waiting,
         nodes,
-    }
-}
-
-/// Register this process, then heartbeat, mark silent processes gone (returning their work to
-/// the queue) and judge new compatibility classes, until the process ends.
-pub async fn keep_registered(node: Arc<Node>, address: String) {
-    let registration = NodeRegistration {
-        process: node.holder.clone(),
-        node: node.config.node.clone(),
-        address,
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        catalog: serde_json::to_string(node.sandbox.catalog().modules())
-            .expect("a catalog serializes"),
-        agents: node.config.agents as u32,
-        now_ms: now_ms(),
-    };
-    let store = node.store.clone();
-    let mut registered = false;
-    loop {
-        if !registered {
-            match store
-                .register_node(NodeRegistration {
-                    now_ms: now_ms(),
-                    ..registration.clone()
-                })
-                .await
-            {
-                Ok(()) => registered = true,
-                Err(e) => tracing::warn!(error = %e, "could not register this node; retrying"),
-            }
-        } else {
-            let inflight = node.running.lock().expect("running lock").len() as u32;
-            match store
-                .node_heartbeat(&node.holder, node.is_draining(), inflight, now_ms())
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => {
-                    tracing::warn!(
-                        "the registry had marked this node gone (no heartbeat within the node TTL); registering again"
-                    );
-                    registered = false;
-                    continue;
-                }
-                Err(e) => tracing::warn!(error = %e, "node heartbeat failed"),
-            }
-        }
-        match store
-            .reap_gone_nodes(node.config.node_ttl.as_millis() as i64, now_ms())
-            .await
-        {
-            Ok(gone) if !gone.is_empty() => {
-                tracing::warn!(processes = ?gone, "marked silent node processes gone; their identities are free and their attempts go back to the queue");
-                if let Err(e) = store.reap_expired(now_ms()).await {
-                    tracing::warn!(error = %e, "reaping the gone nodes' attempts failed; the reaper will retry");
-                }
-                node.wake.notify_waiters();
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not check for silent node processes"),
-        }
-        match node.cluster.catch_up(store.as_ref()).await {
-            Ok(n) if n > 0 => node.wake.notify_waiters(),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not read new compatibility classes"),
-        }
-        tokio::time::sleep(node.config.node_heartbeat).await;
     }
 }
