@@ -73,7 +73,8 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Open the store, start the engine, the agents and the server.
+    /// Open the store, start the engine, the node's background loops (agents among them) and
+    /// the server.
     pub async fn start(config: DaemonConfig) -> anyhow::Result<Daemon> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             anyhow::anyhow!(

@@ -3,7 +3,7 @@
 //!
 //! An agent that starts under an identity first recovers what an earlier incarnation of that
 //! identity left running (at once, not after the lease); a reaper returns attempts whose lease
-//! expired (dead agents elsewhere) to the queue.
+//! expired (dead agents elsewhere) to the queue. `loops.rs` starts both and stops them.
 
 pub mod retry;
 mod services;
