@@ -1,7 +1,7 @@
 //! The job and attempt state machine: what each way of ending an attempt does to its job, and
 //! the event that tells it.
 
-use crate::store::{JobFailure, JobStatus, Next};
+use super::states::{JobFailure, JobStatus, Next};
 
 /// The kinds of event a job's history holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

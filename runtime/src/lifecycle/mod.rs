@@ -12,4 +12,5 @@
 //! backends to these meanings.
 
 pub mod attempts;
+pub mod states;
 pub mod tasks;

@@ -3,7 +3,24 @@
 //! rollback (each audited), the current version and versions that queued or running jobs pin
 //! cannot be unregistered, and an unregistered version is never pinned again.
 
-use crate::store::{StoreError, StoreResult};
+/// Why a task rule refuses a change; the store reports it as its own error (not found, a
+/// conflict, or a version that is gone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No such task or version.
+    NotFound(String),
+    /// The change contradicts the task's state.
+    Conflict(String),
+    /// A job would be pinned to a version that is not registered.
+    VersionGone {
+        /// The task.
+        task: String,
+        /// The version.
+        version: u32,
+    },
+}
+
+type Ruled<T> = Result<T, Refusal>;
 
 /// An audited change of a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,21 +96,21 @@ pub fn rollback(
     current: Option<u32>,
     requested: Option<(u32, Option<VersionRow>)>,
     below: Option<u32>,
-) -> StoreResult<u32> {
+) -> Ruled<u32> {
     let current = current.ok_or_else(|| no_task(task))?;
     match requested {
         Some((v, None)) => Err(no_version(task, v)),
-        Some((v, Some(VersionRow::Unregistered))) => Err(StoreError::Conflict(format!(
+        Some((v, Some(VersionRow::Unregistered))) => Err(Refusal::Conflict(format!(
             "version {v} of task {task} was unregistered; deploy its component again to get a new version"
         ))),
         Some((v, Some(VersionRow::Registered))) if v == current => {
-            Err(StoreError::Conflict(format!(
+            Err(Refusal::Conflict(format!(
                 "version {v} of task {task} is already current; nothing to roll back"
             )))
         }
         Some((v, Some(VersionRow::Registered))) => Ok(v),
         None => below.ok_or_else(|| {
-            StoreError::Conflict(format!(
+            Refusal::Conflict(format!(
                 "task {task} has no registered version below its current {current}; name one with `to`"
             ))
         }),
@@ -107,11 +124,11 @@ pub fn may_unregister(
     version: u32,
     current: Option<u32>,
     row: Option<VersionRow>,
-) -> StoreResult<()> {
+) -> Ruled<()> {
     let current = current.ok_or_else(|| no_task(task))?;
     match row {
         None | Some(VersionRow::Unregistered) => Err(no_version(task, version)),
-        Some(VersionRow::Registered) if version == current => Err(StoreError::Conflict(format!(
+        Some(VersionRow::Registered) if version == current => Err(Refusal::Conflict(format!(
             "version {version} is the current version of task {task}; deploy or roll back to another version first"
         ))),
         Some(VersionRow::Registered) => Ok(()),
@@ -119,11 +136,7 @@ pub fn may_unregister(
 }
 
 /// Resolving `task@version` (`None`: `current`) that found `row`.
-pub fn resolved(
-    task: &str,
-    version: Option<u32>,
-    row: Option<(u32, VersionRow)>,
-) -> StoreResult<u32> {
+pub fn resolved(task: &str, version: Option<u32>, row: Option<(u32, VersionRow)>) -> Ruled<u32> {
     match (row, version) {
         (None, None) => Err(no_task(task)),
         (None, Some(v)) => Err(no_version(task, v)),
@@ -133,20 +146,20 @@ pub fn resolved(
 }
 
 /// A job pinned to a version that is not registered (never, or no longer).
-pub fn gone(task: &str, version: u32) -> StoreError {
-    StoreError::TaskVersionGone {
+pub fn gone(task: &str, version: u32) -> Refusal {
+    Refusal::VersionGone {
         task: task.to_string(),
         version,
     }
 }
 
 /// No such task.
-pub fn no_task(task: &str) -> StoreError {
-    StoreError::NotFound(format!("task {task}"))
+pub fn no_task(task: &str) -> Refusal {
+    Refusal::NotFound(format!("task {task}"))
 }
 
-fn no_version(task: &str, version: u32) -> StoreError {
-    StoreError::NotFound(format!("version {version} of task {task}"))
+fn no_version(task: &str, version: u32) -> Refusal {
+    Refusal::NotFound(format!("version {version} of task {task}"))
 }
 
 #[cfg(test)]
@@ -173,15 +186,15 @@ mod tests {
         assert_eq!(rollback("t", Some(3), None, Some(2)), Ok(2));
         assert!(matches!(
             rollback("t", Some(1), None, None),
-            Err(StoreError::Conflict(_))
+            Err(Refusal::Conflict(_))
         ));
         assert!(matches!(
             rollback("t", Some(3), Some((3, Some(VersionRow::Registered))), None),
-            Err(StoreError::Conflict(_))
+            Err(Refusal::Conflict(_))
         ));
         assert!(matches!(
             rollback("t", None, None, None),
-            Err(StoreError::NotFound(_))
+            Err(Refusal::NotFound(_))
         ));
     }
 }

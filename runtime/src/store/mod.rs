@@ -61,6 +61,17 @@ pub enum StoreError {
     Backend(String),
 }
 
+impl From<crate::lifecycle::tasks::Refusal> for StoreError {
+    fn from(r: crate::lifecycle::tasks::Refusal) -> StoreError {
+        use crate::lifecycle::tasks::Refusal;
+        match r {
+            Refusal::NotFound(m) => StoreError::NotFound(m),
+            Refusal::Conflict(m) => StoreError::Conflict(m),
+            Refusal::VersionGone { task, version } => StoreError::TaskVersionGone { task, version },
+        }
+    }
+}
+
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
 

@@ -244,7 +244,7 @@ pub(crate) async fn delete_version(
 pub(crate) async fn check_pin(s: &mut impl Sql, pin: &TaskPin) -> StoreResult<()> {
     match version(s, &pin.task, pin.version, false).await? {
         Some(VersionRow::Registered) => Ok(()),
-        _ => Err(rules::gone(&pin.task, pin.version)),
+        _ => Err(rules::gone(&pin.task, pin.version).into()),
     }
 }
 

@@ -116,7 +116,7 @@ pub(super) async fn insert(c: &Object, j: &NewJob) -> StoreResult<Inserted> {
             job: job(&row)?,
             created: false,
         }),
-        (None, Some(pin)) => Err(crate::lifecycle::tasks::gone(&pin.task, pin.version)),
+        (None, Some(pin)) => Err(crate::lifecycle::tasks::gone(&pin.task, pin.version).into()),
         (None, None) => Err(super::backend(
             "an insert without a row names no existing job",
         )),
