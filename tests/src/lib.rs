@@ -60,8 +60,30 @@ pub fn engine() -> Arc<Engine> {
 }
 
 /// A sandbox for `host` with a fresh in-memory kv store.
-pub fn sandbox(host: Host) -> Sandbox {
-    Sandbox::new(engine(), host.catalog(), Arc::new(MemoryKv::default())).expect("sandbox links")
+pub fn sandbox(host: Host) -> TestSandbox {
+    sandbox_on(engine(), host.catalog())
+}
+
+/// A sandbox of `engine` serving `catalog`, over a fresh in-memory kv store.
+pub fn sandbox_on(engine: Arc<driftless::engine::Engine>, catalog: Catalog) -> TestSandbox {
+    let kv = Arc::new(MemoryKv::default());
+    let sandbox = Sandbox::new(engine, catalog, kv.clone()).expect("sandbox links");
+    TestSandbox { sandbox, kv }
+}
+
+/// A sandbox over an in-memory kv store that [`run`] commits each succeeded attempt's kv
+/// writes to, as the daemon's store does with the attempt's result.
+pub struct TestSandbox {
+    sandbox: Sandbox,
+    kv: Arc<MemoryKv>,
+}
+
+impl std::ops::Deref for TestSandbox {
+    type Target = Sandbox;
+
+    fn deref(&self) -> &Sandbox {
+        &self.sandbox
+    }
 }
 
 /// The bytes of a built example.
@@ -80,7 +102,7 @@ pub fn test_limits() -> Limits {
 
 /// Prepare `bytes` on `sandbox` and run one attempt with `input` (JSON).
 pub async fn run(
-    sandbox: &Sandbox,
+    sandbox: &TestSandbox,
     bytes: &[u8],
     input: &serde_json::Value,
     limits: Limits,
@@ -90,7 +112,7 @@ pub async fn run(
 
 /// As [`run`], with a cancel token.
 pub async fn run_with(
-    sandbox: &Sandbox,
+    sandbox: &TestSandbox,
     bytes: &[u8],
     input: &serde_json::Value,
     limits: Limits,
@@ -104,7 +126,11 @@ pub async fn run_with(
         services: Arc::new(MemoryServices::default()),
         cancel,
     };
-    Ok(sandbox.run(&prepared, request).await)
+    let result = sandbox.run(&prepared, request).await;
+    if matches!(result.outcome, driftless::engine::Outcome::Succeeded { .. }) {
+        sandbox.kv.commit(&result.kv);
+    }
+    Ok(result)
 }
 
 /// The output of a succeeded attempt as JSON, or a panic that shows the outcome and log.

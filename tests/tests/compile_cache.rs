@@ -2,8 +2,8 @@
 //! the artifact instead of recompiling, and only artifacts this engine wrote are ever loaded.
 
 use driftless::engine::{Engine, EngineConfig};
-use driftless::host::{Catalog, MemoryKv};
-use driftless_tests::{bytes, examples::HELLO, output_json, run, test_limits};
+use driftless::host::Catalog;
+use driftless_tests::{bytes, examples::HELLO, output_json, run, sandbox_on, test_limits};
 use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;
@@ -18,12 +18,7 @@ fn engine_on(dir: &Path) -> Arc<Engine> {
 }
 
 async fn prepare_and_run(engine: &Arc<Engine>) {
-    let sandbox = driftless::engine::Sandbox::new(
-        engine.clone(),
-        Catalog::full(),
-        Arc::new(MemoryKv::default()),
-    )
-    .unwrap();
+    let sandbox = sandbox_on(engine.clone(), Catalog::full());
     let r = run(&sandbox, &bytes(HELLO), &json!({"n": 1}), test_limits())
         .await
         .unwrap();

@@ -6,7 +6,7 @@ use driftless_tests::{Host, bytes, examples::*, output_json, run, run_with, sand
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-async fn hello_still_runs(sandbox: &driftless::engine::Sandbox) {
+async fn hello_still_runs(sandbox: &driftless_tests::TestSandbox) {
     let r = run(sandbox, &bytes(HELLO), &json!({"ok": true}), test_limits())
         .await
         .unwrap();

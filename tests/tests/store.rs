@@ -7,8 +7,9 @@
 
 use driftless::engine::Limits;
 use driftless::store::{
-    AttemptEnd, AttemptState, DeleteOutcome, JobFailure, JobStatus, NewJob, NewTaskVersion, Next,
-    NodeRegistration, Requirements, Store, StoreError, TaskPin, now_ms,
+    AttemptEnd, AttemptState, DeleteOutcome, JobFailure, JobStatus, KvEffects, KvObserved, KvValue,
+    KvWrite, NewJob, NewTaskVersion, Next, NodeRegistration, Requirements, Store, StoreError,
+    TaskPin, now_ms,
 };
 use driftless_tests::stores::TestDb;
 use std::collections::HashSet;
@@ -52,7 +53,9 @@ suite!(
     every_step_of_a_job_is_told_in_its_events,
     cancelling_stops_a_queued_job_at_once_and_flags_a_running_one,
     jobs_read_back_as_written_listed_newest_first_and_counted,
-    kv_increments_are_atomic_and_keys_list_in_byte_order,
+    an_attempts_kv_writes_commit_with_its_success_only,
+    a_success_whose_kv_reads_changed_runs_again_uncharged,
+    concurrent_read_modify_writes_never_lose_an_update,
     agents_claim_only_jobs_of_classes_they_satisfy,
     the_node_registry_tracks_processes_and_frees_what_silent_ones_held,
     two_nodes_deploying_at_once_number_versions_without_gaps,
@@ -95,6 +98,35 @@ fn end(next: Next) -> AttemptEnd {
         outcome: serde_json::json!({}),
         log: String::new(),
         next,
+        kv: KvEffects::default(),
+    }
+}
+
+/// A success with kv effects in scope `s`: what it read, and what it writes (`None`: delete).
+fn success_with(reads: Vec<KvObserved>, writes: &[(&str, &str, Option<&[u8]>)]) -> AttemptEnd {
+    AttemptEnd {
+        kv: KvEffects {
+            scope: "s".into(),
+            reads,
+            writes: writes
+                .iter()
+                .map(|(bucket, key, value)| KvWrite {
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                    value: value.map(<[u8]>::to_vec),
+                })
+                .collect(),
+        },
+        ..end(Next::Succeed(b"ok".to_vec()))
+    }
+}
+
+/// A read of `bucket/key` at `version`.
+fn saw(bucket: &str, key: &str, version: u64) -> KvObserved {
+    KvObserved::Key {
+        bucket: bucket.into(),
+        key: key.into(),
+        version,
     }
 }
 
@@ -395,25 +427,31 @@ async fn acknowledged_writes_survive_reopening_and_blobs_are_stored_once(db: Tes
         let again = store.insert_job(job).await.unwrap();
         assert!(!again.created);
         assert_eq!(again.job.id, "job-keep");
-        store.kv_set("s", "", "k", b"v").await.unwrap();
+        let c = store
+            .claim("a/0", &[], 60_000, now_ms())
+            .await
+            .unwrap()
+            .unwrap();
+        let wrote = success_with(vec![], &[("", "k", Some(b"v"))]);
+        store
+            .finish_attempt(&c.lease_token, wrote, now_ms())
+            .await
+            .unwrap();
     }
     // A restarted daemon: a new handle on the same database.
     let store = db.open().await;
     assert_eq!(
         store.get_job("job-keep").await.unwrap().unwrap().job.status,
-        JobStatus::Queued
+        JobStatus::Succeeded
     );
     assert!(store.get_job("job-other").await.unwrap().is_none());
     assert_eq!(
-        store.kv_get("s", "", "k").await.unwrap().as_deref(),
-        Some(&b"v"[..])
+        store.kv_read("s", "", "k").await.unwrap(),
+        KvValue {
+            value: Some(b"v".to_vec()),
+            version: 1
+        }
     );
-    assert_eq!(store.kv_increment("s", "", "n", 5).await.unwrap(), Ok(5));
-    assert!(
-        store.kv_increment("s", "", "k", 1).await.unwrap().is_err(),
-        "v is not a number"
-    );
-    assert_eq!(store.kv_list("s", "", "").await.unwrap(), ["k", "n"]);
 }
 
 fn version(task: &str, component: &str, actor: &str) -> NewTaskVersion {
@@ -756,6 +794,7 @@ async fn every_step_of_a_job_is_told_in_its_events(db: TestDb) {
         outcome: outcome.clone(),
         log: "hello\n".into(),
         next: Next::Succeed(b"42".to_vec()),
+        kv: KvEffects::default(),
     };
     assert_eq!(
         store
@@ -1151,78 +1190,196 @@ async fn jobs_read_back_as_written_listed_newest_first_and_counted(db: TestDb) {
     assert_eq!(store.get_job("orphan").await.unwrap(), None);
 }
 
-async fn kv_increments_are_atomic_and_keys_list_in_byte_order(db: TestDb) {
-    use driftless::host::KvBackendError;
-    // Two handles: two nodes incrementing the same counter.
-    let handles = [db.open().await, db.open().await];
-    let mut tasks = Vec::new();
-    for i in 0..40 {
-        let store = handles[i % 2].clone();
-        tasks.push(tokio::spawn(async move {
-            store.kv_increment("s", "b", "n", 1).await.unwrap().unwrap()
-        }));
-    }
-    let mut seen = Vec::new();
-    for t in tasks {
-        seen.push(t.await.unwrap());
-    }
-    seen.sort();
+async fn an_attempts_kv_writes_commit_with_its_success_only(db: TestDb) {
+    let store = db.open().await;
+    with_jobs(&store, 4, 1).await;
+    let now = now_ms();
+    let claim = |agent: &'static str| {
+        let store = store.clone();
+        async move { store.claim(agent, &[], 60_000, now).await.unwrap().unwrap() }
+    };
+    let writes: &[(&str, &str, Option<&[u8]>)] = &[
+        ("b", "a2", Some(b"2")),
+        ("b", "a10", Some(b"10")),
+        ("b", "z", Some(b"z")),
+    ];
+    // A failure, a stale token and a lost attempt write nothing.
+    let failed = claim("w/0").await;
+    let fail = AttemptEnd {
+        next: Next::Fail(failure("boom", "no")),
+        state: AttemptState::Failed,
+        ..success_with(vec![], writes)
+    };
+    store
+        .finish_attempt(&failed.lease_token, fail, now)
+        .await
+        .unwrap();
+    let lost = claim("w/1").await;
+    assert_eq!(store.recover_agent("w/1", "w", now).await.unwrap(), 1);
     assert_eq!(
-        seen,
-        (1..=40).collect::<Vec<i64>>(),
-        "each increment saw its own value"
+        store
+            .finish_attempt(&lost.lease_token, success_with(vec![], writes), now)
+            .await,
+        Err(StoreError::StaleLease),
+        "a fenced-out attempt's success is refused, and its writes with it"
     );
-    let store = &handles[0];
+    assert_eq!(store.kv_keys("s", "b", "").await.unwrap(), []);
     assert_eq!(
-        store.kv_get("s", "b", "n").await.unwrap().as_deref(),
-        Some(&b"40"[..])
-    );
-    assert_eq!(
-        store.kv_increment("s", "b", "neg", -3).await.unwrap(),
-        Ok(-3)
+        store.kv_read("s", "b", "a2").await.unwrap(),
+        KvValue::default()
     );
 
+    // A success commits them, and each write moves its key one version up.
+    let ok = claim("w/2").await;
+    let status = store
+        .finish_attempt(&ok.lease_token, success_with(vec![], writes), now)
+        .await;
+    assert_eq!(status, Ok(JobStatus::Succeeded));
+    assert_eq!(
+        store.kv_keys("s", "b", "a").await.unwrap(),
+        [("a10".to_string(), 1), ("a2".to_string(), 1)],
+        "keys list in byte order"
+    );
+    let next = claim("w/3").await;
+    let end = success_with(
+        vec![saw("b", "z", 1)],
+        &[("b", "z", None), ("b", "a2", Some(b"3"))],
+    );
     store
-        .kv_set("s", "b", "big", i64::MAX.to_string().as_bytes())
+        .finish_attempt(&next.lease_token, end, now)
         .await
         .unwrap();
     assert_eq!(
-        store.kv_increment("s", "b", "big", 1).await.unwrap(),
-        Err(KvBackendError::Overflow("big".into()))
+        store.kv_read("s", "b", "z").await.unwrap(),
+        KvValue {
+            value: None,
+            version: 2
+        },
+        "a deleted key keeps its version"
     );
-    store.kv_set("s", "b", "word", b"abc").await.unwrap();
     assert_eq!(
-        store.kv_increment("s", "b", "word", 1).await.unwrap(),
-        Err(KvBackendError::NotANumber("word".into()))
+        store.kv_keys("s", "b", "").await.unwrap(),
+        [("a10".to_string(), 1), ("a2".to_string(), 2)]
+    );
+}
+
+async fn a_success_whose_kv_reads_changed_runs_again_uncharged(db: TestDb) {
+    let store = db.open().await;
+    with_jobs(&store, 3, 1).await;
+    let now = now_ms();
+    let first = store.claim("w/0", &[], 60_000, now).await.unwrap().unwrap();
+    let second = store.claim("w/1", &[], 60_000, now).await.unwrap().unwrap();
+    let third = store.claim("w/2", &[], 60_000, now).await.unwrap().unwrap();
+    // All three read `n` absent and `b/*` empty; the first commits n = 1.
+    let rmw = |value: &'static [u8], version| {
+        success_with(vec![saw("", "n", version)], &[("", "n", Some(value))])
+    };
+    store
+        .finish_attempt(&first.lease_token, rmw(b"1", 0), now)
+        .await
+        .unwrap();
+    let status = store
+        .finish_attempt(&second.lease_token, rmw(b"1", 0), now + 1)
+        .await;
+    assert_eq!(
+        status,
+        Ok(JobStatus::Queued),
+        "the lost update is run again"
+    );
+    let listed = KvObserved::Keys {
+        bucket: "".into(),
+        prefix: "".into(),
+        seen: vec![],
+    };
+    let phantom = success_with(vec![listed], &[("", "other", Some(b"x"))]);
+    let status = store
+        .finish_attempt(&third.lease_token, phantom, now + 1)
+        .await;
+    assert_eq!(
+        status,
+        Ok(JobStatus::Queued),
+        "a key that appeared under a listed prefix is a change"
     );
     assert_eq!(
-        store.kv_get("s", "b", "big").await.unwrap(),
-        Some(i64::MAX.to_string().into_bytes()),
-        "a refused increment changes nothing"
+        store.kv_read("s", "", "n").await.unwrap(),
+        KvValue {
+            value: Some(b"1".to_vec()),
+            version: 1
+        },
+        "the conflicting writes were discarded"
+    );
+    assert_eq!(store.kv_read("s", "", "other").await.unwrap().version, 0);
+    let job = store.get_job(&second.job.id).await.unwrap().unwrap();
+    assert_eq!(job.job.attempts, 0, "a conflict is not charged");
+    assert_eq!(job.attempt_list[0].state, AttemptState::Interrupted);
+    let events = events_of(&store, &second.job.id).await;
+    let (_, kind, message) = events.last().unwrap();
+    assert_eq!(kind, "kv-conflict");
+    assert!(
+        message.contains("/n") && message.contains("not charged"),
+        "{message}"
     );
 
-    for key in ["ab", "a", "b", "B", "a0", "a/b", "é"] {
-        store.kv_set("s", "k", key, key.as_bytes()).await.unwrap();
+    // Run again, it reads the committed value and commits on top of it.
+    let again = store
+        .claim("w/1", &[], 60_000, now + 2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (again.job.id.as_str(), again.attempt),
+        (second.job.id.as_str(), 2)
+    );
+    store
+        .finish_attempt(&again.lease_token, rmw(b"2", 1), now + 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.kv_read("s", "", "n").await.unwrap().value.as_deref(),
+        Some(&b"2"[..])
+    );
+}
+
+/// Agents that read `n`, pause, and commit `n + 1`: however they interleave, no update is lost.
+async fn concurrent_read_modify_writes_never_lose_an_update(db: TestDb) {
+    let handles = [db.open().await, db.open().await];
+    with_jobs(&handles[0], 40, 3).await;
+    let mut agents = Vec::new();
+    for i in 0..4 {
+        let store = handles[i % 2].clone();
+        agents.push(tokio::spawn(async move {
+            let agent = format!("w/{i}");
+            while let Some(c) = store.claim(&agent, &[], 60_000, now_ms()).await.unwrap() {
+                let read = store.kv_read("s", "", "n").await.unwrap();
+                let n: u64 = read
+                    .value
+                    .map_or(0, |v| String::from_utf8(v).unwrap().parse().unwrap());
+                tokio::task::yield_now().await;
+                let value = (n + 1).to_string();
+                let end = success_with(
+                    vec![saw("", "n", read.version)],
+                    &[("", "n", Some(value.as_bytes()))],
+                );
+                store
+                    .finish_attempt(&c.lease_token, end, now_ms())
+                    .await
+                    .unwrap();
+            }
+        }));
     }
-    store.kv_set("s", "other", "a1", b"x").await.unwrap();
-    store.kv_set("t", "k", "a2", b"x").await.unwrap();
+    for a in agents {
+        a.await.unwrap();
+    }
+    let store = &handles[0];
     assert_eq!(
-        store.kv_list("s", "k", "a").await.unwrap(),
-        ["a", "a/b", "a0", "ab"]
+        store.kv_read("s", "", "n").await.unwrap().value.as_deref(),
+        Some(&b"40"[..])
     );
-    assert_eq!(
-        store.kv_list("s", "k", "").await.unwrap(),
-        ["B", "a", "a/b", "a0", "ab", "b", "é"]
-    );
-    assert!(store.kv_list("s", "k", "z").await.unwrap().is_empty());
-    store.kv_set("s", "k", "a", b"replaced").await.unwrap();
-    assert_eq!(
-        store.kv_get("s", "k", "a").await.unwrap().as_deref(),
-        Some(&b"replaced"[..])
-    );
-    assert!(store.kv_delete("s", "k", "a").await.unwrap());
-    assert!(!store.kv_delete("s", "k", "a").await.unwrap());
-    assert_eq!(store.kv_get("s", "k", "a").await.unwrap(), None);
+    let jobs = store
+        .list_jobs(Some(JobStatus::Succeeded), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 40, "every job succeeded once");
 }
 
 async fn agents_claim_only_jobs_of_classes_they_satisfy(db: TestDb) {

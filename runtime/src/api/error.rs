@@ -82,6 +82,9 @@ impl From<StoreError> for ApiError {
             StoreError::StaleLease => {
                 ApiError::new(StatusCode::CONFLICT, "stale-lease", e.to_string())
             }
+            StoreError::Contention(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store-busy", e.to_string())
+            }
             StoreError::Backend(m) => {
                 tracing::error!(error = %m, "store failure");
                 ApiError::new(

@@ -119,6 +119,7 @@ pub(crate) async fn run(
         outcome,
         log: log.contents(),
         duration: started.elapsed(),
+        kv: store.data().host.kv.effects(),
     }
 }
 

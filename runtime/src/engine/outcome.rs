@@ -75,6 +75,9 @@ pub struct AttemptResult {
     /// Wall-clock time from instantiation to the end.
     #[serde(with = "duration_ms")]
     pub duration: Duration,
+    /// What the attempt read from and wrote to kv: its writes commit only with a success.
+    #[serde(skip)]
+    pub kv: crate::host::KvEffects,
 }
 
 mod duration_ms {

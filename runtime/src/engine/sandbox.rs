@@ -9,7 +9,7 @@ use super::outcome::AttemptResult;
 use crate::compat::{self, CompatReport, InspectError, Inspection, Verdict};
 use crate::host::bindings::Host_Pre;
 use crate::host::{
-    AttemptServices, Catalog, DeclaredImport, HostState, JobInfo, JobLog, KvBackend, linker,
+    AttemptServices, Catalog, DeclaredImport, HostState, JobInfo, JobLog, KvBackend, KvTxn, linker,
 };
 use crate::store::Requirements;
 use std::collections::HashMap;
@@ -227,7 +227,7 @@ impl Sandbox {
             job: request.job.clone(),
             catalog: self.catalog.clone(),
             declared: prepared.declared.clone(),
-            kv: self.kv.clone(),
+            kv: KvTxn::new(self.kv.clone(), &request.job.kv_scope),
             services: request.services.clone(),
             log: JobLog::new(request.limits.log_bytes as usize),
         };

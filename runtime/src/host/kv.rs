@@ -59,29 +59,27 @@ fn trap(e: KvBackendError) -> wasmtime::Error {
 impl HostState {
     async fn kv_get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, Failure> {
         check(bucket, key, None)?;
-        Ok(self.kv.get(&self.job.kv_scope, bucket, key).await?)
+        Ok(self.kv.get(bucket, key).await?)
     }
 
     async fn kv_set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), Failure> {
         check(bucket, key, Some(value))?;
-        Ok(self.kv.set(&self.job.kv_scope, bucket, key, value).await?)
+        self.kv.set(bucket, key, value);
+        Ok(())
     }
 
     async fn kv_delete(&self, bucket: &str, key: &str) -> Result<bool, Failure> {
         check(bucket, key, None)?;
-        Ok(self.kv.delete(&self.job.kv_scope, bucket, key).await?)
+        Ok(self.kv.delete(bucket, key).await?)
     }
 
     async fn kv_list(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, KvBackendError> {
-        self.kv.list_keys(&self.job.kv_scope, bucket, prefix).await
+        self.kv.list_keys(bucket, prefix).await
     }
 
     async fn kv_increment(&self, bucket: &str, key: &str, delta: i64) -> Result<i64, Failure> {
         check(bucket, key, None)?;
-        Ok(self
-            .kv
-            .increment(&self.job.kv_scope, bucket, key, delta)
-            .await?)
+        Ok(self.kv.increment(bucket, key, delta).await?)
     }
 
     /// 1.x `get`: no error channel, so an invalid key reads as absent and an unavailable
@@ -90,11 +88,7 @@ impl HostState {
         if check(V1_BUCKET, key, None).is_err() {
             return Ok(None);
         }
-        let value = self
-            .kv
-            .get(&self.job.kv_scope, V1_BUCKET, key)
-            .await
-            .map_err(trap)?;
+        let value = self.kv.get(V1_BUCKET, key).await.map_err(trap)?;
         Ok(value.map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 

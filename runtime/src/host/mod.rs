@@ -7,6 +7,7 @@ pub mod context;
 pub mod error;
 pub mod joblog;
 pub mod kv;
+pub mod kvtxn;
 pub mod linker;
 pub mod services;
 pub mod state;
@@ -15,6 +16,7 @@ pub mod versioning;
 pub use catalog::{Catalog, CatalogError, Module};
 pub use error::{MissingImport, ServiceError};
 pub use joblog::{JobLog, LogContents};
+pub use kvtxn::{KvEffects, KvObserved, KvTxn, KvValue, KvWrite};
 pub use services::{AttemptServices, KvBackend, KvBackendError, MemoryKv, MemoryServices};
 pub use state::{DeclaredImport, HostState, JobInfo};
 

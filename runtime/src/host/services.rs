@@ -3,6 +3,7 @@
 //! the daemon plugs in its durable store.
 
 use super::error::ServiceError;
+use super::kvtxn::{KvEffects, KvValue};
 use async_trait::async_trait;
 use driftless_rules::kv::Refused;
 use std::collections::BTreeMap;
@@ -22,42 +23,20 @@ pub enum KvBackendError {
     Unavailable(String),
 }
 
-/// A kv store shared by every version of `driftless:kv`. Keys are addressed by
-/// (scope, bucket, key); the scope is the job's task (or the job itself).
+/// The committed kv data every version of `driftless:kv` reads, addressed by (scope, bucket,
+/// key); the scope is the job's task (or the job itself). Attempts only read through it: their
+/// writes are buffered in a [`KvTxn`](super::kvtxn::KvTxn) and commit with their success.
 #[async_trait]
 pub trait KvBackend: Send + Sync {
-    /// The value under the key.
-    async fn get(
-        &self,
-        scope: &str,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Option<Vec<u8>>, KvBackendError>;
-    /// Replace the value under the key.
-    async fn set(
-        &self,
-        scope: &str,
-        bucket: &str,
-        key: &str,
-        value: &[u8],
-    ) -> Result<(), KvBackendError>;
-    /// Remove the key; true if it existed.
-    async fn delete(&self, scope: &str, bucket: &str, key: &str) -> Result<bool, KvBackendError>;
-    /// Keys with the prefix, in byte order.
-    async fn list_keys(
+    /// The value under the key, with its version.
+    async fn read(&self, scope: &str, bucket: &str, key: &str) -> Result<KvValue, KvBackendError>;
+    /// The keys present under the prefix, with their versions, in byte order.
+    async fn keys(
         &self,
         scope: &str,
         bucket: &str,
         prefix: &str,
-    ) -> Result<Vec<String>, KvBackendError>;
-    /// Atomically add `delta` to the decimal integer under the key (missing = 0).
-    async fn increment(
-        &self,
-        scope: &str,
-        bucket: &str,
-        key: &str,
-        delta: i64,
-    ) -> Result<i64, KvBackendError>;
+    ) -> Result<Vec<(String, u64)>, KvBackendError>;
 }
 
 /// Per-attempt services behind `driftless:job/context`. Every call may be refused (for the
@@ -75,7 +54,19 @@ pub trait AttemptServices: Send + Sync {
 /// An in-memory kv store (the CLI's `run`, and tests).
 #[derive(Default)]
 pub struct MemoryKv {
-    data: Mutex<BTreeMap<(String, String, String), Vec<u8>>>,
+    data: Mutex<BTreeMap<(String, String, String), KvValue>>,
+}
+
+impl MemoryKv {
+    /// Apply an attempt's writes (its reads are not checked: one attempt at a time).
+    pub fn commit(&self, fx: &KvEffects) {
+        let mut data = self.data.lock().expect("kv lock");
+        for w in &fx.writes {
+            let entry = data.entry(k(&fx.scope, &w.bucket, &w.key)).or_default();
+            entry.value = w.value.clone();
+            entry.version += 1;
+        }
+    }
 }
 
 fn k(scope: &str, bucket: &str, key: &str) -> (String, String, String) {
@@ -96,65 +87,27 @@ pub fn add_to_counter(
 
 #[async_trait]
 impl KvBackend for MemoryKv {
-    async fn get(
-        &self,
-        scope: &str,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Option<Vec<u8>>, KvBackendError> {
-        Ok(self
-            .data
-            .lock()
-            .expect("kv lock")
+    async fn read(&self, scope: &str, bucket: &str, key: &str) -> Result<KvValue, KvBackendError> {
+        let data = self.data.lock().expect("kv lock");
+        Ok(data
             .get(&k(scope, bucket, key))
-            .cloned())
+            .cloned()
+            .unwrap_or_default())
     }
-    async fn set(
-        &self,
-        scope: &str,
-        bucket: &str,
-        key: &str,
-        value: &[u8],
-    ) -> Result<(), KvBackendError> {
-        self.data
-            .lock()
-            .expect("kv lock")
-            .insert(k(scope, bucket, key), value.to_vec());
-        Ok(())
-    }
-    async fn delete(&self, scope: &str, bucket: &str, key: &str) -> Result<bool, KvBackendError> {
-        Ok(self
-            .data
-            .lock()
-            .expect("kv lock")
-            .remove(&k(scope, bucket, key))
-            .is_some())
-    }
-    async fn list_keys(
+
+    async fn keys(
         &self,
         scope: &str,
         bucket: &str,
         prefix: &str,
-    ) -> Result<Vec<String>, KvBackendError> {
+    ) -> Result<Vec<(String, u64)>, KvBackendError> {
         let data = self.data.lock().expect("kv lock");
         Ok(data
             .range(k(scope, bucket, prefix)..)
             .take_while(|((s, b, key), _)| s == scope && b == bucket && key.starts_with(prefix))
-            .map(|((_, _, key), _)| key.clone())
+            .filter(|(_, v)| v.value.is_some())
+            .map(|((_, _, key), v)| (key.clone(), v.version))
             .collect())
-    }
-    async fn increment(
-        &self,
-        scope: &str,
-        bucket: &str,
-        key: &str,
-        delta: i64,
-    ) -> Result<i64, KvBackendError> {
-        let mut data = self.data.lock().expect("kv lock");
-        let entry = k(scope, bucket, key);
-        let next = add_to_counter(key, data.get(&entry).map(Vec::as_slice), delta)?;
-        data.insert(entry, next.to_string().into_bytes());
-        Ok(next)
     }
 }
 

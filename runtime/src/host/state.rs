@@ -3,7 +3,8 @@
 
 use super::catalog::Catalog;
 use super::joblog::JobLog;
-use super::services::{AttemptServices, KvBackend};
+use super::kvtxn::KvTxn;
+use super::services::AttemptServices;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -56,8 +57,8 @@ pub struct HostState {
     pub catalog: Arc<Catalog>,
     /// What the job imports, with what the host lacks.
     pub declared: Arc<Vec<DeclaredImport>>,
-    /// Where kv calls go.
-    pub kv: Arc<dyn KvBackend>,
+    /// The attempt's kv transaction: reads of the committed data, buffered writes.
+    pub kv: KvTxn,
     /// Where progress and checkpoints go.
     pub services: Arc<dyn AttemptServices>,
     /// The attempt's capped log.

@@ -24,6 +24,8 @@ pub enum EventKind {
     Interrupted,
     /// An attempt was lost; the job is queued again.
     Lost,
+    /// An attempt's kv reads changed before it committed; it runs again.
+    Conflict,
 }
 
 impl EventKind {
@@ -39,6 +41,7 @@ impl EventKind {
             EventKind::CancelRequested => "cancel-requested",
             EventKind::Interrupted => "interrupted",
             EventKind::Lost => "lost",
+            EventKind::Conflict => "kv-conflict",
         }
     }
 }
@@ -78,8 +81,11 @@ pub struct JobMove {
     pub error: Option<Option<JobFailure>>,
     /// The next attempt's earliest start, when the job is queued again.
     pub run_after_ms: Option<i64>,
-    /// Whether the attempt is given back (not charged): a draining node stopped it.
+    /// Whether the attempt is given back (not charged): a draining node stopped it, or its
+    /// kv reads changed before it committed.
     pub uncharge: bool,
+    /// Whether this move is a re-run for a kv conflict (counted against the bound).
+    pub conflict: bool,
     /// The event that tells it.
     pub told: Told,
 }
@@ -107,6 +113,7 @@ pub fn ended(next: &Next, now: i64) -> JobMove {
         error: None,
         run_after_ms: None,
         uncharge: false,
+        conflict: false,
         told: Told::new(EventKind::Queued, String::new()),
     };
     match next {
@@ -211,6 +218,7 @@ pub fn lost(a: &LostAttempt, cause: LossCause, now: i64) -> JobMove {
         error: None,
         run_after_ms: None,
         uncharge: false,
+        conflict: false,
         told: Told::new(EventKind::Queued, String::new()),
     };
     if a.cancel_requested {
@@ -249,6 +257,82 @@ pub fn lost(a: &LostAttempt, cause: LossCause, now: i64) -> JobMove {
             ),
             ..keep
         }
+    }
+}
+
+/// How many times one job's attempts may run again for kv conflicts without being charged;
+/// after that a conflict is charged like a retryable failure.
+pub const FREE_CONFLICTS: u32 = 25;
+
+/// A succeeded attempt whose kv reads changed before it could commit, with what decides its
+/// job's fate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflicted {
+    /// The attempt's number.
+    pub number: u32,
+    /// The job's charged attempts (this one included).
+    pub attempts: u32,
+    /// The attempts the job allows.
+    pub max_attempts: u32,
+    /// The job's uncharged conflict re-runs so far.
+    pub conflicts: u32,
+    /// What changed (`bucket/key`, `bucket/prefix*`).
+    pub changed: Vec<String>,
+}
+
+/// The job's move when its attempt succeeded but another attempt changed what it read in kv
+/// first: its writes are discarded and it runs again at once, not charged, up to
+/// [`FREE_CONFLICTS`] times; then the conflict counts as a retryable failure.
+pub fn conflicted(c: &Conflicted, now: i64) -> JobMove {
+    let (number, changed) = (c.number, c.changed.join(", "));
+    let keep = JobMove {
+        status: JobStatus::Queued,
+        output: None,
+        error: None,
+        run_after_ms: Some(now),
+        uncharge: true,
+        conflict: true,
+        told: Told::new(EventKind::Queued, String::new()),
+    };
+    if c.conflicts < FREE_CONFLICTS {
+        return JobMove {
+            told: Told::new(
+                EventKind::Conflict,
+                format!(
+                    "attempt {number} succeeded, but kv data it read changed before it could commit ({changed}); its kv writes were discarded and it runs again, not charged (conflict {} of {FREE_CONFLICTS})",
+                    c.conflicts + 1
+                ),
+            ),
+            ..keep
+        };
+    }
+    let failure = JobFailure {
+        code: "kv-conflict".into(),
+        message: format!(
+            "attempt {number}'s kv reads kept changing before it could commit ({changed}; {FREE_CONFLICTS} re-runs); its kv writes were discarded. Fewer jobs writing the same keys at once, or smaller read sets, avoid this"
+        ),
+        retryable: true,
+    };
+    let out_of_attempts = c.attempts >= c.max_attempts;
+    JobMove {
+        status: if out_of_attempts {
+            JobStatus::Failed
+        } else {
+            JobStatus::Queued
+        },
+        run_after_ms: (!out_of_attempts).then_some(now),
+        uncharge: false,
+        conflict: false,
+        told: Told::new(
+            if out_of_attempts {
+                EventKind::Failed
+            } else {
+                EventKind::Retry
+            },
+            failure.message.clone(),
+        ),
+        error: Some(Some(failure)),
+        ..keep
     }
 }
 
@@ -318,6 +402,31 @@ mod tests {
         let m = lost(&at(3, 3, true), LossCause::AgentRestarted, 7);
         assert_eq!(m.status, JobStatus::Cancelled);
         assert!(m.told.message.contains("restarted"), "{}", m.told.message);
+    }
+
+    #[test]
+    fn a_kv_conflict_runs_again_uncharged_up_to_the_bound() {
+        let mut c = Conflicted {
+            number: 2,
+            attempts: 1,
+            max_attempts: 1,
+            conflicts: 0,
+            changed: vec!["/n".into()],
+        };
+        let m = conflicted(&c, 5);
+        assert_eq!(
+            (m.status, m.uncharge, m.conflict),
+            (JobStatus::Queued, true, true)
+        );
+        assert!(
+            m.told.message.contains("conflict 1 of"),
+            "{}",
+            m.told.message
+        );
+        c.conflicts = FREE_CONFLICTS;
+        let m = conflicted(&c, 5);
+        assert_eq!((m.status, m.uncharge), (JobStatus::Failed, false));
+        assert_eq!(m.error.flatten().unwrap().code, "kv-conflict");
     }
 
     #[test]

@@ -7,7 +7,6 @@
 use super::ops::{self, jobs::Lose};
 use super::sql::Sql;
 use super::*;
-use crate::host::KvBackendError;
 use crate::lifecycle::attempts::LossCause;
 use std::pin::Pin;
 
@@ -76,7 +75,15 @@ pub(crate) trait Backend: Send + Sync + 'static {
         end: AttemptEnd,
         now: i64,
     ) -> impl Future<Output = StoreResult<JobStatus>> + Send {
-        self.atomic(op!(|s| ops::jobs::finish(s, &token, &end, now)))
+        async move {
+            let (status, job) = self
+                .atomic(op!(|s| ops::jobs::finish(s, &token, &end, now)))
+                .await?;
+            if status.is_terminal() {
+                self.announce_finished(vec![job]);
+            }
+            Ok(status)
+        }
     }
 
     /// End an attempt and claim the next (see [`AttemptStore::finish_and_claim`]).
@@ -86,13 +93,21 @@ pub(crate) trait Backend: Send + Sync + 'static {
         (agent, classes, lease_ms): (String, Vec<String>, i64),
         now: i64,
     ) -> impl Future<Output = StoreResult<(JobStatus, Option<Claim>)>> + Send {
-        self.atomic(op!(|s| async {
-            let status = ops::jobs::finish(s, &token, &end, now).await?;
-            Ok((
-                status,
-                ops::jobs::claim(s, &agent, &classes, lease_ms, now).await?,
-            ))
-        }))
+        async move {
+            let ((status, job), claim) = self
+                .atomic(op!(|s| async {
+                    let ended = ops::jobs::finish(s, &token, &end, now).await?;
+                    Ok((
+                        ended,
+                        ops::jobs::claim(s, &agent, &classes, lease_ms, now).await?,
+                    ))
+                }))
+                .await?;
+            if status.is_terminal() {
+                self.announce_finished(vec![job]);
+            }
+            Ok((status, claim))
+        }
     }
 
     /// Jobs reached a final status (PostgreSQL tells every node, so waits for them end).
@@ -422,43 +437,18 @@ impl<B: Backend> NodeStore for B {
 
 #[async_trait]
 impl<B: Backend> KvStore for B {
-    async fn kv_get(&self, scope: &str, bucket: &str, key: &str) -> StoreResult<Option<Vec<u8>>> {
+    async fn kv_read(&self, scope: &str, bucket: &str, key: &str) -> StoreResult<KvValue> {
         let (sc, b, k) = (scope.to_string(), bucket.to_string(), key.to_string());
-        self.read(op!(|s| ops::kv::get(s, &sc, &b, &k))).await
+        self.read(op!(|s| ops::kv::read(s, &sc, &b, &k))).await
     }
 
-    async fn kv_set(&self, scope: &str, bucket: &str, key: &str, value: &[u8]) -> StoreResult<()> {
-        let (sc, b, k) = (scope.to_string(), bucket.to_string(), key.to_string());
-        let v = value.to_vec();
-        self.write(op!(|s| ops::kv::set(s, &sc, &b, &k, &v))).await
-    }
-
-    async fn kv_delete(&self, scope: &str, bucket: &str, key: &str) -> StoreResult<bool> {
-        let (sc, b, k) = (scope.to_string(), bucket.to_string(), key.to_string());
-        self.write(op!(|s| ops::kv::delete(s, &sc, &b, &k))).await
-    }
-
-    async fn kv_list(&self, scope: &str, bucket: &str, prefix: &str) -> StoreResult<Vec<String>> {
-        let (sc, b, p) = (scope.to_string(), bucket.to_string(), prefix.to_string());
-        self.read(op!(|s| ops::kv::list(s, &sc, &b, &p))).await
-    }
-
-    async fn kv_increment(
+    async fn kv_keys(
         &self,
         scope: &str,
         bucket: &str,
-        key: &str,
-        delta: i64,
-    ) -> StoreResult<Result<i64, KvBackendError>> {
-        // A key another caller created meanwhile is read again, under its lock.
-        loop {
-            let (sc, b, k) = (scope.to_string(), bucket.to_string(), key.to_string());
-            let done = self
-                .atomic(op!(|s| ops::kv::increment(s, (&sc, &b, &k), delta)))
-                .await?;
-            if let Some(result) = done {
-                return Ok(result);
-            }
-        }
+        prefix: &str,
+    ) -> StoreResult<Vec<(String, u64)>> {
+        let (sc, b, p) = (scope.to_string(), bucket.to_string(), prefix.to_string());
+        self.read(op!(|s| ops::kv::keys(s, &sc, &b, &p))).await
     }
 }

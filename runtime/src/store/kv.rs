@@ -1,7 +1,7 @@
-//! The `driftless:kv` backend over the store: kv data is as durable as jobs.
+//! The `driftless:kv` backend over the store: what attempts read is the committed kv data.
 
 use super::{Store, StoreError};
-use crate::host::{KvBackend, KvBackendError};
+use crate::host::{KvBackend, KvBackendError, KvValue};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -14,53 +14,22 @@ fn unavailable(e: StoreError) -> KvBackendError {
 
 #[async_trait]
 impl KvBackend for StoreKv {
-    async fn get(
-        &self,
-        scope: &str,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Option<Vec<u8>>, KvBackendError> {
-        self.0.kv_get(scope, bucket, key).await.map_err(unavailable)
-    }
-    async fn set(
-        &self,
-        scope: &str,
-        bucket: &str,
-        key: &str,
-        value: &[u8],
-    ) -> Result<(), KvBackendError> {
+    async fn read(&self, scope: &str, bucket: &str, key: &str) -> Result<KvValue, KvBackendError> {
         self.0
-            .kv_set(scope, bucket, key, value)
+            .kv_read(scope, bucket, key)
             .await
             .map_err(unavailable)
     }
-    async fn delete(&self, scope: &str, bucket: &str, key: &str) -> Result<bool, KvBackendError> {
-        self.0
-            .kv_delete(scope, bucket, key)
-            .await
-            .map_err(unavailable)
-    }
-    async fn list_keys(
+
+    async fn keys(
         &self,
         scope: &str,
         bucket: &str,
         prefix: &str,
-    ) -> Result<Vec<String>, KvBackendError> {
+    ) -> Result<Vec<(String, u64)>, KvBackendError> {
         self.0
-            .kv_list(scope, bucket, prefix)
+            .kv_keys(scope, bucket, prefix)
             .await
             .map_err(unavailable)
-    }
-    async fn increment(
-        &self,
-        scope: &str,
-        bucket: &str,
-        key: &str,
-        delta: i64,
-    ) -> Result<i64, KvBackendError> {
-        self.0
-            .kv_increment(scope, bucket, key, delta)
-            .await
-            .map_err(unavailable)?
     }
 }

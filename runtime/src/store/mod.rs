@@ -56,6 +56,10 @@ pub enum StoreError {
         /// The version the job was pinned to.
         version: u32,
     },
+    /// The database refused a write because a concurrent one touched the same data; nothing
+    /// changed, and the same call may succeed at once.
+    #[error("the database refused a write that raced another ({0}); nothing changed, try again")]
+    Contention(String),
     /// The database failed.
     #[error("the store failed: {0}")]
     Backend(String),
@@ -284,30 +288,20 @@ pub trait NodeStore: Send + Sync {
     async fn release_identities(&self, holder: &str, now_ms: i64) -> StoreResult<u64>;
 }
 
-/// The `driftless:kv` data, scoped per task.
+/// The `driftless:kv` data, scoped per task. Attempts read it through these calls; their
+/// writes commit only with their success ([`AttemptEnd::kv`]).
 #[async_trait]
 pub trait KvStore: Send + Sync {
-    /// kv: the value under (scope, bucket, key).
-    async fn kv_get(&self, scope: &str, bucket: &str, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// kv: the value under (scope, bucket, key), with its version.
+    async fn kv_read(&self, scope: &str, bucket: &str, key: &str) -> StoreResult<KvValue>;
 
-    /// kv: replace the value.
-    async fn kv_set(&self, scope: &str, bucket: &str, key: &str, value: &[u8]) -> StoreResult<()>;
-
-    /// kv: remove; true if it existed.
-    async fn kv_delete(&self, scope: &str, bucket: &str, key: &str) -> StoreResult<bool>;
-
-    /// kv: keys with a prefix, in byte order.
-    async fn kv_list(&self, scope: &str, bucket: &str, prefix: &str) -> StoreResult<Vec<String>>;
-
-    /// kv: atomically add to a decimal integer (missing = 0). The outer error is the
-    /// store's; the inner one is the value's (not a number, overflow).
-    async fn kv_increment(
+    /// kv: the keys present under a prefix, with their versions, in byte order.
+    async fn kv_keys(
         &self,
         scope: &str,
         bucket: &str,
-        key: &str,
-        delta: i64,
-    ) -> StoreResult<Result<i64, crate::host::KvBackendError>>;
+        prefix: &str,
+    ) -> StoreResult<Vec<(String, u64)>>;
 }
 
 /// The durable store: every concern's trait, implemented by both backends

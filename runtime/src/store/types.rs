@@ -3,6 +3,7 @@
 use crate::engine::Limits;
 use serde::Serialize;
 
+pub use crate::host::{KvEffects, KvObserved, KvValue, KvWrite};
 pub use crate::lifecycle::states::{AttemptState, JobFailure, JobStatus, Next};
 
 /// A job to insert.
@@ -259,6 +260,9 @@ pub struct AttemptEnd {
     pub log: String,
     /// What happens to the job.
     pub next: Next,
+    /// What the attempt read from and wrote to the kv store: the writes commit with a success
+    /// (after its reads are checked), and are discarded otherwise.
+    pub kv: KvEffects,
 }
 
 /// One event in a job's history.

@@ -122,11 +122,11 @@ async fn run_claim(node: &Arc<Node>, agent: &str, claim: Claim) -> Option<Claim>
     let heartbeat = tokio::spawn(keep_lease(node.clone(), token.clone(), cancel.clone()));
 
     let started = std::time::Instant::now();
-    let (state, next, outcome_json, log) = match prepare(node, &claim).await {
+    let (state, next, outcome_json, log, kv) = match prepare(node, &claim).await {
         Err(failure) => {
             let record = serde_json::json!({"kind": failure.code, "message": failure.message});
             let (state, next) = retry::after_failure(failure, job.attempts, job.max_attempts);
-            (state, next, record, String::new())
+            (state, next, record, String::new(), Default::default())
         }
         Ok(prepared) => {
             let request = AttemptRequest {
@@ -159,6 +159,7 @@ async fn run_claim(node: &Arc<Node>, agent: &str, claim: Claim) -> Option<Claim>
                 next,
                 retry::outcome_record(&result.outcome),
                 result.log.text(),
+                result.kv,
             )
         }
     };
@@ -169,6 +170,7 @@ async fn run_claim(node: &Arc<Node>, agent: &str, claim: Claim) -> Option<Claim>
         outcome: outcome_json,
         log,
         next,
+        kv,
     };
     record(node, agent, &claim, end, started).await
 }

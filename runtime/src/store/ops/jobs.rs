@@ -326,7 +326,7 @@ pub(crate) async fn apply_move(
         "UPDATE jobs SET status = $2, output = COALESCE($3, output),
              error = CASE WHEN $4 THEN $5 ELSE error END,
              run_after_ms = COALESCE($6, run_after_ms), finished_ms = $7,
-             attempts = attempts - $8, updated_ms = $9
+             attempts = attempts - $8, updated_ms = $9, conflicts = conflicts + $10
          WHERE id = $1 AND status = 'running'",
         params![
             job,
@@ -337,7 +337,8 @@ pub(crate) async fn apply_move(
             m.run_after_ms,
             m.finished_ms(now),
             u32::from(m.uncharge),
-            now
+            now,
+            u32::from(m.conflict)
         ],
     )
     .await?;
@@ -351,13 +352,22 @@ pub(crate) async fn apply_move(
     event(s, job, Some(number), now, &m.told).await
 }
 
-/// End an attempt, fenced by its token, and move its job on.
+/// End an attempt, fenced by its token, and move its job on. A success commits the attempt's
+/// kv writes in the same transaction, once its kv reads are checked: if another attempt
+/// changed any of them meanwhile, the writes are discarded and the job runs again (see
+/// [`life::conflicted`]). PostgreSQL runs a finish with kv effects in a serializable
+/// transaction, so two attempts checking at once cannot both commit.
 pub(crate) async fn finish(
     s: &mut impl Sql,
     token: &str,
     end: &AttemptEnd,
     now: i64,
-) -> StoreResult<JobStatus> {
+) -> StoreResult<(JobStatus, String)> {
+    if commits_kv(end)
+        && let Some(moved) = commit_kv(s, token, end, now).await?
+    {
+        return Ok(moved);
+    }
     let ended = s
         .row(
             "UPDATE attempts SET state = $2, finished_ms = $3, outcome = $4, log = $5 WHERE lease_token = $1 AND state = 'running' RETURNING job_id, number",
@@ -368,7 +378,57 @@ pub(crate) async fn finish(
     let m = life::ended(&end.next, now);
     let job: String = ended.get("job_id")?;
     apply_move(s, &job, ended.get("number")?, &m, now).await?;
-    Ok(m.status)
+    Ok((m.status, job))
+}
+
+/// Whether ending the attempt this way commits kv effects (a success that touched kv).
+pub(crate) fn commits_kv(end: &AttemptEnd) -> bool {
+    matches!(end.next, Next::Succeed(_)) && !end.kv.is_empty()
+}
+
+/// Check a succeeding attempt's kv reads and apply its writes (`None`: the finish goes on as
+/// a success), or record the conflict and move its job (`Some`: the job's status now).
+async fn commit_kv(
+    s: &mut impl Sql,
+    token: &str,
+    end: &AttemptEnd,
+    now: i64,
+) -> StoreResult<Option<(JobStatus, String)>> {
+    let sql = match s.dialect() {
+        Dialect::Postgres => {
+            "SELECT a.job_id, a.number, j.attempts, j.max_attempts, j.conflicts FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.lease_token = $1 AND a.state = 'running' FOR UPDATE OF a"
+        }
+        Dialect::Sqlite => {
+            "SELECT a.job_id, a.number, j.attempts, j.max_attempts, j.conflicts FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.lease_token = $1 AND a.state = 'running'"
+        }
+    };
+    let a = s
+        .row(sql, params![token])
+        .await?
+        .ok_or(StoreError::StaleLease)?;
+    let changed = super::kv::changed(s, &end.kv).await?;
+    if changed.is_empty() {
+        super::kv::apply(s, &end.kv).await?;
+        return Ok(None);
+    }
+    let c = life::Conflicted {
+        number: a.get("number")?,
+        attempts: a.get("attempts")?,
+        max_attempts: a.get("max_attempts")?,
+        conflicts: a.get("conflicts")?,
+        changed,
+    };
+    let m = life::conflicted(&c, now);
+    let outcome =
+        serde_json::json!({"kind": "kv-conflict", "message": m.told.message_for(c.number)});
+    s.exec(
+        "UPDATE attempts SET state = 'interrupted', finished_ms = $2, outcome = $3, log = $4 WHERE lease_token = $1 AND state = 'running'",
+        params![token, now, outcome.to_string(), &end.log],
+    )
+    .await?;
+    let job: String = a.get("job_id")?;
+    apply_move(s, &job, c.number, &m, now).await?;
+    Ok(Some((m.status, job)))
 }
 
 /// Request cancellation: a queued job is cancelled at once; a running one is flagged. Returns

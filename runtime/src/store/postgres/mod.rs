@@ -28,7 +28,7 @@ pub use notify::Notice;
 
 use super::backend::{Backend, BoxFuture, op};
 use super::migrations;
-use super::ops;
+use super::ops::{self, jobs::commits_kv};
 use deadpool_postgres::{
     GenericClient, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
     TimeoutType,
@@ -231,6 +231,63 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Run `op` in a transaction opened by `begin`: committed when it succeeds, rolled back
+    /// when it fails.
+    async fn transaction<R: Send + 'static>(
+        &self,
+        begin: &'static str,
+        op: impl for<'s> FnOnce(&'s mut Pg) -> BoxFuture<'s, StoreResult<R>> + Send + 'static,
+    ) -> StoreResult<R> {
+        let mut c = Pg::new(self.client().await?);
+        c.begin(begin).await?;
+        match op(&mut c).await {
+            Ok(v) => {
+                c.commit().await?;
+                Ok(v)
+            }
+            Err(e) => {
+                c.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Run `op` in a serializable transaction (PostgreSQL refuses it with
+    /// [`StoreError::Contention`] when a concurrent one makes it unserializable).
+    async fn serializable<R: Send + 'static>(
+        &self,
+        op: impl for<'s> FnOnce(&'s mut Pg) -> BoxFuture<'s, StoreResult<R>> + Send + 'static,
+    ) -> StoreResult<R> {
+        self.transaction("BEGIN ISOLATION LEVEL SERIALIZABLE", op)
+            .await
+    }
+
+    /// End a succeeding attempt with kv effects: the shared finish (check the reads, apply the
+    /// writes) in a serializable transaction, run again when PostgreSQL refuses it for a
+    /// concurrent commit (the next run sees that commit, and finds the conflict or not).
+    async fn finish_with_kv(
+        &self,
+        token: String,
+        end: AttemptEnd,
+        now: i64,
+    ) -> StoreResult<JobStatus> {
+        let mut tries = 0;
+        loop {
+            let (token, end) = (token.clone(), end.clone());
+            let run = self.serializable(op!(|s| ops::jobs::finish(s, &token, &end, now)));
+            match run.await {
+                Err(StoreError::Contention(_)) if tries < 20 => tries += 1,
+                Ok((status, job)) => {
+                    if status.is_terminal() {
+                        self.notifier.finished([job]);
+                    }
+                    return Ok(status);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// An attempt's end was recorded: announce its job when it is finished.
     fn ended(&self, ended: queue::Ended) -> JobStatus {
         if ended.status.is_terminal() {
@@ -288,7 +345,13 @@ fn db_message(e: &tokio_postgres::Error) -> String {
 
 /// Map a PostgreSQL error from a call.
 pub(super) fn pg(e: tokio_postgres::Error) -> StoreError {
-    if is_constraint(&e) {
+    let raced = e.code().is_some_and(|c| {
+        *c == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
+            || *c == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+    });
+    if raced {
+        StoreError::Contention(db_message(&e))
+    } else if is_constraint(&e) {
         StoreError::Conflict(db_message(&e))
     } else if e.as_db_error().is_some() {
         StoreError::Backend(format!(
@@ -330,18 +393,7 @@ impl Backend for PostgresStore {
         &self,
         op: impl for<'s> FnOnce(&'s mut Pg) -> BoxFuture<'s, StoreResult<R>> + Send + 'static,
     ) -> StoreResult<R> {
-        let mut c = Pg::new(self.client().await?);
-        c.begin().await?;
-        match op(&mut c).await {
-            Ok(v) => {
-                c.commit().await?;
-                Ok(v)
-            }
-            Err(e) => {
-                c.rollback().await;
-                Err(e)
-            }
-        }
+        self.transaction("BEGIN", op).await
     }
 
     async fn insert(&self, job: NewJob) -> StoreResult<Inserted> {
@@ -367,6 +419,10 @@ impl Backend for PostgresStore {
     }
 
     async fn finish(&self, token: String, end: AttemptEnd, now: i64) -> StoreResult<JobStatus> {
+        if commits_kv(&end) {
+            let status = self.finish_with_kv(token, end, now).await?;
+            return Ok(status);
+        }
         let ended = queue::finish(&self.client().await?, &token, &end, now).await?;
         Ok(self.ended(ended))
     }
@@ -377,6 +433,11 @@ impl Backend for PostgresStore {
         (agent, classes, lease_ms): (String, Vec<String>, i64),
         now: i64,
     ) -> StoreResult<(JobStatus, Option<Claim>)> {
+        if commits_kv(&end) {
+            let status = self.finish_with_kv(token, end, now).await?;
+            let claim = Backend::claim(self, agent, classes, lease_ms, now).await?;
+            return Ok((status, claim));
+        }
         let mut c = self.client().await?;
         let next = (agent.as_str(), classes.as_slice(), lease_ms);
         let (ended, claim) = queue::finish_and_claim(&mut c, &token, &end, next, now).await?;

@@ -33,9 +33,9 @@ impl Pg {
         self.client.as_mut().expect("a connection until dropped")
     }
 
-    /// Start a transaction.
-    pub(super) async fn begin(&mut self) -> StoreResult<()> {
-        self.client().batch_execute("BEGIN").await.map_err(pg)?;
+    /// Start a transaction with `begin` (`BEGIN`, or `BEGIN ISOLATION LEVEL ...`).
+    pub(super) async fn begin(&mut self, begin: &str) -> StoreResult<()> {
+        self.client().batch_execute(begin).await.map_err(pg)?;
         self.open = true;
         Ok(())
     }

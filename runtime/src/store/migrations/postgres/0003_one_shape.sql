@@ -6,3 +6,12 @@ UPDATE jobs SET task_name = split_part(task, '@', 1), task_version = split_part(
 DROP INDEX jobs_task;
 ALTER TABLE jobs DROP COLUMN task;
 CREATE INDEX jobs_task ON jobs (task_name, task_version, status) WHERE task_name IS NOT NULL;
+
+-- kv keys carry a version that grows with every committed write, and a deleted key keeps its
+-- row (value NULL) so its version never goes back: an attempt's kv reads are checked against
+-- these versions when its writes commit with its result.
+ALTER TABLE kv ALTER COLUMN value DROP NOT NULL, ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
+
+-- How many times a job's attempt was run again because its kv reads changed before it
+-- committed (those re-runs are not charged, up to a bound).
+ALTER TABLE jobs ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0;

@@ -34,3 +34,22 @@ INSERT OR IGNORE INTO reports (hash, report)
     SELECT 'schema-1:' || id, report FROM jobs WHERE report_hash IS NULL AND report <> '';
 UPDATE jobs SET report_hash = 'schema-1:' || id WHERE report_hash IS NULL AND report <> '';
 ALTER TABLE jobs DROP COLUMN report;
+
+-- kv keys carry a version that grows with every committed write, and a deleted key keeps its
+-- row (value NULL) so its version never goes back: an attempt's kv reads are checked against
+-- these versions when its writes commit with its result.
+CREATE TABLE kv_versioned (
+    scope   TEXT NOT NULL,
+    bucket  TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    value   BLOB,                                   -- NULL: deleted
+    version INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (scope, bucket, key)
+) WITHOUT ROWID;
+INSERT INTO kv_versioned (scope, bucket, key, value, version) SELECT scope, bucket, key, value, 1 FROM kv;
+DROP TABLE kv;
+ALTER TABLE kv_versioned RENAME TO kv;
+
+-- How many times a job's attempt was run again because its kv reads changed before it
+-- committed (those re-runs are not charged, up to a bound).
+ALTER TABLE jobs ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0;
