@@ -1,4 +1,6 @@
-//! kv-counter: counts how often it ran for `{"key": "..."}`, with kv 1.0 calls only (get + set).
+//! kv-counter: counts how often it ran for `{"key": "...", "hold_ms": N}`, with kv 1.0 calls only
+//! (get + set), then holds the attempt open for `hold_ms` (default 0) after its write, so a test
+//! can kill or cancel it between its write and its end: the write must then never count.
 //! It imports `driftless:kv/store@1.1.0` (the SDK's kv 1.x level) but calls only functions that
 //! exist since 1.0, so it runs on a kv 1.0 host too; a host that dropped kv 1.x rejects it.
 use driftless_sdk::{Error, kv};
@@ -7,6 +9,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Deserialize)]
 struct Input {
     key: String,
+    #[serde(default)]
+    hold_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -26,6 +30,7 @@ fn bump(input: Input) -> Result<Output, Error> {
         })?,
     } + 1;
     kv::v1::set(&input.key, &count.to_string())?;
+    std::thread::sleep(std::time::Duration::from_millis(input.hold_ms));
     Ok(Output {
         key: input.key,
         count,
