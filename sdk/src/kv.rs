@@ -7,6 +7,14 @@
 //! - [`v2`]: kv 2.x, byte values in named buckets, every call fallible.
 //!
 //! Both majors see the same data: kv 1.x keys live in the bucket named `""`.
+//!
+//! What a job can rely on: kv calls belong to the running attempt. Reads see the committed
+//! data plus the attempt's own writes; writes take effect only if the attempt succeeds, in the
+//! transaction that records its result, so a failed, lost, cancelled or retried attempt never
+//! counts. If another job changed what this attempt read before it could commit, its writes
+//! are discarded and the job runs again (not charged): `get` then `set`, and `increment`, are
+//! atomic. Limits (key and value sizes) are [`crate::rules::kv`]'s. Under `cargo test`,
+//! [`crate::testing::Host`] applies writes at once (one attempt at a time).
 
 /// What went wrong in a kv call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
