@@ -2,8 +2,8 @@
 //! server; and stopping it without losing or double-running anything.
 
 use crate::api;
+use crate::compat::Catalog;
 use crate::engine::{Engine, EngineConfig, Sandbox};
-use crate::host::Catalog;
 use crate::node::loops::{self, Loops, Notices};
 use crate::node::{Node, NodeConfig, listener};
 use crate::store::now_ms;

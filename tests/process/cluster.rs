@@ -531,3 +531,74 @@ async fn rolling_upgrade_of_the_host_modules_fails_nothing() {
 async fn rolling_upgrade_with_a_node_killed_mid_upgrade_fails_nothing() {
     rolling_upgrade(true).await;
 }
+
+/// A task deploy goes through the same admission as a job: a component only another node can
+/// run is deployed (with that node's report) and its jobs run there; one no node can run is
+/// refused with the same 422 and report as a job submission.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deploy_honours_the_cluster_like_a_submission() {
+    let pg = PgServer::start();
+    let store = pg.url();
+    let root = tempfile::tempdir().unwrap();
+    let kv1 = TestNode::start(root.path(), &store, "node-a", OLD);
+    let kv2 = TestNode::start(
+        root.path(),
+        &store,
+        "node-b",
+        &["--provide", "driftless:kv@2.0.0"],
+    );
+    let client = kv1.client();
+    until(
+        "both nodes in the registry",
+        Duration::from_secs(10),
+        async || {
+            let (_, body) = client.get("/v1/nodes").await;
+            body["nodes"]
+                .as_array()
+                .is_some_and(|n| n.iter().filter(|n| n["state"] == "live").count() == 2)
+        },
+    )
+    .await;
+
+    // Only node-b provides kv 2.0: the deploy through node-a carries node-b's report.
+    let deploy = |name: &str, wasm: Vec<u8>| {
+        client
+            .request(Method::PUT, &format!("/v1/tasks/{name}"))
+            .body(wasm)
+    };
+    let (status, body) = client.send(deploy("counter2", bytes(KV_V2))).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["report"]["verdict"], "accepted", "{body}");
+    assert!(
+        body["report"]["catalog"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("driftless:kv@2.0.0")),
+        "{body}"
+    );
+    let (status, job) = client
+        .send(
+            client
+                .request(Method::POST, "/v1/jobs?wait=30")
+                .json(&json!({"task": "counter2", "input": {"key": "k"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{job}");
+    let job = client.wait(job["job"]["id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(
+        node_of(succeeded(&job)[0]["agent"].as_str().unwrap()),
+        kv2.name
+    );
+
+    // No node provides what this one calls: refused like a job, nothing deployed.
+    let unknown = driftless_tests::drift::wasi_unknown_function();
+    let (status, refused) = client.send(deploy("unknown", unknown.clone())).await;
+    assert_eq!(status, 422, "{refused}");
+    let (_, submitted) = client.submit(&unknown, &[], None).await;
+    assert_eq!(refused["error"], submitted["error"]);
+    assert_eq!(refused["report"], submitted["report"]);
+    assert_eq!(refused["error"]["code"], "rejected");
+    let (status, _) = client.get("/v1/tasks/unknown").await;
+    assert_eq!(status, 404);
+}

@@ -1,10 +1,11 @@
 //! The driftless test harness: the guest examples (built by `build.rs`), a shared engine, and
 //! helpers to prepare and run jobs through the real host against a chosen catalog.
 
+use driftless::compat::Catalog;
 use driftless::engine::{
     AttemptRequest, AttemptResult, CancelToken, Engine, EngineConfig, Limits, PrepareError, Sandbox,
 };
-use driftless::host::{Catalog, JobInfo, MemoryKv, MemoryServices};
+use driftless::host::{JobInfo, MemoryKv, MemoryServices};
 use std::sync::{Arc, OnceLock};
 
 /// Paths of the built guest examples, and `foreach_example!`.
@@ -147,6 +148,7 @@ pub fn output_json(result: &AttemptResult) -> serde_json::Value {
 }
 
 pub mod daemon;
+pub mod drift;
 pub mod poll;
 pub mod postgres;
 pub mod stores;

@@ -1,8 +1,9 @@
 //! What admission refuses and what it tells the job: bad bytes, optional imports, the
 //! WORKFLOW_VERSIONING capability, and the real linker's agreement with the rules.
 
-use driftless::compat::{InspectError, Status, Verdict};
+use driftless::compat::{Catalog, InspectError, Status, Verdict};
 use driftless::engine::{Outcome, PrepareError, TrapReason};
+use driftless_tests::drift::HAND_MADE;
 use driftless_tests::{Host, bytes, examples::*, output_json, run, sandbox, test_limits};
 use serde_json::json;
 
@@ -151,12 +152,14 @@ async fn kv_state_is_shared_across_versions_and_attempts() {
 
 #[test]
 fn the_linker_agrees_with_every_accepted_verdict() {
-    // prepare() confirms each accepted verdict with instantiate_pre; across the matrix no
-    // accepted job may fail to link.
+    // prepare() confirms each accepted verdict with instantiate_pre; across the matrix (the
+    // examples and the hand-made drift) no accepted job may fail to link.
     for host in Host::ALL {
         let sandbox = sandbox(host);
-        for (name, path) in ALL {
-            match sandbox.prepare(&bytes(path)) {
+        let examples = ALL.iter().map(|(name, path)| (*name, bytes(path)));
+        let hand_made = HAND_MADE.iter().map(|(name, make)| (*name, make()));
+        for (name, bytes) in examples.chain(hand_made) {
+            match sandbox.prepare(&bytes) {
                 Ok(p) => assert_ne!(p.report.verdict, Verdict::Rejected),
                 Err(PrepareError::Link { message, .. }) => {
                     panic!("{name} on {host:?}: the linker refused an accepted job: {message}")
@@ -166,4 +169,68 @@ fn the_linker_agrees_with_every_accepted_verdict() {
             }
         }
     }
+}
+
+/// A component importing every WASI function the catalog lists (a dummy guest of
+/// `wasi:cli/imports` beside `driftless:job/task`) is accepted and links: the catalog never
+/// lists a WASI function the linker lacks or types differently, so a report never says
+/// "satisfied" for something instantiation would refuse.
+#[test]
+fn every_wasi_function_of_the_catalog_links() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut resolve = wit_parser::Resolve::new();
+    for file in ["io", "clocks", "random", "filesystem", "sockets", "cli"] {
+        let path = root.join(format!("runtime/src/compat/wasi@0.2.12/{file}.wit"));
+        resolve.push_file(path).unwrap();
+    }
+    resolve
+        .push_file(root.join("wit/job@1.0.0/job.wit"))
+        .unwrap();
+    let all = "package test:all;\nworld all {\n  include wasi:cli/imports@0.2.12;\n  include driftless:job/task@1.0.0;\n}\n";
+    let package = resolve.push_str("all.wit", all).unwrap();
+    let world = resolve.select_world(&[package], Some("all")).unwrap();
+    let mut module =
+        wit_component::dummy_module(&resolve, world, wit_parser::ManglingAndAbi::Standard32);
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .unwrap();
+    let bytes = wit_component::ComponentEncoder::default()
+        .module(&module)
+        .unwrap()
+        .validate(true)
+        .encode()
+        .unwrap();
+
+    let prepared = match sandbox(Host::Current).prepare(&bytes) {
+        Ok(p) => p,
+        Err(e) => panic!("every WASI function of the catalog should link: {e}"),
+    };
+    assert_eq!(
+        prepared.report.verdict,
+        Verdict::Accepted,
+        "{}",
+        prepared.report
+    );
+    let imported: usize = prepared
+        .report
+        .imports
+        .iter()
+        .filter(|i| i.package.starts_with("wasi:"))
+        .map(|i| i.functions.len())
+        .sum();
+    let listed: usize = Catalog::full()
+        .modules()
+        .iter()
+        .filter(|m| m.name.starts_with("wasi:"))
+        .flat_map(|m| m.interfaces.as_ref().unwrap().values())
+        .map(|i| i.functions.len())
+        .sum();
+    assert_eq!(
+        imported, listed,
+        "the dummy guest imports every listed function"
+    );
 }

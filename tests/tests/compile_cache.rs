@@ -1,8 +1,8 @@
 //! Components compile once per hash; a restart (a new engine on the same cache folder) loads
 //! the artifact instead of recompiling, and only artifacts this engine wrote are ever loaded.
 
+use driftless::compat::Catalog;
 use driftless::engine::{Engine, EngineConfig};
-use driftless::host::Catalog;
 use driftless_tests::{bytes, examples::HELLO, output_json, run, sandbox_on, test_limits};
 use serde_json::json;
 use std::path::Path;

@@ -1,6 +1,7 @@
 //! One error type for the HTTP API: a status, a stable `code`, a message that says what to do,
 //! and the compat report where one applies.
 
+use crate::admission::AdmissionError;
 use crate::compat::CompatReport;
 use crate::engine::PrepareError;
 use crate::store::StoreError;
@@ -119,6 +120,25 @@ impl From<PrepareError> for ApiError {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 code: "link-failed",
                 message,
+                report: Some(report),
+            },
+        }
+    }
+}
+
+impl From<AdmissionError> for ApiError {
+    fn from(e: AdmissionError) -> Self {
+        match e {
+            AdmissionError::Invalid(i) => PrepareError::Invalid(i).into(),
+            AdmissionError::Prepare(p) => p.into(),
+            AdmissionError::Store(s) => s.into(),
+            AdmissionError::UnknownComponent(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown-component", e.to_string())
+            }
+            AdmissionError::Rejected(report) => ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "rejected",
+                message: crate::admission::refusal(&report),
                 report: Some(report),
             },
         }

@@ -2,13 +2,10 @@
 
 use super::error::{ApiError, Path, Query};
 use super::{AppState, view};
-use crate::compat::{self, CompatReport};
-use crate::engine::{Limits, PrepareError, Prepared, hash_hex};
-use crate::node::PrepareStoredError;
+use crate::admission::{self, AdmissionError, Admitted, Component};
+use crate::engine::{Limits, hash_hex};
 use crate::node::resolver::TaskRef;
-use crate::store::{
-    Job, JobStatus, NewJob, Requirements, ResolvedTask, StoreError, TaskPin, now_ms,
-};
+use crate::store::{Job, JobStatus, NewJob, ResolvedTask, StoreError, TaskPin, now_ms};
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Multipart, Request, State};
@@ -16,7 +13,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Most attempts a job may ask for.
@@ -175,51 +171,24 @@ enum Source {
     Task(TaskRef),
 }
 
-/// What admission decided about a submission's component.
-struct Admitted {
-    /// The component's hash.
-    hash: String,
-    /// The report against the catalog of a node that can run it (this one if it can).
-    report_json: Arc<str>,
-    /// What the job needs from a host.
-    requirements: Requirements,
-}
-
-impl Admitted {
-    fn here(p: &Prepared) -> Admitted {
-        Admitted {
-            hash: p.hash.clone(),
-            report_json: p.report_json.clone(),
-            requirements: p.requirements.clone(),
-        }
-    }
-}
-
-/// Run admission on a submission's component and make sure it is stored; for a task, resolve
-/// and pin the version. A stored component this node prepared before is neither read back nor
-/// hashed again. A component this node's catalog rejects is still accepted when another
-/// registered node's catalog satisfies it (a mixed-version cluster): it then runs there.
+/// Admit a submission's component (see [`Admission::admit`]); for a task, resolve and pin the
+/// version first. Refusals of the component itself are counted.
 async fn admit(
     state: &AppState,
-    source: Source,
+    source: &Source,
     optional: &[String],
 ) -> Result<(Admitted, Option<ResolvedTask>), ApiError> {
-    match source {
-        Source::Upload(bytes) => {
-            let (admitted, here) = match state.node.sandbox().prepare_with(&bytes, optional) {
-                Ok(prepared) => (Admitted::here(&prepared), true),
-                Err(PrepareError::Rejected(report)) => {
-                    (elsewhere(state, &bytes, optional, report).await?, false)
-                }
-                Err(e) => return Err(e.into()),
-            };
-            state.node.store().put_blob(&admitted.hash, &bytes).await?;
-            state.node.learn_class(&admitted.requirements.class, here);
-            Ok((admitted, None))
-        }
-        Source::Stored(hash) => Ok((stored(state, &hash, optional).await?, None)),
+    let admitted = match source {
+        Source::Upload(bytes) => (
+            admission::admit(&state.node, Component::Upload(bytes), optional).await,
+            None,
+        ),
+        Source::Stored(hash) => (
+            admission::admit(&state.node, Component::Stored(hash), optional).await,
+            None,
+        ),
         Source::Task(r) => {
-            let resolved = state.node.resolve_task(&r).await.map_err(|e| match e {
+            let resolved = state.node.resolve_task(r).await.map_err(|e| match e {
                 StoreError::NotFound(what) => ApiError::new(
                     StatusCode::NOT_FOUND,
                     "unknown-task",
@@ -227,93 +196,25 @@ async fn admit(
                 ),
                 other => other.into(),
             })?;
-            let prepared = stored(state, &resolved.component, optional).await?;
-            Ok((prepared, Some(resolved)))
+            let admitted = admission::admit(
+                &state.node,
+                Component::Stored(&resolved.component),
+                optional,
+            )
+            .await;
+            (admitted, Some(resolved))
         }
-    }
-}
-
-/// [`admit`], counting refusals of the component itself.
-async fn admit_counted(
-    state: &AppState,
-    source: Source,
-    optional: &[String],
-) -> Result<(Admitted, Option<ResolvedTask>), ApiError> {
-    admit(state, source, optional).await.inspect_err(|e| {
-        if matches!(
-            e.code,
-            "rejected" | "invalid-component" | "does-not-compile" | "link-failed"
-        ) {
-            state.node.metrics().job_rejected();
-        }
-    })
-}
-
-/// Admit a stored component by hash.
-async fn stored(state: &AppState, hash: &str, optional: &[String]) -> Result<Admitted, ApiError> {
-    let admitted = match state.node.prepare_stored(hash, optional).await {
-        Ok(prepared) => {
-            state.node.learn_class(&prepared.requirements.class, true);
-            return Ok(Admitted::here(&prepared));
-        }
-        Err(PrepareStoredError::Missing) => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown-component",
-                format!(
-                    "no component with hash {hash} is stored; upload it with PUT /v1/components"
-                ),
-            ));
-        }
-        Err(PrepareStoredError::Store(e)) => return Err(e.into()),
-        Err(PrepareStoredError::Prepare(PrepareError::Rejected(report))) => {
-            let bytes = state
-                .node
-                .store()
-                .get_blob(hash)
-                .await?
-                .ok_or_else(|| ApiError::not_found(format!("component {hash}")))?;
-            elsewhere(state, &bytes, optional, report).await?
-        }
-        Err(PrepareStoredError::Prepare(e)) => return Err(e.into()),
     };
-    state.node.learn_class(&admitted.requirements.class, false);
-    Ok(admitted)
-}
-
-/// Admission of a component this node's catalog rejects: accepted when a registered node
-/// (live, or gone within `remember_nodes`: one restarting in a rolling upgrade) can run it,
-/// with that node's report; refused with this node's report otherwise.
-async fn elsewhere(
-    state: &AppState,
-    bytes: &[u8],
-    optional: &[String],
-    here: Box<CompatReport>,
-) -> Result<Admitted, ApiError> {
-    let (inspection, _) = state
-        .node
-        .sandbox()
-        .check_with(bytes, optional)
-        .map_err(PrepareError::Invalid)?;
-    let requirements = Requirements::from_spec(compat::requirements_spec(&inspection));
-    let capable = state.node.capable_node(&requirements.spec).await?;
-    match capable {
-        Some((node, report)) => {
-            tracing::info!(runs_on = %node.node, "this node cannot run the job; admitted for a node whose catalog can");
-            Ok(Admitted {
-                hash: hash_hex(bytes),
-                report_json: serde_json::to_string(&report)
-                    .expect("a report serializes")
-                    .into(),
-                requirements,
-            })
-        }
-        None => {
-            let mut refused = ApiError::from(PrepareError::Rejected(here));
-            refused.message.push_str(
-                ". No other node of the cluster can run it either (GET /v1/nodes shows each node's catalog)",
-            );
-            Err(refused)
+    match admitted {
+        (Ok(admitted), task) => Ok((admitted, task)),
+        (Err(e), _) => {
+            if !matches!(
+                e,
+                AdmissionError::Store(_) | AdmissionError::UnknownComponent(_)
+            ) {
+                state.node.metrics().job_rejected();
+            }
+            Err(e.into())
         }
     }
 }
@@ -324,8 +225,8 @@ pub async fn submit(
     Query(mut query): Query<SubmitQuery>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let headers = request.headers().clone();
-    let idempotency_key = headers
+    let idempotency_key = request
+        .headers()
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
@@ -335,75 +236,102 @@ pub async fn submit(
     {
         return submit_answer(&state, StatusCode::OK, &job, false, &report, query.wait).await;
     }
-    let (source, spec) = match content_type(&headers).as_str() {
-        "application/wasm" | "application/octet-stream" => {
-            let spec = query.take_spec()?;
+    let (source, spec) = read_submission(&state, &mut query, request).await?;
+    let (limits, max_attempts) = limits(&state, &spec)?;
+    let (admitted, task) = admit(&state, &source, &spec.optional_imports).await?;
+    let id = format!("job_{}", uuid::Uuid::now_v7().simple());
+    let job = |admitted: &Admitted, task: &Option<ResolvedTask>| NewJob {
+        kv_scope: task
+            .as_ref()
+            .map(|t| format!("task:{}", t.task))
+            .unwrap_or_else(|| id.clone()),
+        id: id.clone(),
+        component: admitted.hash.clone(),
+        input: serde_json::to_vec(spec.input.as_ref().unwrap_or(&Value::Null))
+            .expect("JSON encodes"),
+        max_attempts,
+        limits,
+        optional_imports: spec.optional_imports.clone(),
+        report: admitted.report_json.clone(),
+        requirements: Some(admitted.requirements.clone()),
+        task: task.as_ref().map(|t| TaskPin {
+            task: t.task.clone(),
+            version: t.version,
+        }),
+        idempotency_key: idempotency_key.clone(),
+        now_ms: now_ms(),
+    };
+    let (inserted, admitted) = match state.node.store().insert_job(job(&admitted, &task)).await {
+        Err(gone @ StoreError::TaskVersionGone { .. }) => {
+            resolve_again(&state, &source, gone).await?;
+            let (admitted, task) = admit(&state, &source, &spec.optional_imports).await?;
             (
-                Source::Upload(read_body(&state, request.into_body()).await?.to_vec()),
-                spec,
+                state.node.store().insert_job(job(&admitted, &task)).await?,
+                admitted,
             )
         }
-        "multipart/form-data" => {
-            let mut multipart = Multipart::from_request(request, &state)
-                .await
-                .map_err(|e| {
-                    ApiError::bad_request(format!("the multipart body is malformed: {e}"))
-                })?;
-            let (mut component, mut spec) = (None, JobSpec::default());
-            while let Some(field) = multipart.next_field().await.map_err(|e| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    too_large(state.node.config().max_upload_bytes)
-                } else {
-                    ApiError::bad_request(format!("the multipart body is malformed: {e}"))
-                }
-            })? {
-                let name = field.name().unwrap_or("").to_string();
-                let data = field
-                    .bytes()
-                    .await
-                    .map_err(|_| too_large(state.node.config().max_upload_bytes))?;
-                match name.as_str() {
-                    "component" => component = Some(data.to_vec()),
-                    "spec" => spec = parse_spec(&data)?,
-                    other => {
-                        return Err(ApiError::bad_request(format!(
-                            "unexpected multipart part `{other}`; send `component` (the .wasm) and optionally `spec` (JSON)"
-                        )));
-                    }
-                }
-            }
-            let component = component.ok_or_else(|| {
-                ApiError::bad_request(
-                    "the multipart body has no `component` part; attach the .wasm as `component`",
-                )
-            })?;
-            (Source::Upload(component), spec)
+        inserted => (inserted?, admitted),
+    };
+    if inserted.created {
+        state.node.metrics().job_submitted();
+        state.node.wake_agents();
+    }
+    let status = if inserted.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let report = &admitted.report_json;
+    submit_answer(
+        &state,
+        status,
+        &inserted.job,
+        inserted.created,
+        report,
+        query.wait,
+    )
+    .await
+}
+
+/// After the store refused a job because its task version was unregistered meanwhile: for
+/// `name` / `name@current` (`current` moved, perhaps through another node), drop the cached
+/// resolution so the caller resolves and admits again, once; for a pinned `name@V` (or
+/// anything else) the refusal stands.
+async fn resolve_again(
+    state: &AppState,
+    source: &Source,
+    gone: StoreError,
+) -> Result<(), ApiError> {
+    let Source::Task(r) = source else {
+        return Err(gone.into());
+    };
+    if r.version.is_some() {
+        return Err(gone.into());
+    }
+    tracing::info!(error = %gone, "the resolved version was unregistered before the job was stored; resolving again");
+    state.node.forget_resolution(&r.name);
+    if let Err(e) = state.node.refresh_resolutions().await {
+        tracing::warn!(error = %e, "could not compare the task resolution cache with the store");
+    }
+    Ok(())
+}
+
+/// The component and spec of a submission, by Content-Type, checked for consistency.
+async fn read_submission(
+    state: &AppState,
+    query: &mut SubmitQuery,
+    request: Request,
+) -> Result<(Source, JobSpec), ApiError> {
+    let (source, spec) = match content_type(request.headers()).as_str() {
+        "application/wasm" | "application/octet-stream" => {
+            let spec = query.take_spec()?;
+            let bytes = read_body(state, request.into_body()).await?;
+            (Source::Upload(bytes.to_vec()), spec)
         }
+        "multipart/form-data" => read_multipart(state, request).await?,
         "application/json" => {
-            let spec = parse_spec(&read_body(&state, request.into_body()).await?)?;
-            let source = match (&spec.component, &spec.task) {
-                (Some(hash), None) => Source::Stored(hash.clone()),
-                (None, Some(task)) => {
-                    Source::Task(TaskRef::parse(task).map_err(|e| {
-                        ApiError::new(StatusCode::BAD_REQUEST, "bad-task-name", e.0)
-                    })?)
-                }
-                (Some(_), Some(_)) => {
-                    return Err(ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "bad-spec",
-                        "a job names either a component (`component`) or a deployed task (`task`), not both",
-                    ));
-                }
-                (None, None) => {
-                    return Err(ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "bad-spec",
-                        "a JSON submission names a deployed task in `task` (`name`, `name@7`) or an uploaded component by hash in `component`; or send the .wasm as application/wasm",
-                    ));
-                }
-            };
-            (source, spec)
+            let spec = parse_spec(&read_body(state, request.into_body()).await?)?;
+            (json_source(&spec)?, spec)
         }
         other => {
             return Err(ApiError::new(
@@ -431,76 +359,63 @@ pub async fn submit(
             "the spec's `component` hash does not match the uploaded component; leave it out when uploading",
         ));
     }
-    let (limits, max_attempts) = limits(&state, &spec)?;
-    // `name` / `name@current`: if the version resolved here is unregistered before the job is
-    // stored (`current` moved, perhaps through another node), resolve again once.
-    let again = match &source {
-        Source::Task(r) if r.version.is_none() => Some(r.clone()),
-        _ => None,
-    };
-    let (mut admitted, mut task) = admit_counted(&state, source, &spec.optional_imports).await?;
-    let id = format!("job_{}", uuid::Uuid::now_v7().simple());
-    let job = |admitted: &Admitted, task: &Option<ResolvedTask>| NewJob {
-        kv_scope: task
-            .as_ref()
-            .map(|t| format!("task:{}", t.task))
-            .unwrap_or_else(|| id.clone()),
-        id: id.clone(),
-        component: admitted.hash.clone(),
-        input: serde_json::to_vec(spec.input.as_ref().unwrap_or(&Value::Null))
-            .expect("JSON encodes"),
-        max_attempts,
-        limits,
-        optional_imports: spec.optional_imports.clone(),
-        report: admitted.report_json.clone(),
-        requirements: Some(admitted.requirements.clone()),
-        task: task.as_ref().map(|t| TaskPin {
-            task: t.task.clone(),
-            version: t.version,
-        }),
-        idempotency_key: idempotency_key.clone(),
-        now_ms: now_ms(),
-    };
-    let inserted = match (
-        state.node.store().insert_job(job(&admitted, &task)).await,
-        again,
-    ) {
-        (
-            Err(StoreError::TaskVersionGone {
-                task: name,
-                version,
-            }),
-            Some(r),
-        ) => {
-            tracing::info!(task = %name, version, "the resolved version was unregistered before the job was stored; resolving again");
-            state.node.forget_resolution(&r.name);
-            if let Err(e) = state.node.refresh_resolutions().await {
-                tracing::warn!(error = %e, "could not compare the task resolution cache with the store");
-            }
-            (admitted, task) =
-                admit_counted(&state, Source::Task(r), &spec.optional_imports).await?;
-            state.node.store().insert_job(job(&admitted, &task)).await?
+    Ok((source, spec))
+}
+
+/// A multipart submission: part `component` (required) and part `spec` (optional).
+async fn read_multipart(state: &AppState, request: Request) -> Result<(Source, JobSpec), ApiError> {
+    let limit = state.node.config().max_upload_bytes;
+    let mut multipart = Multipart::from_request(request, state)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("the multipart body is malformed: {e}")))?;
+    let (mut component, mut spec) = (None, JobSpec::default());
+    while let Some(field) = multipart.next_field().await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large(limit)
+        } else {
+            ApiError::bad_request(format!("the multipart body is malformed: {e}"))
         }
-        (inserted, _) => inserted?,
-    };
-    if inserted.created {
-        state.node.metrics().job_submitted();
-        state.node.wake_agents();
+    })? {
+        let name = field.name().unwrap_or("").to_string();
+        let data = field.bytes().await.map_err(|_| too_large(limit))?;
+        match name.as_str() {
+            "component" => component = Some(data.to_vec()),
+            "spec" => spec = parse_spec(&data)?,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unexpected multipart part `{other}`; send `component` (the .wasm) and optionally `spec` (JSON)"
+                )));
+            }
+        }
     }
-    let status = if inserted.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    submit_answer(
-        &state,
-        status,
-        &inserted.job,
-        inserted.created,
-        &admitted.report_json,
-        query.wait,
-    )
-    .await
+    let component = component.ok_or_else(|| {
+        ApiError::bad_request(
+            "the multipart body has no `component` part; attach the .wasm as `component`",
+        )
+    })?;
+    Ok((Source::Upload(component), spec))
+}
+
+/// What a JSON submission names: an uploaded component by hash, or a deployed task.
+fn json_source(spec: &JobSpec) -> Result<Source, ApiError> {
+    match (&spec.component, &spec.task) {
+        (Some(hash), None) => Ok(Source::Stored(hash.clone())),
+        (None, Some(task)) => {
+            Ok(Source::Task(TaskRef::parse(task).map_err(|e| {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad-task-name", e.0)
+            })?))
+        }
+        (Some(_), Some(_)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad-spec",
+            "a job names either a component (`component`) or a deployed task (`task`), not both",
+        )),
+        (None, None) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad-spec",
+            "a JSON submission names a deployed task in `task` (`name`, `name@7`) or an uploaded component by hash in `component`; or send the .wasm as application/wasm",
+        )),
+    }
 }
 
 /// The answer to a submission: the job (with its attempts, once finished, when the client asked

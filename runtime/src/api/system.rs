@@ -15,10 +15,12 @@ pub async fn check(State(state): State<AppState>, body: Body) -> Result<Json<Val
     let bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| super::jobs::too_large(limit))?;
-    let (_, report) =
-        state.node.sandbox().check(&bytes).map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid-component", e.to_string())
-        })?;
+    let report = state
+        .node
+        .sandbox()
+        .judge(&crate::engine::hash_hex(&bytes), &bytes, &[])
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid-component", e.to_string()))?
+        .report;
     Ok(Json(
         json!({"accepted": report.accepted(), "report": report, "text": report.to_string()}),
     ))

@@ -2,6 +2,7 @@
 
 use super::error::{ApiError, Path, Query};
 use super::{AppState, jobs};
+use crate::admission::{self, Component};
 use crate::node::resolver::{TaskRef, check_name};
 use crate::store::{DeleteOutcome, NewTaskVersion, now_ms};
 use axum::Json;
@@ -51,9 +52,10 @@ async fn moved_current(state: &AppState, name: &str, generation: i64) {
     }
 }
 
-/// `PUT /v1/tasks/{name}`: deploy the body (a component) as the task's next version. The
-/// version check runs first; a rejected deploy changes nothing. Bytes identical to an existing
-/// version return that version and change nothing.
+/// `PUT /v1/tasks/{name}`: deploy the body (a component) as the task's next version. It goes
+/// through admission first, as a job would: a component no node of the cluster can run is
+/// refused (422 `rejected`, with the report) and changes nothing. Bytes identical to an
+/// existing version return that version and change nothing.
 pub async fn deploy(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -62,16 +64,15 @@ pub async fn deploy(
 ) -> Result<Response, ApiError> {
     name_ok(&name)?;
     let bytes = jobs::read_body(&state, body).await?;
-    let prepared = state.node.sandbox().prepare(&bytes)?;
-    state.node.store().put_blob(&prepared.hash, &bytes).await?;
+    let admitted = admission::admit(&state.node, Component::Upload(&bytes), &[]).await?;
     crate::fault::point("deploy-after-blob");
     let deployed = state
         .node
         .store()
         .deploy_task(NewTaskVersion {
             task: name.clone(),
-            component: prepared.hash.clone(),
-            report: prepared.report_json.clone(),
+            component: admitted.hash.clone(),
+            report: admitted.report_json.clone(),
             actor: actor(&headers),
             request_id: request_id(&headers),
             now_ms: now_ms(),
@@ -86,6 +87,7 @@ pub async fn deploy(
     } else {
         StatusCode::OK
     };
+    let report: Value = serde_json::from_str(&admitted.report_json).expect("a report is JSON");
     Ok((
         status,
         Json(json!({
@@ -93,8 +95,8 @@ pub async fn deploy(
             "version": deployed.version,
             "previous": deployed.previous,
             "created": deployed.changed,
-            "component": prepared.hash,
-            "report": prepared.report,
+            "component": admitted.hash,
+            "report": report,
         })),
     )
         .into_response())

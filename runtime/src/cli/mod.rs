@@ -79,8 +79,8 @@ pub struct HostArgs {
 }
 
 impl HostArgs {
-    fn catalog(&self) -> Result<driftless::host::Catalog> {
-        Ok(driftless::host::Catalog::with_provides(&self.provide)?)
+    fn catalog(&self) -> Result<driftless::compat::Catalog> {
+        Ok(driftless::compat::Catalog::with_provides(&self.provide)?)
     }
 }
 

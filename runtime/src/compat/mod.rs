@@ -1,38 +1,26 @@
-//! compat: a component's imports + a catalog → a [`CompatReport`]. Pure; no I/O, no engine.
+//! compat: a component's imports + a catalog → a [`CompatReport`]. A pure leaf: no I/O, no
+//! engine, and nothing else of the runtime.
 //!
-//! [`check`] is what admission, the CLI and the engine call. It reads the component
-//! ([`inspect`]), then applies the versioning rules ([`rules::judge`]) with the linker's own
-//! compatibility classes ([`class`]). The engine confirms an accepted verdict with the real
-//! linker before anything runs.
+//! A component is read once ([`inspect`]: its imports with the functions it uses), then judged
+//! by the versioning rules ([`rules::judge`]) with the linker's own compatibility classes
+//! ([`class`]) against a [`Catalog`] (every function of every module a host provides, WASI
+//! included), into a [`CompatReport`]. [`check`] does both (the CLI's `check`); admission and
+//! the engine do the same through `Sandbox::judge`, and the engine confirms an accepted
+//! verdict with the real linker before anything runs. [`Requirements`] is what a job needs
+//! from a host, stored with it so any node can judge it without the component.
 
+pub mod catalog;
 pub mod class;
 pub mod inspect;
 pub mod report;
+pub mod requirements;
 pub mod rules;
 pub mod signature;
 
+pub use catalog::{Catalog, CatalogError, Interface, Module};
 pub use inspect::{Import, InspectError, Inspection, inspect};
-pub use report::{Ahead, CompatReport, ImportVerdict, Rule, Status, Verdict};
-
-use crate::host::catalog::Catalog;
-
-/// What a job needs from a host, as canonical JSON: the inspection (imports with the functions
-/// used, and every optional-import pattern). Equal requirements give equal text, so its hash
-/// names the job's compatibility class.
-pub fn requirements_spec(inspection: &Inspection) -> String {
-    serde_json::to_string(inspection).expect("an inspection serializes")
-}
-
-/// Judge stored requirements ([`requirements_spec`]) against `catalog`: the same verdict the
-/// component itself would get.
-pub fn judge_spec(spec: &str, catalog: &Catalog) -> Result<CompatReport, serde_json::Error> {
-    let inspection: Inspection = serde_json::from_str(spec)?;
-    Ok(rules::judge(
-        &inspection.imports,
-        &inspection.optional,
-        catalog,
-    ))
-}
+pub use report::{Ahead, CompatReport, ImportVerdict, Retyped, Rule, Status, Verdict};
+pub use requirements::{Requirements, judge_spec};
 
 /// Inspect `bytes` and judge its imports against `catalog`.
 pub fn check(bytes: &[u8], catalog: &Catalog) -> Result<(Inspection, CompatReport), InspectError> {

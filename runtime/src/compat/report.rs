@@ -36,7 +36,8 @@ pub enum Rule {
     HostSameOrNewer,
     /// Rule 3: the host is older in the same class, and has every function the job uses.
     FunctionsMatch,
-    /// Rule 3: the host is older (or broke its own semver) and lacks functions the job uses.
+    /// Rule 3: the host module lacks functions the job uses (the job is ahead), or has them
+    /// with other types (the job was built from WIT that differs from the published package).
     MissingFunctions,
     /// Rule 1: no provided version in the import's compatibility class.
     MajorMismatch,
@@ -79,10 +80,24 @@ pub struct ImportVerdict {
     pub rule: Rule,
     /// Functions the job uses that the resolved host module lacks (or has with another type).
     pub missing_functions: Vec<String>,
+    /// Functions the host module has with another type than the job's, with both signatures.
+    #[serde(default)]
+    pub retyped: Vec<Retyped>,
     /// Which side is ahead, when versions disagree.
     pub ahead: Option<Ahead>,
     /// One sentence: what the host found and what to do.
     pub message: String,
+}
+
+/// A function the job and the host module type differently.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retyped {
+    /// The function's name (`get`, `[method]output-stream.write`).
+    pub function: String,
+    /// Its signature as the job imports it.
+    pub job: String,
+    /// Its signature in the host's (published) package.
+    pub host: String,
 }
 
 /// The verdict on every import of one component against one catalog.

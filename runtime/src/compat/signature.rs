@@ -20,7 +20,8 @@ pub fn function(resolve: &Resolve, f: &Function) -> String {
     out
 }
 
-/// The structural rendering of one type.
+/// The structural rendering of one type. (One arm per WIT type kind: a flat match over 80
+/// lines reads better whole than split.)
 pub fn ty(resolve: &Resolve, t: &Type) -> String {
     match t {
         Type::Bool => "bool".into(),

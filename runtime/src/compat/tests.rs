@@ -1,7 +1,7 @@
 //! The rule table: every class of version drift against a catalog, checked verdict by verdict.
 
+use super::catalog::{Catalog, Interface, Module};
 use super::*;
-use crate::host::catalog::{Catalog, Interface, Module};
 use semver::Version;
 use std::collections::BTreeMap;
 
@@ -361,7 +361,39 @@ fn wasi_imports_follow_the_class_rule() {
 }
 
 #[test]
-fn a_host_that_breaks_semver_is_caught() {
+fn a_retyped_function_shows_both_signatures_and_asks_for_a_rebuild() {
+    // The case: a job whose kv 1.1 declares `get: func(key: u32) -> string`.
+    let (r, v) = one(
+        import(
+            "driftless:kv/store@1.1.0",
+            &[("get", "func(key: u32) -> string"), ("set", &sig_set())],
+        ),
+        &[],
+        &current(),
+    );
+    assert_eq!(
+        (r.verdict, v.status, v.rule),
+        (Verdict::Rejected, Status::Rejected, Rule::MissingFunctions)
+    );
+    assert_eq!(v.missing_functions, ["get"]);
+    assert_eq!(
+        v.retyped,
+        [Retyped {
+            function: "get".into(),
+            job: "func(key: u32) -> string".into(),
+            host: GET.into(),
+        }]
+    );
+    for part in [
+        "`get` is `func(key: u32) -> string` in the job but `func(key: string) -> option<string>` in driftless:kv@1.1.0",
+        "driftless:kv@1.1.0 is the published driftless:kv",
+        "rebuild the job against the published WIT (the driftless-sdk crate",
+    ] {
+        assert!(v.message.contains(part), "{part:?} not in: {}", v.message);
+    }
+    assert!(!v.message.contains("breaks semver"), "{}", v.message);
+
+    // Both at once on an older host: a function it lacks and one typed differently.
     let catalog = Catalog::from_modules(vec![module(
         "acme:q",
         "1.4.0",
@@ -369,19 +401,106 @@ fn a_host_that_breaks_semver_is_caught() {
         Some(&[("ping", "func() -> u32")]),
     )]);
     let (_, v) = one(
-        import("acme:q/api@1.2.0", &[("ping", "func()")]),
+        import(
+            "acme:q/api@1.5.0",
+            &[("ping", "func()"), ("pong", "func()")],
+        ),
         &[],
         &catalog,
     );
-    assert_eq!(
-        (v.status, v.rule),
-        (Status::Rejected, Rule::MissingFunctions)
+    assert_eq!(v.missing_functions, ["ping", "pong"]);
+    for part in [
+        "acme:q@1.4.0 lacks `pong`",
+        "`ping` is `func()` in the job but `func() -> u32` in acme:q@1.4.0",
+        "The job is ahead: upgrade the runtime to acme:q 1.5.0+",
+        "rebuild the job against the published WIT",
+    ] {
+        assert!(v.message.contains(part), "{part:?} not in: {}", v.message);
+    }
+}
+
+#[test]
+fn wasi_functions_are_judged_one_by_one() {
+    let env = "func() -> list<tuple<string, string>>";
+    // Ahead by a patch, only functions the host has: satisfied.
+    let (_, v) = one(
+        import("wasi:cli/environment@0.2.99", &[("get-environment", env)]),
+        &[],
+        &current(),
     );
+    assert_eq!(
+        (v.status, v.rule, v.resolved.as_deref()),
+        (Status::Satisfied, Rule::FunctionsMatch, Some("0.2.12"))
+    );
+    // A function no WASI 0.2 host has: rejected, naming it.
+    let (r, v) = one(
+        import(
+            "wasi:cli/environment@0.2.99",
+            &[
+                ("get-environment", env),
+                ("get-secrets", "func() -> list<string>"),
+            ],
+        ),
+        &[],
+        &current(),
+    );
+    assert_eq!(
+        (r.verdict, v.rule, v.ahead),
+        (Verdict::Rejected, Rule::MissingFunctions, Some(Ahead::Job))
+    );
+    assert_eq!(v.missing_functions, ["get-secrets"]);
+    for part in [
+        "wasi:cli@0.2.12 lacks `get-secrets`",
+        "whose wasmtime-wasi provides wasi:cli 0.2.99+",
+        "a toolchain whose WASI is at most 0.2.12",
+    ] {
+        assert!(v.message.contains(part), "{part:?} not in: {}", v.message);
+    }
+    // The same version as the host, but a function typed differently: rebuild.
+    let (_, v) = one(
+        import(
+            "wasi:cli/environment@0.2.12",
+            &[("get-environment", "func() -> list<string>")],
+        ),
+        &[],
+        &current(),
+    );
+    assert_eq!(v.retyped[0].host, env);
     assert!(
-        v.message.contains("breaks semver") && v.message.contains("different: ping"),
+        v.message.contains("is the published wasi:cli"),
         "{}",
         v.message
     );
+    // Resource methods are functions too.
+    let (_, v) = one(
+        import(
+            "wasi:io/streams@0.2.3",
+            &[(
+                "[method]output-stream.frobnicate",
+                "func(self: borrow<output-stream>)",
+            )],
+        ),
+        &[],
+        &current(),
+    );
+    assert_eq!(v.missing_functions, ["[method]output-stream.frobnicate"]);
+}
+
+#[test]
+fn pre_release_imports_are_named_and_explained() {
+    let (_, v) = one(
+        import("wasi:io/streams@0.2.0-rc-2023-11-10", &[]),
+        &[],
+        &current(),
+    );
+    assert_eq!((v.status, v.rule), (Status::Rejected, Rule::MajorMismatch));
+    for part in [
+        "exactly 0.2.0-rc-2023-11-10",
+        "0.2.12",
+        "0.2.0-rc-2023-11-10 is a pre-release, which links only to exactly that version",
+    ] {
+        assert!(v.message.contains(part), "{part:?} not in: {}", v.message);
+    }
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! compile cache, per-attempt limits, and running one attempt.
 //!
 //! [`Engine`] owns what is process-wide; a [`Sandbox`] binds it to one catalog (a node's host
-//! modules) and turns component bytes into a [`Prepared`] job, then runs attempts of it.
+//! modules): it judges component bytes ([`Judged`]), builds an accepted one into a
+//! [`Prepared`] job (compiled and linked), then runs attempts of it.
 
 mod attempt;
 pub mod cache;
@@ -14,7 +15,7 @@ pub use attempt::CancelToken;
 pub use cache::{CacheStats, hash_hex};
 pub use limits::Limits;
 pub use outcome::{AttemptResult, Outcome, TrapReason};
-pub use sandbox::{AttemptRequest, PrepareError, Prepared, Sandbox};
+pub use sandbox::{AttemptRequest, Judged, PrepareError, Prepared, Sandbox};
 
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};

@@ -6,12 +6,11 @@ use super::attempt::{self, CancelToken, StoreData};
 use super::cache::hash_hex;
 use super::limits::Limits;
 use super::outcome::AttemptResult;
-use crate::compat::{self, CompatReport, InspectError, Inspection, Verdict};
+use crate::compat::{self, Catalog, CompatReport, InspectError, Inspection, Requirements, Verdict};
 use crate::host::bindings::Host_Pre;
 use crate::host::{
-    AttemptServices, Catalog, DeclaredImport, HostState, JobInfo, JobLog, KvBackend, KvTxn, linker,
+    AttemptServices, DeclaredImport, HostState, JobInfo, JobLog, KvBackend, KvTxn, linker,
 };
-use crate::store::Requirements;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use wasmtime::component::Linker;
@@ -67,6 +66,20 @@ pub struct Prepared {
     pub(crate) pre: Host_Pre<StoreData>,
 }
 
+/// A component read and judged once against a sandbox's catalog: what admission decides on,
+/// and what [`Sandbox::build`] compiles when the verdict allows it.
+#[derive(Debug, Clone)]
+pub struct Judged {
+    /// blake3 of the component bytes, hex.
+    pub hash: String,
+    /// What was read from the component (with the extra optional imports).
+    pub inspection: Inspection,
+    /// What the job needs from a host, as its compatibility class.
+    pub requirements: Requirements,
+    /// The verdict against the sandbox's catalog.
+    pub report: CompatReport,
+}
+
 /// What one attempt needs besides the component.
 pub struct AttemptRequest {
     /// The input bytes passed to `run`.
@@ -120,17 +133,15 @@ impl Sandbox {
         &self.engine
     }
 
-    /// Inspect and judge without compiling (dry-run admission).
-    pub fn check(&self, bytes: &[u8]) -> Result<(Inspection, CompatReport), InspectError> {
-        self.check_with(bytes, &[])
-    }
-
-    /// As [`check`](Self::check), with extra optional imports.
-    pub fn check_with(
+    /// Read `bytes` (whose [`hash_hex`] is `hash`) once and judge its imports against this
+    /// sandbox's catalog, without compiling (dry-run admission). `extra_optional` adds
+    /// optional imports declared at submission to those the component declares itself.
+    pub fn judge(
         &self,
+        hash: &str,
         bytes: &[u8],
         extra_optional: &[String],
-    ) -> Result<(Inspection, CompatReport), InspectError> {
+    ) -> Result<Judged, InspectError> {
         let mut inspection = compat::inspect(bytes)?;
         for o in extra_optional {
             if !inspection.optional.contains(o) {
@@ -138,7 +149,12 @@ impl Sandbox {
             }
         }
         let report = compat::rules::judge(&inspection.imports, &inspection.optional, &self.catalog);
-        Ok((inspection, report))
+        Ok(Judged {
+            hash: hash.to_string(),
+            requirements: Requirements::of(&inspection),
+            inspection,
+            report,
+        })
     }
 
     /// Inspect, judge, compile (cached by hash) and link; the result is cached by hash.
@@ -157,7 +173,24 @@ impl Sandbox {
         if let Some(p) = self.cached(&hash, extra_optional) {
             return Ok(p);
         }
-        let (inspection, report) = self.check_with(bytes, extra_optional)?;
+        let judged = self.judge(&hash, bytes, extra_optional)?;
+        self.build(bytes, judged, extra_optional)
+    }
+
+    /// Compile (cached by hash) and link a component [`judge`](Self::judge)d with the same
+    /// `extra_optional`; the result is cached by hash. A rejected verdict is refused here too.
+    pub fn build(
+        &self,
+        bytes: &[u8],
+        judged: Judged,
+        extra_optional: &[String],
+    ) -> Result<Arc<Prepared>, PrepareError> {
+        let Judged {
+            hash,
+            inspection,
+            requirements,
+            report,
+        } = judged;
         if report.verdict == Verdict::Rejected {
             return Err(PrepareError::Rejected(Box::new(report)));
         }
@@ -192,7 +225,7 @@ impl Sandbox {
         let prepared = Arc::new(Prepared {
             engine: self.engine.clone(),
             hash: hash.clone(),
-            requirements: Requirements::from_spec(compat::requirements_spec(&inspection)),
+            requirements,
             inspection,
             report_json: serde_json::to_string(&report)
                 .expect("a report serializes")

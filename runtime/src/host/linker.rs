@@ -1,11 +1,10 @@
 //! Wiring the catalog into a wasmtime linker: each provided module version is linked by its
 //! own file's `add_to_linker`; optional imports the catalog lacks get trapping stubs.
 
-use super::catalog::Catalog;
 use super::error::MissingImport;
 use super::state::HostState;
 use super::{context, kv, versioning};
-use crate::compat::{CompatReport, Status};
+use crate::compat::{Catalog, CompatReport, Status};
 use wasmtime::component::Linker;
 
 type AddFn<T> = fn(&mut Linker<T>, fn(&mut T) -> &mut HostState) -> wasmtime::Result<()>;

@@ -1,8 +1,8 @@
-//! host: the modules this runtime provides to jobs (one file per WIT package), the catalog
-//! that says which versions a node provides, and the services they call out to.
+//! host: the modules this runtime provides to jobs (one file per WIT package), their wiring
+//! into a linker for the versions a node's catalog ([`crate::compat::Catalog`]) provides,
+//! and the services they call out to.
 
 pub mod bindings;
-pub mod catalog;
 pub mod context;
 pub mod error;
 pub mod joblog;
@@ -13,7 +13,6 @@ pub mod services;
 pub mod state;
 pub mod versioning;
 
-pub use catalog::{Catalog, CatalogError, Module};
 pub use error::{MissingImport, ServiceError};
 pub use joblog::{JobLog, LogContents};
 pub use kvtxn::{KvEffects, KvObserved, KvTxn, KvValue, KvWrite};
@@ -23,6 +22,7 @@ pub use state::{DeclaredImport, HostState, JobInfo};
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compat::Catalog;
 
     #[test]
     fn every_catalog_module_has_an_implementation() {

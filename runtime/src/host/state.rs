@@ -1,10 +1,10 @@
 //! The per-attempt state every host module reads: who the job is, what the host provides,
 //! and where kv, progress, checkpoints and log lines go.
 
-use super::catalog::Catalog;
 use super::joblog::JobLog;
 use super::kvtxn::KvTxn;
 use super::services::AttemptServices;
+use crate::compat::Catalog;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 

@@ -6,9 +6,7 @@
 //! catalog once and claims only jobs of the classes it satisfies, so in a mixed-version cluster
 //! a job only ever runs on a node that can run it.
 
-use crate::compat::{self, CompatReport, Verdict};
-use crate::host::Catalog;
-use crate::host::catalog::Module;
+use crate::compat::{self, Catalog, CompatReport, Module, Verdict};
 use crate::store::{NodeRecord, Store, StoreResult, now_ms};
 use serde::Serialize;
 use std::collections::HashMap;

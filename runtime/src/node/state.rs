@@ -336,8 +336,8 @@ impl Running {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::compat::Catalog;
     use crate::engine::{Engine, EngineConfig};
-    use crate::host::Catalog;
     use crate::store::StoreKv;
     use crate::store::sqlite::SqliteStore;
     use std::time::Duration;

@@ -66,26 +66,8 @@ impl Serialize for TaskPin {
     }
 }
 
-/// What a job needs from a host, as a precomputed compatibility class: jobs with the same
-/// imports and optional-import patterns share one class, and a node judges each class against
-/// its catalog once, then claims only jobs of the classes it satisfies.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Requirements {
-    /// The class id: blake3 of `spec`, hex.
-    pub class: String,
-    /// The requirements as JSON (the imports with their functions, and the optional patterns).
-    pub spec: std::sync::Arc<str>,
-}
-
-impl Requirements {
-    /// The class of requirements written as `spec` (see `compat::requirements_spec`).
-    pub fn from_spec(spec: String) -> Requirements {
-        Requirements {
-            class: blake3::hash(spec.as_bytes()).to_hex().to_string(),
-            spec: spec.into(),
-        }
-    }
-}
+/// What a job needs from a host, as its compatibility class (defined by `compat`).
+pub use crate::compat::Requirements;
 
 /// A compatibility class as stored, for nodes catching up on classes they have not judged.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,15 +1,18 @@
-//! The catalog: which host modules (WIT packages at semver versions) this node provides.
+//! The catalog: which host modules (WIT packages at semver versions) a node provides, with
+//! every function of every interface, so the rules can judge an import function by function.
 //!
-//! The full catalog is everything this build implements, read from the WIT in `wit/` (embedded
-//! at compile time), plus the WASI 0.2 packages from wasmtime-wasi. A node can provide less
-//! (`--provide driftless:kv@1.0.0`) to behave like an older or newer host; that is how drift is
-//! tested in both directions, and how a node is rolled forward one module at a time.
+//! The full catalog is everything this build implements: the driftless packages from the WIT
+//! in `wit/`, and the WASI 0.2 packages wasmtime-wasi links, read from the WASI WIT that
+//! wasmtime-wasi 48.0.8 ships (copied verbatim into `wasi@0.2.12/`; a test checks the copy
+//! against the crate's source). A node can provide less (`--provide driftless:kv@1.0.0`) to
+//! behave like an older or newer host; that is how drift is tested in both directions, and
+//! how a node is rolled forward one module at a time.
 
-use crate::compat::signature;
+use super::signature;
 use semver::Version;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use wasmtime::component::wit_parser::Resolve;
+use wasmtime::component::wit_parser::{InterfaceId, PackageId, Resolve, WorldItem};
 
 /// The WIT of every driftless module this build implements, one entry per package version.
 /// Adding a module version means adding its folder under `wit/`, a line here, and its host
@@ -37,17 +40,22 @@ const DRIFTLESS_WIT: &[(&str, &str)] = &[
     ),
 ];
 
-/// The WASI 0.2 packages wasmtime-wasi links (all at this version). Their functions are not
-/// listed here; the linker checks them at instantiation.
-const WASI_PACKAGES: &[&str] = &[
-    "wasi:cli",
-    "wasi:clocks",
-    "wasi:filesystem",
-    "wasi:io",
-    "wasi:random",
-    "wasi:sockets",
+/// The WASI 0.2 WIT wasmtime-wasi 48.0.8 links (its `src/p2/wit/deps/`), each package after
+/// the packages it uses.
+pub(crate) const WASI_WIT: &[(&str, &str)] = &[
+    ("io.wit", include_str!("wasi@0.2.12/io.wit")),
+    ("clocks.wit", include_str!("wasi@0.2.12/clocks.wit")),
+    ("random.wit", include_str!("wasi@0.2.12/random.wit")),
+    ("filesystem.wit", include_str!("wasi@0.2.12/filesystem.wit")),
+    ("sockets.wit", include_str!("wasi@0.2.12/sockets.wit")),
+    ("cli.wit", include_str!("wasi@0.2.12/cli.wit")),
 ];
-const WASI_VERSION: &str = "0.2.12";
+
+/// The world (of `wasi:cli`, the last package) whose imports are exactly what
+/// `wasmtime_wasi::p2::add_to_linker_async` links: every stable interface (unstable ones,
+/// such as `wasi:clocks/timezone`, are behind link options the engine leaves off, and
+/// wit-parser leaves them out by default too).
+const WASI_WORLD: &str = "imports";
 
 /// One host module: a package at one version, with its interfaces.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -56,8 +64,9 @@ pub struct Module {
     pub name: String,
     /// The version this host provides.
     pub version: Version,
-    /// Interfaces by name (`store`), each with its functions; `None` for modules whose
-    /// interfaces the linker checks instead (WASI, linked whole from wasmtime-wasi).
+    /// Interfaces by name (`store`), each with its functions. `None` only in catalogs that
+    /// nodes of an older driftless registered for WASI: such a module is judged by its
+    /// version class alone.
     pub interfaces: Option<BTreeMap<String, Interface>>,
 }
 
@@ -213,46 +222,90 @@ impl Catalog {
 }
 
 fn build_full() -> Catalog {
-    let mut resolve = Resolve::new();
-    for (path, text) in DRIFTLESS_WIT {
-        resolve
-            .push_str(path, text)
-            .unwrap_or_else(|e| panic!("embedded WIT {path} does not parse: {e:#}"));
-    }
-    let mut modules = Vec::new();
-    for (_, package) in resolve.packages.iter() {
-        let name = format!("{}:{}", package.name.namespace, package.name.name);
-        let version = package
-            .name
-            .version
-            .clone()
-            .expect("every driftless package is versioned");
-        let mut interfaces = BTreeMap::new();
-        for (iface_name, id) in &package.interfaces {
-            let iface = &resolve.interfaces[*id];
-            let functions = iface
-                .functions
-                .iter()
-                .map(|(fname, f)| (fname.clone(), signature::function(&resolve, f)))
-                .collect();
-            interfaces.insert(iface_name.clone(), Interface { functions });
-        }
-        modules.push(Module {
-            name,
-            version,
-            interfaces: Some(interfaces),
-        });
-    }
-    let wasi_version = Version::parse(WASI_VERSION).expect("valid");
-    for name in WASI_PACKAGES {
-        modules.push(Module {
-            name: name.to_string(),
-            version: wasi_version.clone(),
-            interfaces: None,
-        });
-    }
+    let mut modules = driftless_modules();
+    modules.extend(wasi_modules());
     modules.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.version.cmp(&b.version)));
     Catalog { modules }
+}
+
+/// Every function of an interface, name → canonical signature.
+fn functions_of(resolve: &Resolve, id: InterfaceId) -> Interface {
+    let functions = resolve.interfaces[id]
+        .functions
+        .iter()
+        .map(|(name, f)| (name.clone(), signature::function(resolve, f)))
+        .collect();
+    Interface { functions }
+}
+
+/// The packages of `files`, and the last one's id.
+fn parse(files: &[(&str, &str)]) -> (Resolve, Option<PackageId>) {
+    let mut resolve = Resolve::new();
+    let mut last = None;
+    for (path, text) in files {
+        last = Some(
+            resolve
+                .push_str(path, text)
+                .unwrap_or_else(|e| panic!("embedded WIT {path} does not parse: {e:#}")),
+        );
+    }
+    (resolve, last)
+}
+
+/// The driftless packages: every interface of every package under `wit/`.
+fn driftless_modules() -> Vec<Module> {
+    let (resolve, _) = parse(DRIFTLESS_WIT);
+    resolve
+        .packages
+        .iter()
+        .map(|(_, package)| Module {
+            name: format!("{}:{}", package.name.namespace, package.name.name),
+            version: package
+                .name
+                .version
+                .clone()
+                .expect("every driftless package is versioned"),
+            interfaces: Some(
+                package
+                    .interfaces
+                    .iter()
+                    .map(|(name, id)| (name.clone(), functions_of(&resolve, *id)))
+                    .collect(),
+            ),
+        })
+        .collect()
+}
+
+/// The WASI packages: the interfaces of [`WASI_WORLD`], grouped by package.
+fn wasi_modules() -> Vec<Module> {
+    let (resolve, cli) = parse(WASI_WIT);
+    let world = resolve
+        .select_world(&[cli.expect("wasi:cli")], Some(WASI_WORLD))
+        .expect("the WASI WIT has its imports world");
+    let mut packages: BTreeMap<String, Module> = BTreeMap::new();
+    for item in resolve.worlds[world].imports.values() {
+        let WorldItem::Interface { id, .. } = item else {
+            continue;
+        };
+        let iface = &resolve.interfaces[*id];
+        let package = &resolve.packages[iface.package.expect("WASI interfaces are named")].name;
+        let name = format!("{}:{}", package.namespace, package.name);
+        packages
+            .entry(name.clone())
+            .or_insert_with(|| Module {
+                name,
+                version: package.version.clone().expect("WASI is versioned"),
+                interfaces: Some(BTreeMap::new()),
+            })
+            .interfaces
+            .as_mut()
+            .expect("built with interfaces")
+            .insert(
+                iface.name.clone().expect("WASI interfaces are named"),
+                functions_of(&resolve, *id),
+            );
+    }
+    packages.into_values().collect()
 }
 
 #[cfg(test)]
@@ -316,5 +369,88 @@ mod tests {
             Catalog::with_provides(&["wasi:io@0.2.12"]),
             Err(CatalogError::Wasi(_))
         ));
+    }
+
+    #[test]
+    fn wasi_modules_list_every_function_the_linker_links() {
+        let full = Catalog::full();
+        let cli = full.versions_of("wasi:cli").next().unwrap();
+        assert_eq!(cli.version, Version::new(0, 2, 12));
+        let interfaces = cli.interfaces.as_ref().unwrap();
+        assert_eq!(
+            interfaces["environment"].functions["get-environment"],
+            "func() -> list<tuple<string, string>>"
+        );
+        assert!(interfaces["exit"].functions.contains_key("exit-with-code"));
+        // `run` is what a command exports, not something the host links.
+        assert!(!interfaces.contains_key("run"));
+        let io = full.versions_of("wasi:io").next().unwrap();
+        assert!(
+            io.interfaces.as_ref().unwrap()["streams"]
+                .functions
+                .contains_key("[method]output-stream.blocking-write-and-flush")
+        );
+        // Unstable interfaces are off in wasmtime-wasi's default link options, and here.
+        let clocks = full.versions_of("wasi:clocks").next().unwrap();
+        assert!(!clocks.interfaces.as_ref().unwrap().contains_key("timezone"));
+        let wasi: Vec<String> = full
+            .ids()
+            .into_iter()
+            .filter(|id| id.starts_with("wasi:"))
+            .collect();
+        assert_eq!(
+            wasi,
+            [
+                "wasi:cli@0.2.12",
+                "wasi:clocks@0.2.12",
+                "wasi:filesystem@0.2.12",
+                "wasi:io@0.2.12",
+                "wasi:random@0.2.12",
+                "wasi:sockets@0.2.12"
+            ]
+        );
+    }
+
+    /// The WASI WIT here is wasmtime-wasi's own, byte for byte (found through `cargo metadata`,
+    /// so upgrading wasmtime-wasi without refreshing the copy fails here).
+    #[test]
+    fn the_wasi_wit_is_the_one_wasmtime_wasi_links() {
+        // Only this platform's dependencies: the others' sources need not be downloaded.
+        let rustc = std::process::Command::new("rustc")
+            .arg("-vV")
+            .output()
+            .unwrap();
+        let host = String::from_utf8_lossy(&rustc.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+            .expect("rustc names its host");
+        let out = std::process::Command::new(env!("CARGO"))
+            .args(["metadata", "--format-version", "1", "--offline"])
+            .args(["--filter-platform", &host])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("run cargo metadata");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let wasi = metadata["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "wasmtime-wasi")
+            .expect("wasmtime-wasi is a dependency");
+        let manifest = std::path::PathBuf::from(wasi["manifest_path"].as_str().unwrap());
+        let deps = manifest.parent().unwrap().join("src/p2/wit/deps");
+        for (file, ours) in WASI_WIT {
+            let theirs = std::fs::read_to_string(deps.join(file)).unwrap();
+            assert!(
+                theirs == *ours,
+                "runtime/src/compat/wasi@0.2.12/{file} differs from {}: copy wasmtime-wasi's WIT again (and rename the folder if its version moved)",
+                deps.join(file).display()
+            );
+        }
     }
 }

@@ -1,0 +1,172 @@
+//! admission: the first stage of the flow. A component is read and inspected once, judged
+//! against this node's catalog and, when this node rejects it, against the cluster (the
+//! catalogs the other registered nodes registered), then placed: stored, with the report of a
+//! node that can run it and the job's compatibility class. Job submission and task deploy both
+//! come through here, so both refuse, with the same report and error, a component no node
+//! of the cluster can run.
+
+use crate::compat::{CompatReport, InspectError, Requirements, Verdict};
+use crate::engine::{Judged, PrepareError, Prepared, hash_hex};
+use crate::node::Node;
+use crate::store::StoreError;
+use std::sync::Arc;
+
+/// Where the component to admit comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum Component<'b> {
+    /// Uploaded with the request: stored once admitted.
+    Upload(&'b [u8]),
+    /// Stored earlier, named by hash.
+    Stored(&'b str),
+}
+
+/// A component admission accepted, stored.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    /// The component's hash.
+    pub hash: String,
+    /// The report against the catalog of a node that can run it (this one if it can), as
+    /// JSON serialized once.
+    pub report_json: Arc<str>,
+    /// What a job of it needs from a host.
+    pub requirements: Requirements,
+    /// The node whose report it is, when this node cannot run it.
+    pub runs_on: Option<String>,
+}
+
+impl Admitted {
+    fn here(p: &Prepared) -> Admitted {
+        Admitted {
+            hash: p.hash.clone(),
+            report_json: p.report_json.clone(),
+            requirements: p.requirements.clone(),
+            runs_on: None,
+        }
+    }
+}
+
+/// Why a component was not admitted. Nothing was stored.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmissionError {
+    /// Not a driftless component (not wasm, a core module, truncated, no `run`).
+    #[error(transparent)]
+    Invalid(#[from] InspectError),
+    /// Neither this node's catalog nor any registered node's satisfies its imports; the
+    /// report is this node's.
+    #[error("{}", refusal(.0))]
+    Rejected(Box<CompatReport>),
+    /// Accepted by the rules, but it does not compile or link here.
+    #[error(transparent)]
+    Prepare(PrepareError),
+    /// No component with that hash is stored.
+    #[error("no component with hash {0} is stored; upload it with PUT /v1/components")]
+    UnknownComponent(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a component no node of the cluster can run was refused, from this node's report.
+pub fn refusal(report: &CompatReport) -> String {
+    format!(
+        "the job's imports do not fit this host, so nothing was stored: {}. No other node of the cluster can run it either (GET /v1/nodes shows each node's catalog)",
+        report.summary
+    )
+}
+
+impl AdmissionError {
+    /// The compat report, where one applies.
+    pub fn report(&self) -> Option<&CompatReport> {
+        match self {
+            AdmissionError::Rejected(r) => Some(r),
+            AdmissionError::Prepare(e) => e.report(),
+            _ => None,
+        }
+    }
+}
+
+impl From<PrepareError> for AdmissionError {
+    fn from(e: PrepareError) -> Self {
+        match e {
+            PrepareError::Invalid(i) => AdmissionError::Invalid(i),
+            other => AdmissionError::Prepare(other),
+        }
+    }
+}
+
+/// Admit `component` on `node` (with the optional imports declared at submission): judged
+/// against this node's catalog, else against the cluster's; an upload is stored once admitted.
+/// A component this node prepared before is neither read, inspected nor hashed again.
+pub async fn admit(
+    node: &Node,
+    component: Component<'_>,
+    optional: &[String],
+) -> Result<Admitted, AdmissionError> {
+    match component {
+        Component::Upload(bytes) => {
+            let hash = hash_hex(bytes);
+            let admitted = match node.sandbox().cached(&hash, optional) {
+                Some(prepared) => Admitted::here(&prepared),
+                None => judge_and_place(node, &hash, bytes, optional).await?,
+            };
+            node.store().put_blob(&hash, bytes).await?;
+            Ok(admitted)
+        }
+        Component::Stored(hash) => match node.sandbox().cached(hash, optional) {
+            Some(prepared) => Ok(Admitted::here(&prepared)),
+            None => {
+                let bytes = read(node, hash).await?;
+                judge_and_place(node, hash, &bytes, optional).await
+            }
+        },
+    }
+}
+
+/// A stored component's bytes (read once per admission).
+async fn read(node: &Node, hash: &str) -> Result<Vec<u8>, AdmissionError> {
+    #[cfg(test)]
+    tests::READS.with(|r| r.set(r.get() + 1));
+    node.store()
+        .get_blob(hash)
+        .await?
+        .ok_or_else(|| AdmissionError::UnknownComponent(hash.to_string()))
+}
+
+/// Inspect and judge once; build here when this node can run it, else look for a node of the
+/// cluster that can.
+async fn judge_and_place(
+    node: &Node,
+    hash: &str,
+    bytes: &[u8],
+    optional: &[String],
+) -> Result<Admitted, AdmissionError> {
+    let judged = node.sandbox().judge(hash, bytes, optional)?;
+    if judged.report.verdict == Verdict::Rejected {
+        return elsewhere(node, judged).await;
+    }
+    let prepared = node.sandbox().build(bytes, judged, optional)?;
+    node.learn_class(&prepared.requirements.class, true);
+    Ok(Admitted::here(&prepared))
+}
+
+/// A component this node's catalog rejects: accepted when a registered node (live, or gone
+/// recently: one restarting in a rolling upgrade) can run it, with that node's report;
+/// refused with this node's report otherwise.
+async fn elsewhere(node: &Node, judged: Judged) -> Result<Admitted, AdmissionError> {
+    let Some((capable, report)) = node.capable_node(&judged.requirements.spec).await? else {
+        return Err(AdmissionError::Rejected(Box::new(judged.report)));
+    };
+    tracing::info!(runs_on = %capable.node, "this node cannot run the component; admitted for a node whose catalog can");
+    node.learn_class(&judged.requirements.class, false);
+    Ok(Admitted {
+        hash: judged.hash,
+        report_json: serde_json::to_string(&report)
+            .expect("a report serializes")
+            .into(),
+        requirements: judged.requirements,
+        runs_on: Some(capable.node),
+    })
+}
+
+#[cfg(test)]
+mod tests;
