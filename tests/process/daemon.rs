@@ -222,11 +222,11 @@ async fn idempotent_resubmission_and_upload_once_submit_many() {
         again["report"], first["report"],
         "the report stored at admission"
     );
-    // A retry with the key answers with the first job, whatever it carries, and can wait.
+    // A retry of the same request answers with the first job, and can wait for it.
     let (s3, retried) = c
         .submit(
-            &bytes(CLI_COMMAND),
-            &[input(json!(2)), ("wait", "10".into())],
+            &bytes(HELLO),
+            &[input(json!(1)), ("wait", "10".into())],
             Some("order-42"),
         )
         .await;
@@ -234,6 +234,23 @@ async fn idempotent_resubmission_and_upload_once_submit_many() {
     assert_eq!(retried["job"]["id"], first["job"]["id"]);
     assert_eq!(retried["job"]["status"], "succeeded", "{retried}");
     assert_eq!(retried["job"]["output"], json!(1));
+    // The key names one request: another component or another input is refused, naming the
+    // first job, and nothing is stored.
+    let first_id = first["job"]["id"].as_str().unwrap();
+    for (wasm, value) in [(CLI_COMMAND, json!(1)), (HELLO, json!(2))] {
+        let (status, refused) = c
+            .submit(&bytes(wasm), &[input(value)], Some("order-42"))
+            .await;
+        assert_eq!(
+            (status, refused["error"]["code"].clone()),
+            (422, json!("idempotency-key-reused")),
+            "{refused}"
+        );
+        let message = refused["error"]["message"].as_str().unwrap();
+        assert!(message.contains(first_id), "{message}");
+    }
+    let (_, all) = c.get("/v1/jobs").await;
+    assert_eq!(all["jobs"].as_array().unwrap().len(), 1, "{all}");
 
     let (status, up) = c
         .send(

@@ -75,6 +75,7 @@ fn new_job(id: &str, max_attempts: u32) -> NewJob {
         kv_scope: id.into(),
         task: None,
         idempotency_key: None,
+        request_hash: None,
         requirements: None,
         now_ms: now_ms(),
     }

@@ -230,13 +230,15 @@ pub async fn submit(
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    // A key already used names its job: answer with it before reading or judging anything.
+    let (source, spec) = read_submission(&state, &mut query, request).await?;
+    let fingerprint = fingerprint(&source, &spec);
+    // A key already used names its job: answer with it, unjudged, if this is the same request.
     if let Some(key) = &idempotency_key
         && let Some((job, report)) = state.node.store().job_by_idempotency_key(key).await?
     {
+        same_request(key, &job, &fingerprint)?;
         return submit_answer(&state, StatusCode::OK, &job, false, &report, query.wait).await;
     }
-    let (source, spec) = read_submission(&state, &mut query, request).await?;
     let (limits, max_attempts) = limits(&state, &spec)?;
     let (admitted, task) = admit(&state, &source, &spec.optional_imports).await?;
     let id = format!("job_{}", uuid::Uuid::now_v7().simple());
@@ -259,6 +261,7 @@ pub async fn submit(
             version: t.version,
         }),
         idempotency_key: idempotency_key.clone(),
+        request_hash: Some(fingerprint.clone()),
         now_ms: now_ms(),
     };
     let (inserted, admitted) = match state.node.store().insert_job(job(&admitted, &task)).await {
@@ -272,6 +275,9 @@ pub async fn submit(
         }
         inserted => (inserted?, admitted),
     };
+    if let (false, Some(key)) = (inserted.created, &idempotency_key) {
+        same_request(key, &inserted.job, &fingerprint)?;
+    }
     if inserted.created {
         state.node.metrics().job_submitted();
         state.node.wake_agents();
@@ -291,6 +297,42 @@ pub async fn submit(
         query.wait,
     )
     .await
+}
+
+/// What makes two submissions the same request: the component (the upload's hash, the stored
+/// hash, or the task reference as written), the input and the options, hashed.
+fn fingerprint(source: &Source, spec: &JobSpec) -> String {
+    let component = match source {
+        Source::Upload(bytes) => format!("upload:{}", hash_hex(bytes)),
+        Source::Stored(hash) => format!("stored:{hash}"),
+        Source::Task(r) => format!("task:{}", spec.task.as_deref().unwrap_or(&r.name)),
+    };
+    let request = serde_json::json!({
+        "component": component,
+        "input": spec.input.as_ref().unwrap_or(&Value::Null),
+        "timeout_ms": spec.timeout_ms,
+        "memory_mib": spec.memory_mib,
+        "max_attempts": spec.max_attempts,
+        "optional_imports": spec.optional_imports,
+    });
+    blake3::hash(request.to_string().as_bytes())
+        .to_hex()
+        .to_string()
+}
+
+/// Refuse a request that reuses another request's idempotency key: the key names one request.
+fn same_request(key: &str, first: &Job, fingerprint: &str) -> Result<(), ApiError> {
+    match &first.request_hash {
+        Some(h) if h != fingerprint => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+            format!(
+                "Idempotency-Key `{key}` already named job {} for a different request (another component, input or options), so nothing was stored; send a new key for a new request, or resend the first request unchanged",
+                first.id
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// After the store refused a job because its task version was unregistered meanwhile: for

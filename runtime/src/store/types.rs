@@ -29,6 +29,9 @@ pub struct NewJob {
     pub task: Option<TaskPin>,
     /// Idempotency key, if the client sent one.
     pub idempotency_key: Option<String>,
+    /// What makes the submission one request (a hash of its component, input and options):
+    /// a reused idempotency key must come with the same.
+    pub request_hash: Option<String>,
     /// What the job needs from a host (`None`: any node may claim it).
     pub requirements: Option<Requirements>,
     /// When it was accepted.
@@ -175,6 +178,9 @@ pub struct Job {
     pub progress: Option<(u8, String)>,
     /// Whether cancellation was requested.
     pub cancel_requested: bool,
+    /// The submission's request hash (see [`NewJob::request_hash`]).
+    #[serde(skip)]
+    pub request_hash: Option<String>,
 }
 
 /// One attempt as stored.

@@ -8,7 +8,7 @@ use crate::store::*;
 /// The columns [`job`] reads, in every statement that returns a job.
 macro_rules! job_columns {
     () => {
-        "id, seq, component, status, input, max_attempts, attempts, limits, optional, kv_scope, task_name, task_version, run_after_ms, created_ms, updated_ms, finished_ms, output, error, progress, progress_msg, cancel_requested, class"
+        "id, seq, component, status, input, max_attempts, attempts, limits, optional, kv_scope, task_name, task_version, run_after_ms, created_ms, updated_ms, finished_ms, output, error, progress, progress_msg, cancel_requested, class, request_hash"
     };
 }
 pub(crate) use job_columns;
@@ -52,6 +52,7 @@ pub(crate) fn job(r: &Record) -> StoreResult<Job> {
         }),
         cancel_requested: r.get("cancel_requested")?,
         class: r.get("class")?,
+        request_hash: r.get("request_hash")?,
     })
 }
 
@@ -607,8 +608,8 @@ pub(crate) async fn insert(s: &mut impl Sql, j: &NewJob) -> StoreResult<Inserted
     )
     .await?;
     s.exec(
-        "INSERT INTO jobs (id, component, input, status, max_attempts, limits, optional, report_hash, kv_scope, task_name, task_version, idempotency_key, class, run_after_ms, created_ms, updated_ms)
-         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13)",
+        "INSERT INTO jobs (id, component, input, status, max_attempts, limits, optional, report_hash, kv_scope, task_name, task_version, idempotency_key, class, run_after_ms, created_ms, updated_ms, request_hash)
+         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13, $14)",
         params![
             &j.id,
             &j.component,
@@ -623,6 +624,7 @@ pub(crate) async fn insert(s: &mut impl Sql, j: &NewJob) -> StoreResult<Inserted
             j.idempotency_key.as_deref(),
             j.requirements.as_ref().map(|r| r.class.as_str()),
             j.now_ms,
+            j.request_hash.as_deref(),
         ],
     )
     .await

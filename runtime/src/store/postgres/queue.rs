@@ -24,7 +24,7 @@ async fn query(c: &impl GenericClient, sql: &str, p: &[Value]) -> StoreResult<Ve
 
 /// The CTEs that store a job (`report`, `job`, `queued`, `event`): `$1`..`$13` the job
 /// (`$10` the task of its pin), `$14` the `queued` event's message, `$15` the version of its
-/// pin; `$guard` is the condition for storing it at all.
+/// pin, `$16` its request hash; `$guard` is the condition for storing it at all.
 macro_rules! insert_ctes {
     ($guard:literal) => {
         concat!(
@@ -33,8 +33,8 @@ macro_rules! insert_ctes {
                  ON CONFLICT DO NOTHING
              ),
              job AS (
-                 INSERT INTO jobs (id, component, input, status, max_attempts, limits, optional, report_hash, kv_scope, task_name, task_version, idempotency_key, class, run_after_ms, created_ms, updated_ms)
-                 SELECT $1, $2, $3, 'queued', $4, $5, $6, $7, $9, $10, $15, $11, $13, $12, $12, $12 WHERE ", $guard, "
+                 INSERT INTO jobs (id, component, input, status, max_attempts, limits, optional, report_hash, kv_scope, task_name, task_version, idempotency_key, class, run_after_ms, created_ms, updated_ms, request_hash)
+                 SELECT $1, $2, $3, 'queued', $4, $5, $6, $7, $9, $10, $15, $11, $13, $12, $12, $12, $16 WHERE ", $guard, "
                  ON CONFLICT (idempotency_key) DO NOTHING
                  RETURNING ", job_columns!(), "
              ),
@@ -93,6 +93,7 @@ pub(super) async fn insert(c: &Object, j: &NewJob) -> StoreResult<Inserted> {
         j.requirements.as_ref().map(|r| r.class.as_str()),
         life::queued().message,
         j.task.as_ref().map(|p| p.version),
+        j.request_hash.as_deref(),
     ]
     .to_vec();
     let sql = match j.task {

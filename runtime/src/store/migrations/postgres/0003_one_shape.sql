@@ -15,3 +15,7 @@ ALTER TABLE kv ALTER COLUMN value DROP NOT NULL, ADD COLUMN version BIGINT NOT N
 -- How many times a job's attempt was run again because its kv reads changed before it
 -- committed (those re-runs are not charged, up to a bound).
 ALTER TABLE jobs ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0;
+
+-- What makes a submission one request (a hash of its component, input and options): a reused
+-- idempotency key must come with the same request.
+ALTER TABLE jobs ADD COLUMN request_hash TEXT;
