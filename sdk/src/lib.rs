@@ -74,14 +74,8 @@ pub use error::Error;
 pub mod bindings {
     wit_bindgen::generate!({
         world: "driftless:sdk/job",
-        path: [
-            "../wit/job@1.0.0",
-            "../wit/versioning@1.0.0",
-            "../wit/kv@1.0.0",
-            "../wit/kv@1.1.0",
-            "../wit/kv@2.0.0",
-            "wit",
-        ],
+        // `sdk/wit/deps` links to the runtime's top-level `wit/`: every package version there.
+        path: "wit",
         generate_all,
         pub_export_macro: true,
         export_macro_name: "export_job",
