@@ -91,6 +91,19 @@ pub struct JobMove {
 }
 
 impl JobMove {
+    /// Queued again, nothing else changed: the base every move is written from.
+    fn base() -> JobMove {
+        JobMove {
+            status: JobStatus::Queued,
+            output: None,
+            error: None,
+            run_after_ms: None,
+            uncharge: false,
+            conflict: false,
+            told: Told::new(EventKind::Queued, String::new()),
+        }
+    }
+
     /// The job's `error` column after, as JSON, when it changes (`Some(None)`: cleared).
     pub fn error_json(&self) -> Option<Option<String>> {
         self.error.as_ref().map(|e| {
@@ -107,15 +120,7 @@ impl JobMove {
 
 /// The job's move when its attempt ends as `next` (decided by the agent).
 pub fn ended(next: &Next, now: i64) -> JobMove {
-    let keep = JobMove {
-        status: JobStatus::Queued,
-        output: None,
-        error: None,
-        run_after_ms: None,
-        uncharge: false,
-        conflict: false,
-        told: Told::new(EventKind::Queued, String::new()),
-    };
+    let keep = JobMove::base();
     match next {
         Next::Succeed(output) => JobMove {
             status: JobStatus::Succeeded,
@@ -212,15 +217,7 @@ pub struct LostAttempt {
 /// when it has no attempts left, else queued again at once.
 pub fn lost(a: &LostAttempt, cause: LossCause, now: i64) -> JobMove {
     let (why, number, agent) = (cause.why(), a.number, &a.agent);
-    let keep = JobMove {
-        status: JobStatus::Queued,
-        output: None,
-        error: None,
-        run_after_ms: None,
-        uncharge: false,
-        conflict: false,
-        told: Told::new(EventKind::Queued, String::new()),
-    };
+    let keep = JobMove::base();
     if a.cancel_requested {
         JobMove {
             status: JobStatus::Cancelled,
@@ -286,13 +283,10 @@ pub struct Conflicted {
 pub fn conflicted(c: &Conflicted, now: i64) -> JobMove {
     let (number, changed) = (c.number, c.changed.join(", "));
     let keep = JobMove {
-        status: JobStatus::Queued,
-        output: None,
-        error: None,
         run_after_ms: Some(now),
         uncharge: true,
         conflict: true,
-        told: Told::new(EventKind::Queued, String::new()),
+        ..JobMove::base()
     };
     if c.conflicts < FREE_CONFLICTS {
         return JobMove {

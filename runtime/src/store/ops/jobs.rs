@@ -313,6 +313,22 @@ pub(crate) async fn load_checkpoint(s: &mut impl Sql, id: &str) -> StoreResult<O
     )
 }
 
+/// A job's move as statement parameters, in this order: status, output, whether `error`
+/// changes, the error, run after, finished at, uncharged (1 or 0).
+pub(crate) fn move_params(m: &JobMove, now: i64) -> Vec<Value> {
+    let error = m.error_json();
+    params![
+        m.status.as_str(),
+        m.output.clone(),
+        error.is_some(),
+        error.flatten(),
+        m.run_after_ms,
+        m.finished_ms(now),
+        u32::from(m.uncharge)
+    ]
+    .to_vec()
+}
+
 /// Move a running job as `m` decides (its attempt `number` ended); a job queued again gets its
 /// row in the `queue` table.
 pub(crate) async fn apply_move(
@@ -322,25 +338,18 @@ pub(crate) async fn apply_move(
     m: &JobMove,
     now: i64,
 ) -> StoreResult<()> {
-    let error = m.error_json();
     s.exec(
         "UPDATE jobs SET status = $2, output = COALESCE($3, output),
              error = CASE WHEN $4 THEN $5 ELSE error END,
              run_after_ms = COALESCE($6, run_after_ms), finished_ms = $7,
              attempts = attempts - $8, updated_ms = $9, conflicts = conflicts + $10
          WHERE id = $1 AND status = 'running'",
-        params![
-            job,
-            m.status.as_str(),
-            m.output.clone(),
-            error.is_some(),
-            error.flatten(),
-            m.run_after_ms,
-            m.finished_ms(now),
-            u32::from(m.uncharge),
-            now,
-            u32::from(m.conflict)
-        ],
+        &[
+            &[Value::from(job)][..],
+            &move_params(m, now),
+            params![now, u32::from(m.conflict)],
+        ]
+        .concat(),
     )
     .await?;
     if m.status == JobStatus::Queued {

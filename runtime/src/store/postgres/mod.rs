@@ -263,8 +263,10 @@ impl PostgresStore {
     }
 
     /// End a succeeding attempt with kv effects: the shared finish (check the reads, apply the
-    /// writes) in a serializable transaction, run again when PostgreSQL refuses it for a
-    /// concurrent commit (the next run sees that commit, and finds the conflict or not).
+    /// writes) in a serializable transaction, run again after a short random pause when
+    /// PostgreSQL refuses it for a concurrent commit (the next run sees that commit, and finds
+    /// the conflict or not). After 60 refusals the error stands; the attempt's lease then runs
+    /// out and the job runs again, its writes discarded.
     async fn finish_with_kv(
         &self,
         token: String,
@@ -276,7 +278,15 @@ impl PostgresStore {
             let (token, end) = (token.clone(), end.clone());
             let run = self.serializable(op!(|s| ops::jobs::finish(s, &token, &end, now)));
             match run.await {
-                Err(StoreError::Contention(_)) if tries < 20 => tries += 1,
+                Err(StoreError::Contention(_)) if tries < 60 => {
+                    // Concurrent finishes abort each other in waves: spread the retries out.
+                    tries += 1;
+                    let mut jitter = [0u8; 2];
+                    getrandom::fill(&mut jitter).expect("the OS random source works");
+                    let cap = 1u64 << tries.min(6);
+                    let wait = 1 + u64::from(u16::from_le_bytes(jitter)) % cap;
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                }
                 Ok((status, job)) => {
                     if status.is_terminal() {
                         self.notifier.finished([job]);

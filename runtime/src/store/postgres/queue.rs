@@ -9,7 +9,7 @@
 use super::sql::records;
 use super::{GenericClient, pg};
 use crate::lifecycle::attempts::{self as life, JobMove};
-use crate::store::ops::jobs::{job, job_columns, not_stored};
+use crate::store::ops::jobs::{job, job_columns, move_params, not_stored};
 use crate::store::sql::{Record, Value, params};
 use crate::store::*;
 use deadpool_postgres::Object;
@@ -224,24 +224,15 @@ const FINISH_AND_CLAIM: &str = concat!(
 
 /// The ending's parameters (`$1` .. `$14` of [`finish_ctes!`]).
 fn ending(token: &str, end: &AttemptEnd, m: &JobMove, now: i64) -> Vec<Value> {
-    let error = m.error_json();
-    params![
+    let attempt = params![
         token,
         end.state.as_str(),
         now,
         end.outcome.to_string(),
-        &end.log,
-        m.status.as_str(),
-        m.output.clone(),
-        error.is_some(),
-        error.flatten(),
-        m.run_after_ms,
-        m.finished_ms(now),
-        u32::from(m.uncharge),
-        m.told.kind.as_str(),
-        &m.told.message,
-    ]
-    .to_vec()
+        &end.log
+    ];
+    let told = params![m.told.kind.as_str(), &m.told.message];
+    [attempt, &move_params(m, now), told].concat()
 }
 
 fn claim_from(row: &Record, token: String, expires: i64) -> StoreResult<Option<Claim>> {
