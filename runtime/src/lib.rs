@@ -20,6 +20,7 @@
 //! PostgreSQL). [`node`] is the daemon wing: the node's state and its verbs, the agents, the
 //! cluster registry, the task resolver, identities, the listener, and the one place that
 //! starts and stops every background loop. [`daemon`] assembles a node and stops it.
+//! [`wire`] holds the API's bodies as types, shared by the server and the CLI.
 //! [`metrics`] renders `/metrics`; [`fault`] holds the crash points the tests use.
 
 pub mod admission;
@@ -33,3 +34,4 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod node;
 pub mod store;
+pub mod wire;

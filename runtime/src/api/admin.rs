@@ -6,42 +6,45 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use serde_json::{Value, json};
+use crate::wire::{Inflight, InflightAttempt};
 
 /// `POST /v1/admin/drain`: claim nothing new, fail `/readyz`; reads and submissions go on.
-pub async fn drain(State(state): State<AppState>) -> Json<Value> {
+pub async fn drain(State(state): State<AppState>) -> Json<Inflight> {
     state.node.set_draining(true);
     tracing::info!("draining (requested over the API)");
     inflight(State(state)).await
 }
 
 /// `POST /v1/admin/resume`: claim again, pass `/readyz`.
-pub async fn resume(State(state): State<AppState>) -> Json<Value> {
+pub async fn resume(State(state): State<AppState>) -> Json<Inflight> {
     state.node.set_draining(false);
     tracing::info!("resumed");
     inflight(State(state)).await
 }
 
 /// `GET /v1/admin/inflight`: the attempts running on this node.
-pub async fn inflight(State(state): State<AppState>) -> Json<Value> {
+pub async fn inflight(State(state): State<AppState>) -> Json<Inflight> {
     let now = crate::store::now_ms();
-    let mut attempts: Vec<Value> = state
+    let mut attempts: Vec<InflightAttempt> = state
         .node
         .inflight()
-        .iter()
-        .map(|(job, r)| {
-            json!({"job": job, "agent": r.agent, "attempt": r.attempt, "running_ms": now - r.started_ms})
+        .into_iter()
+        .map(|(job, r)| InflightAttempt {
+            job,
+            agent: r.agent,
+            attempt: r.attempt,
+            running_ms: now - r.started_ms,
         })
         .collect();
-    attempts.sort_by(|a, b| a["agent"].as_str().cmp(&b["agent"].as_str()));
-    Json(json!({
-        "node": state.node.config().node,
-        "draining": state.node.is_draining(),
-        "count": attempts.len(),
-        "attempts": attempts,
-        "agents": state.node.identities(),
-        "holder": state.node.holder(),
-    }))
+    attempts.sort_by(|a, b| a.agent.cmp(&b.agent));
+    Json(Inflight {
+        node: state.node.config().node.clone(),
+        draining: state.node.is_draining(),
+        count: attempts.len(),
+        attempts,
+        agents: state.node.identities(),
+        holder: state.node.holder().to_string(),
+    })
 }
 
 /// While draining, every response asks the client to close its connection, so clients move to

@@ -8,17 +8,14 @@ use crate::store::StoreError;
 use axum::Json;
 use axum::extract::FromRequestParts;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::http::StatusCode;
+use crate::wire::{ErrorBody, ErrorCode, ErrorDetail};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
-/// An API error.
+/// An API error; its HTTP status is its code's.
 #[derive(Debug)]
 pub struct ApiError {
-    /// HTTP status.
-    pub status: StatusCode,
     /// Stable machine-readable code.
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// What happened and what to do.
     pub message: String,
     /// The compat report, for version-check rejections.
@@ -27,9 +24,8 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error without a report.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
-            status,
             code,
             message: message.into(),
             report: None,
@@ -38,14 +34,13 @@ impl ApiError {
 
     /// 400 `bad-request`.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad-request", message)
+        Self::new(ErrorCode::BadRequest, message)
     }
 
     /// 404 `not-found`.
     pub fn not_found(what: impl std::fmt::Display) -> Self {
         Self::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
+            ErrorCode::NotFound,
             format!(
                 "{what} does not exist; check the name or id ({})",
                 if what.to_string().starts_with("job") {
@@ -60,11 +55,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({"error": {"code": self.code, "message": self.message}});
-        if let Some(report) = self.report {
-            body["report"] = serde_json::to_value(&*report).unwrap_or_default();
-        }
-        (self.status, Json(body)).into_response()
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+            report: self.report,
+        };
+        (self.code.status(), Json(body)).into_response()
     }
 }
 
@@ -72,25 +70,21 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => ApiError::not_found(what),
-            StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
-            StoreError::TaskVersionGone { task, version } => ApiError::new(
-                StatusCode::CONFLICT,
-                "task-version-unregistered",
+            StoreError::Conflict(m) => ApiError::new(ErrorCode::Conflict, m),
+            StoreError::TaskVersionGone { task, version } => ApiError::new(ErrorCode::TaskVersionUnregistered,
                 format!(
                     "version {version} of task {task} was unregistered, so nothing was stored; submit to `{task}` (its current version) or another version (GET /v1/tasks/{task} lists them)"
                 ),
             ),
             StoreError::StaleLease => {
-                ApiError::new(StatusCode::CONFLICT, "stale-lease", e.to_string())
+                ApiError::new(ErrorCode::StaleLease, e.to_string())
             }
             StoreError::Contention(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store-busy", e.to_string())
+                ApiError::new(ErrorCode::StoreBusy, e.to_string())
             }
             StoreError::Backend(m) => {
                 tracing::error!(error = %m, "store failure");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store-unavailable",
+                ApiError::new(ErrorCode::StoreUnavailable,
                     "the job store failed; nothing was changed. Retry shortly; if it persists, check the daemon's log and disk",
                 )
             }
@@ -102,11 +96,10 @@ impl From<PrepareError> for ApiError {
     fn from(e: PrepareError) -> Self {
         match e {
             PrepareError::Invalid(i) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid-component", i.to_string())
+                ApiError::new(ErrorCode::InvalidComponent, i.to_string())
             }
             PrepareError::Rejected(report) => ApiError {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                code: "rejected",
+                code: ErrorCode::Rejected,
                 message: format!(
                     "the job's imports do not fit this host, so nothing was stored: {}",
                     report.summary
@@ -114,11 +107,10 @@ impl From<PrepareError> for ApiError {
                 report: Some(report),
             },
             PrepareError::Compile(m) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "does-not-compile", m)
+                ApiError::new(ErrorCode::DoesNotCompile, m)
             }
             PrepareError::Link { report, message } => ApiError {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                code: "link-failed",
+                code: ErrorCode::LinkFailed,
                 message,
                 report: Some(report),
             },
@@ -133,11 +125,10 @@ impl From<AdmissionError> for ApiError {
             AdmissionError::Prepare(p) => p.into(),
             AdmissionError::Store(s) => s.into(),
             AdmissionError::UnknownComponent(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, "unknown-component", e.to_string())
+                ApiError::new(ErrorCode::UnknownComponent, e.to_string())
             }
             AdmissionError::Rejected(report) => ApiError {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                code: "rejected",
+                code: ErrorCode::Rejected,
                 message: crate::admission::refusal(&report),
                 report: Some(report),
             },

@@ -6,57 +6,22 @@ use crate::admission::{self, AdmissionError, Admitted, Component};
 use crate::engine::{Limits, hash_hex};
 use crate::node::resolver::TaskRef;
 use crate::store::{Job, JobStatus, NewJob, ResolvedTask, StoreError, TaskPin, now_ms};
+use crate::wire::{
+    ComponentAnswer, ErrorCode, EventList, GetQuery, JobList, JobSpec, JobView, ListQuery,
+    SubmitAnswer, SubmitQuery,
+};
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::time::Duration;
 
 /// Most attempts a job may ask for.
 const MAX_ATTEMPTS: u32 = 100;
 /// Longest wait a client may ask for, in seconds.
 const MAX_WAIT_SECS: u64 = 60;
-
-/// Options of a job, as a JSON spec (multipart `spec` part, or a JSON body naming an uploaded
-/// component), or as query parameters with an `application/wasm` body.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JobSpec {
-    /// The component's blake3 hash (JSON submissions of an uploaded component).
-    pub component: Option<String>,
-    /// A deployed task: `name`, `name@current` or `name@7` (JSON submissions). The version is
-    /// resolved and pinned now.
-    pub task: Option<String>,
-    /// The input, any JSON value (default `null`).
-    pub input: Option<Value>,
-    /// Wall-clock limit per attempt, in milliseconds.
-    pub timeout_ms: Option<u64>,
-    /// Memory limit per attempt, in MiB.
-    pub memory_mib: Option<u64>,
-    /// Attempts allowed in all (default 3).
-    pub max_attempts: Option<u32>,
-    /// Imports the job can run without, on top of those the component declares.
-    #[serde(default)]
-    pub optional_imports: Vec<String>,
-}
-
-/// Query parameters for `application/wasm` submissions.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SubmitQuery {
-    /// The input as JSON text.
-    input: Option<String>,
-    timeout_ms: Option<u64>,
-    memory_mib: Option<u64>,
-    max_attempts: Option<u32>,
-    /// Comma-separated optional imports.
-    optional: Option<String>,
-    /// Answer only when the job finished, or after this many seconds (any content type).
-    wait: Option<u64>,
-}
 
 impl SubmitQuery {
     fn take_spec(&mut self) -> Result<JobSpec, ApiError> {
@@ -89,9 +54,7 @@ impl SubmitQuery {
 
 fn parse_spec(bytes: &[u8]) -> Result<JobSpec, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad-spec",
+        ApiError::new(ErrorCode::BadSpec,
             format!("the job spec is not valid ({e}); it is a JSON object with optional fields component, task, input, timeout_ms, memory_mib, max_attempts, optional_imports"),
         )
     })
@@ -101,9 +64,7 @@ fn limits(state: &AppState, spec: &JobSpec) -> Result<(Limits, u32), ApiError> {
     let mut limits = Limits::default();
     if let Some(t) = spec.timeout_ms {
         if t == 0 || t > 3_600_000 {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad-spec",
+            return Err(ApiError::new(ErrorCode::BadSpec,
                 "timeout_ms must be between 1 and 3600000 (one hour)",
             ));
         }
@@ -112,9 +73,7 @@ fn limits(state: &AppState, spec: &JobSpec) -> Result<(Limits, u32), ApiError> {
     if let Some(m) = spec.memory_mib {
         let cap = state.node.sandbox().engine().config().max_memory_bytes >> 20;
         if m == 0 || m > cap {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad-spec",
+            return Err(ApiError::new(ErrorCode::BadSpec,
                 format!("memory_mib must be between 1 and {cap} on this node"),
             ));
         }
@@ -122,9 +81,7 @@ fn limits(state: &AppState, spec: &JobSpec) -> Result<(Limits, u32), ApiError> {
     }
     let attempts = spec.max_attempts.unwrap_or(3);
     if attempts == 0 || attempts > MAX_ATTEMPTS {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad-spec",
+        return Err(ApiError::new(ErrorCode::BadSpec,
             format!("max_attempts must be between 1 and {MAX_ATTEMPTS}"),
         ));
     }
@@ -140,9 +97,7 @@ pub(super) async fn read_body(state: &AppState, body: Body) -> Result<Bytes, Api
 
 /// 413 `too-large`: nothing was stored.
 pub(super) fn too_large(limit: usize) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "too-large",
+    ApiError::new(ErrorCode::TooLarge,
         format!(
             "the upload is larger than this node accepts ({limit} bytes); nothing was stored. Strip debug info (`strip = true` in the release profile) or raise --max-upload-bytes"
         ),
@@ -189,9 +144,7 @@ async fn admit(
         ),
         Source::Task(r) => {
             let resolved = state.node.resolve_task(r).await.map_err(|e| match e {
-                StoreError::NotFound(what) => ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "unknown-task",
+                StoreError::NotFound(what) => ApiError::new(ErrorCode::UnknownTask,
                     format!("{what} does not exist; deploy it with PUT /v1/tasks/{} (GET /v1/tasks lists tasks)", r.name),
                 ),
                 other => other.into(),
@@ -376,9 +329,7 @@ async fn read_submission(
             (json_source(&spec)?, spec)
         }
         other => {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
+            return Err(ApiError::new(ErrorCode::UnsupportedMediaType,
                 format!(
                     "content type `{other}` is not accepted; send the component as application/wasm, multipart/form-data (component + spec), or a JSON spec naming an uploaded component"
                 ),
@@ -386,18 +337,14 @@ async fn read_submission(
         }
     };
     if spec.task.is_some() && matches!(source, Source::Upload(_)) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad-spec",
+        return Err(ApiError::new(ErrorCode::BadSpec,
             "the request uploads a component and names a task; submit to a task with a JSON body ({\"task\": \"name\"}), without a component",
         ));
     }
     if let (Some(hash), Source::Upload(component)) = (&spec.component, &source)
         && *hash != hash_hex(component)
     {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad-spec",
+        return Err(ApiError::new(ErrorCode::BadSpec,
             "the spec's `component` hash does not match the uploaded component; leave it out when uploading",
         ));
     }
@@ -444,17 +391,13 @@ fn json_source(spec: &JobSpec) -> Result<Source, ApiError> {
         (Some(hash), None) => Ok(Source::Stored(hash.clone())),
         (None, Some(task)) => {
             Ok(Source::Task(TaskRef::parse(task).map_err(|e| {
-                ApiError::new(StatusCode::BAD_REQUEST, "bad-task-name", e.0)
+                ApiError::new(ErrorCode::BadTaskName, e.0)
             })?))
         }
-        (Some(_), Some(_)) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad-spec",
+        (Some(_), Some(_)) => Err(ApiError::new(ErrorCode::BadSpec,
             "a job names either a component (`component`) or a deployed task (`task`), not both",
         )),
-        (None, None) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad-spec",
+        (None, None) => Err(ApiError::new(ErrorCode::BadSpec,
             "a JSON submission names a deployed task in `task` (`name`, `name@7`) or an uploaded component by hash in `component`; or send the .wasm as application/wasm",
         )),
     }
@@ -472,17 +415,18 @@ async fn submit_answer(
     wait: Option<u64>,
 ) -> Result<Response, ApiError> {
     let shown = match wait.filter(|w| *w > 0) {
-        None => view::job(job),
-        Some(secs) => view::record(&wait_for(state, &job.id, secs).await?),
+        None => JobView::Job(Box::new(job.into())),
+        Some(secs) => JobView::Record(Box::new((&wait_for(state, &job.id, secs).await?).into())),
     };
-    let body = format!(r#"{{"job":{shown},"created":{created},"report":{report}}}"#);
+    let answer = SubmitAnswer {
+        job: shown,
+        created,
+        report: view::report(report)?,
+    };
     Ok((
         status,
-        [
-            (header::LOCATION, format!("/v1/jobs/{}", job.id)),
-            (header::CONTENT_TYPE, "application/json".to_string()),
-        ],
-        body,
+        [(header::LOCATION, format!("/v1/jobs/{}", job.id))],
+        Json(answer),
     )
         .into_response())
 }
@@ -502,17 +446,13 @@ pub async fn put_component(
     };
     Ok((
         status,
-        Json(json!({"component": prepared.hash, "created": created, "report": prepared.report})),
+        Json(ComponentAnswer {
+            component: prepared.hash.clone(),
+            created,
+            report: prepared.report.clone(),
+        }),
     )
         .into_response())
-}
-
-/// Query of `GET /v1/jobs/{id}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GetQuery {
-    /// Wait up to this many seconds for the job to finish.
-    wait: Option<u64>,
 }
 
 /// `GET /v1/jobs/{id}[?wait=SECONDS]`.
@@ -522,12 +462,12 @@ pub async fn get(
     Query(q): Query<GetQuery>,
 ) -> Result<Response, ApiError> {
     let record = wait_for(&state, &id, q.wait.unwrap_or(0)).await?;
-    let mut shown = view::record(&record);
+    let mut shown = crate::wire::JobRecord::from(&record);
     if record.job.status == JobStatus::Queued
         && let Some(class) = &record.job.class
         && let Some(spec) = state.node.store().requirement_class(class).await?
     {
-        shown["placement"] = json!(state.node.placement(&spec).await?);
+        shown.placement = Some(state.node.placement(&spec).await?);
     }
     Ok(Json(shown).into_response())
 }
@@ -569,51 +509,33 @@ async fn wait_for(
     }
 }
 
-/// Query of `GET /v1/jobs`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    status: Option<String>,
-    /// Page size (default 50, at most 500).
-    limit: Option<u32>,
-    /// The `next` cursor of the previous page.
-    before: Option<i64>,
-}
-
 /// `GET /v1/jobs?status=&limit=&before=`.
 pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let status = match q.status.as_deref() {
-        None => None,
-        Some(s) => Some(JobStatus::parse(s).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "unknown status `{s}`; use queued, running, succeeded, failed or cancelled"
-            ))
-        })?),
-    };
+) -> Result<Json<JobList>, ApiError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let jobs = state
         .node
         .store()
-        .list_jobs(status, q.before, limit)
+        .list_jobs(q.status, q.before, limit)
         .await?;
     let next = if jobs.len() as u32 == limit {
         jobs.last().map(|j| j.seq)
     } else {
         None
     };
-    Ok(Json(
-        json!({"jobs": jobs.iter().map(view::job).collect::<Vec<_>>(), "next": next}),
-    ))
+    Ok(Json(JobList {
+        jobs: jobs.iter().map(Into::into).collect(),
+        next,
+    }))
 }
 
 /// `POST /v1/jobs/{id}/cancel`.
 pub async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<crate::wire::Job>, ApiError> {
     let job = state.node.store().cancel_job(&id, now_ms()).await?;
     if job.status == JobStatus::Running {
         state.node.stop_attempt(&id);
@@ -621,7 +543,7 @@ pub async fn cancel(
     if job.status == JobStatus::Cancelled {
         state.node.announce_finished(&id);
     }
-    Ok(Json(view::job(&job)))
+    Ok(Json((&job).into()))
 }
 
 /// `GET /v1/jobs/{id}/logs`: every attempt's log, as text.
@@ -655,11 +577,12 @@ pub async fn logs(
 pub async fn events(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventList>, ApiError> {
     if state.node.store().get_job(&id).await?.is_none() {
         return Err(ApiError::not_found(format!("job {id}")));
     }
-    Ok(Json(
-        json!({"events": state.node.store().events(&id).await?}),
-    ))
+    let events = state.node.store().events(&id).await?;
+    Ok(Json(EventList {
+        events: events.into_iter().map(Into::into).collect(),
+    }))
 }

@@ -3,34 +3,45 @@
 use super::AppState;
 use super::error::ApiError;
 use crate::node::registry;
-use crate::store::now_ms;
+use crate::store::{NodeRecord, now_ms};
+use crate::wire::{NodeInfo, NodeList};
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
 
 /// `GET /v1/nodes`: every live node process and those gone within `remember_nodes`, with
 /// its catalog, version of driftless, heartbeat, draining flag and in-flight count.
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<AppState>) -> Result<Json<NodeList>, ApiError> {
     let node = &state.node;
     let now = now_ms();
     let records = node
         .store()
         .list_nodes(now - node.config().remember_nodes.as_millis() as i64)
         .await?;
-    let nodes: Vec<Value> = records
-        .iter()
-        .map(|n| {
-            let mut v = json!(n);
-            v["state"] = json!(registry::state_of(n));
-            v["catalog"] = json!(registry::catalog_of(n).map(|c| c.ids()).unwrap_or_default());
-            v["heartbeat_age_ms"] = json!((now - n.heartbeat_ms).max(0));
-            v["this_process"] = json!(n.process == node.holder());
-            v
-        })
-        .collect();
-    Ok(Json(json!({
-        "this_process": node.holder(),
-        "node_ttl_ms": node.config().node_ttl.as_millis() as u64,
-        "nodes": nodes,
-    })))
+    let holder = node.holder().to_string();
+    Ok(Json(NodeList {
+        nodes: records.iter().map(|n| info(n, now, &holder)).collect(),
+        node_ttl_ms: node.config().node_ttl.as_millis() as u64,
+        this_process: holder,
+    }))
+}
+
+/// A registry record as `GET /v1/nodes` shows it, `now` by this node's clock.
+fn info(n: &NodeRecord, now: i64, holder: &str) -> NodeInfo {
+    NodeInfo {
+        process: n.process.clone(),
+        node: n.node.clone(),
+        address: n.address.clone(),
+        version: n.version.clone(),
+        catalog: registry::catalog_of(n).map(|c| c.ids()).unwrap_or_default(),
+        agents: n.agents,
+        identities: n.identities.clone(),
+        started_ms: n.started_ms,
+        heartbeat_ms: n.heartbeat_ms,
+        heartbeat_age_ms: (now - n.heartbeat_ms).max(0),
+        draining: n.draining,
+        inflight: n.inflight,
+        gone_ms: n.gone_ms,
+        state: registry::state_of(n),
+        this_process: n.process == holder,
+    }
 }

@@ -5,12 +5,15 @@ use super::error::ApiError;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{StatusCode, Uri, header};
+use crate::wire::{CheckAnswer, ErrorCode, ModuleList};
+use axum::http::{Uri, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
 
 /// `POST /v1/check`: the compat report for a component, without storing anything.
-pub async fn check(State(state): State<AppState>, body: Body) -> Result<Json<Value>, ApiError> {
+pub async fn check(
+    State(state): State<AppState>,
+    body: Body,
+) -> Result<Json<CheckAnswer>, ApiError> {
     let limit = state.node.config().max_upload_bytes;
     let bytes = axum::body::to_bytes(body, limit)
         .await
@@ -19,18 +22,21 @@ pub async fn check(State(state): State<AppState>, body: Body) -> Result<Json<Val
         .node
         .sandbox()
         .judge(&crate::engine::hash_hex(&bytes), &bytes, &[])
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid-component", e.to_string()))?
+        .map_err(|e| ApiError::new(ErrorCode::InvalidComponent, e.to_string()))?
         .report;
-    Ok(Json(
-        json!({"accepted": report.accepted(), "report": report, "text": report.to_string()}),
-    ))
+    Ok(Json(CheckAnswer {
+        accepted: report.accepted(),
+        text: report.to_string(),
+        report,
+    }))
 }
 
 /// `GET /v1/modules`: this node's catalog.
-pub async fn modules(State(state): State<AppState>) -> Json<Value> {
-    Json(
-        json!({"node": state.node.config().node, "modules": state.node.sandbox().catalog().modules()}),
-    )
+pub async fn modules(State(state): State<AppState>) -> Json<ModuleList> {
+    Json(ModuleList {
+        node: state.node.config().node.clone(),
+        modules: state.node.sandbox().catalog().modules().to_vec(),
+    })
 }
 
 /// `GET /healthz`: the process is up.
@@ -41,16 +47,12 @@ pub async fn healthz() -> &'static str {
 /// `GET /readyz`: ready to take jobs (not draining, and the store answers).
 pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     if state.node.is_draining() {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "draining",
+        return Err(ApiError::new(ErrorCode::Draining,
             "this node is draining (a restart or upgrade is under way, or POST /v1/admin/drain); send traffic to another node, or POST /v1/admin/resume",
         ));
     }
     state.node.store().stats().await.map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not-ready",
+        ApiError::new(ErrorCode::NotReady,
             format!("the store does not answer: {e}"),
         )
     })?;
@@ -82,9 +84,7 @@ pub async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiErro
         .filter(|(_, p)| super::route_matches(p, uri.path()))
         .map(|(m, _)| *m)
         .collect();
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method-not-allowed",
+    ApiError::new(ErrorCode::MethodNotAllowed,
         format!(
             "{} does not take {method}; use {}",
             uri.path(),
@@ -95,9 +95,7 @@ pub async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiErro
 
 /// Anything else: a JSON 404 that lists what exists.
 pub async fn not_found(uri: Uri) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "no-such-route",
+    ApiError::new(ErrorCode::NoSuchRoute,
         format!(
             "{} is not an API route; the routes are {}",
             uri.path(),

@@ -1,7 +1,7 @@
 //! `/v1/tasks`: deploy immutable task versions, roll back, unregister, look up.
 
 use super::error::{ApiError, Path, Query};
-use super::{AppState, jobs};
+use super::{AppState, jobs, view};
 use crate::admission::{self, Component};
 use crate::node::resolver::{TaskRef, check_name};
 use crate::store::{DeleteOutcome, NewTaskVersion, now_ms};
@@ -10,8 +10,10 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use crate::wire::{
+    DeleteQuery, DeployAnswer, ErrorCode, RollbackAnswer, RollbackSpec, Task, TaskList, ThisNode,
+    UnregisterAnswer,
+};
 use std::time::Duration;
 
 /// Longest a delete may wait for a version's jobs to drain, in seconds.
@@ -36,7 +38,7 @@ fn request_id(headers: &HeaderMap) -> String {
 }
 
 fn name_ok(name: &str) -> Result<(), ApiError> {
-    check_name(name).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad-task-name", e.0))
+    check_name(name).map_err(|e| ApiError::new(ErrorCode::BadTaskName, e.0))
 }
 
 /// After `current` moved: drop this node's cached resolutions and resolve the task again, so
@@ -87,27 +89,18 @@ pub async fn deploy(
     } else {
         StatusCode::OK
     };
-    let report: Value = serde_json::from_str(&admitted.report_json).expect("a report is JSON");
     Ok((
         status,
-        Json(json!({
-            "task": name,
-            "version": deployed.version,
-            "previous": deployed.previous,
-            "created": deployed.changed,
-            "component": admitted.hash,
-            "report": report,
-        })),
+        Json(DeployAnswer {
+            task: name,
+            version: deployed.version,
+            previous: deployed.previous,
+            created: deployed.changed,
+            component: admitted.hash,
+            report: view::report(&admitted.report_json)?,
+        }),
     )
         .into_response())
-}
-
-/// Body of `POST /v1/tasks/{name}/rollback`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RollbackSpec {
-    /// The version to make current; default: the newest registered version below `current`.
-    to: Option<u32>,
 }
 
 /// `POST /v1/tasks/{name}/rollback`.
@@ -116,7 +109,7 @@ pub async fn rollback(
     Path(name): Path<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RollbackAnswer>, ApiError> {
     name_ok(&name)?;
     let spec: RollbackSpec = if body.is_empty() {
         RollbackSpec::default()
@@ -140,17 +133,11 @@ pub async fn rollback(
         .await?;
     moved_current(&state, &name, moved.generation).await;
     tracing::info!(task = %name, version = moved.version, previous = ?moved.previous, "task rolled back");
-    Ok(Json(
-        json!({"task": name, "version": moved.version, "previous": moved.previous}),
-    ))
-}
-
-/// Query of `DELETE /v1/tasks/{name}/versions/{v}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeleteQuery {
-    /// Wait up to this many seconds for the jobs pinning the version to finish.
-    wait: Option<u64>,
+    Ok(Json(RollbackAnswer {
+        task: name,
+        version: moved.version,
+        previous: moved.previous,
+    }))
 }
 
 /// `DELETE /v1/tasks/{name}/versions/{v}`: unregister a version; refused (409) while queued
@@ -160,7 +147,7 @@ pub async fn delete_version(
     Path((name, version)): Path<(String, u32)>,
     Query(q): Query<DeleteQuery>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UnregisterAnswer>, ApiError> {
     name_ok(&name)?;
     let wait = Duration::from_secs(q.wait.unwrap_or(0).min(MAX_DRAIN_WAIT_SECS));
     let deadline = tokio::time::Instant::now() + wait;
@@ -178,9 +165,11 @@ pub async fn delete_version(
             .await?;
         match outcome {
             DeleteOutcome::Deleted => {
-                return Ok(Json(
-                    json!({"task": name, "version": version, "deleted": true}),
-                ));
+                return Ok(Json(UnregisterAnswer {
+                    task: name,
+                    version,
+                    deleted: true,
+                }));
             }
             DeleteOutcome::Pinned { count, jobs } => {
                 if tokio::time::Instant::now() >= deadline {
@@ -190,9 +179,7 @@ pub async fn delete_version(
                     } else {
                         ""
                     };
-                    return Err(ApiError::new(
-                        StatusCode::CONFLICT,
-                        "version-in-use",
+                    return Err(ApiError::new(ErrorCode::VersionInUse,
                         format!(
                             "version {version} of task {name} is pinned by {count} queued or running job(s) ({shown}{more}); wait for them (DELETE ...?wait=SECONDS), or cancel them, then delete again"
                         ),
@@ -208,9 +195,11 @@ pub async fn delete_version(
 }
 
 /// `GET /v1/tasks`.
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<AppState>) -> Result<Json<TaskList>, ApiError> {
     let tasks = state.node.store().list_tasks().await?;
-    Ok(Json(json!({"tasks": tasks})))
+    Ok(Json(TaskList {
+        tasks: tasks.into_iter().map(Into::into).collect(),
+    }))
 }
 
 /// `GET /v1/tasks/{name}`: versions (with import summaries and job counts), `current`, what
@@ -218,21 +207,18 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
 pub async fn get(
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Task>, ApiError> {
     name_ok(&name)?;
     let task = state.node.store().get_task(&name).await?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown-task",
+        ApiError::new(ErrorCode::UnknownTask,
             format!("no task is named {name}; deploy it with PUT /v1/tasks/{name} (GET /v1/tasks lists tasks)"),
         )
     })?;
     let (generation, cached) = state.node.resolutions();
-    let mut body = serde_json::to_value(&task).unwrap_or_default();
-    body["this_node"] = json!({
-        "node": state.node.config().node,
-        "generation": generation,
-        "resolves_current_to": cached.iter().find(|r| r.task == name).map(|r| r.version),
-    });
-    Ok(Json(body))
+    let this_node = ThisNode {
+        node: state.node.config().node.clone(),
+        generation,
+        resolves_current_to: cached.iter().find(|r| r.task == name).map(|r| r.version),
+    };
+    Ok(Json(view::task(task, this_node)))
 }

@@ -1,54 +1,164 @@
-//! How jobs look over HTTP.
+//! How the store's records look over HTTP: each one as its [`wire`](crate::wire) type.
 
-use crate::store::{Job, JobRecord};
-use serde_json::{Value, json};
+use super::error::ApiError;
+use crate::store;
+use crate::wire::{self, CompatReport, ErrorCode};
+use serde_json::Value;
 
 /// Output bytes as JSON when they are JSON, else as text.
-fn output(bytes: &Option<Vec<u8>>) -> (Value, Value) {
+fn output(bytes: &Option<Vec<u8>>) -> (Option<Value>, Option<String>) {
     match bytes {
-        None => (Value::Null, Value::Null),
+        None => (None, None),
         Some(b) => match serde_json::from_slice::<Value>(b) {
-            Ok(v) => (v, Value::Null),
-            Err(_) => (
-                Value::Null,
-                Value::String(String::from_utf8_lossy(b).into_owned()),
-            ),
+            Ok(v) => (Some(v), None),
+            Err(_) => (None, Some(String::from_utf8_lossy(b).into_owned())),
         },
     }
 }
 
-/// A job, without its attempts.
-pub fn job(j: &Job) -> Value {
-    let (out, out_text) = output(&j.output);
-    json!({
-        "id": j.id,
-        "status": j.status,
-        "component": j.component,
-        "task": j.task,
-        "attempts": j.attempts,
-        "max_attempts": j.max_attempts,
-        "created_ms": j.created_ms,
-        "updated_ms": j.updated_ms,
-        "finished_ms": j.finished_ms,
-        "run_after_ms": j.run_after_ms,
-        "output": out,
-        "output_text": out_text,
-        "error": j.error,
-        "progress": j.progress.as_ref().map(|(p, m)| json!({"percent": p, "message": m})),
-        "cancel_requested": j.cancel_requested,
-        "limits": j.limits,
-        "optional_imports": j.optional_imports,
+impl From<&store::Job> for wire::Job {
+    fn from(j: &store::Job) -> Self {
+        let (output, output_text) = output(&j.output);
+        wire::Job {
+            id: j.id.clone(),
+            status: j.status,
+            component: j.component.clone(),
+            task: j.task.as_ref().map(ToString::to_string),
+            attempts: j.attempts,
+            max_attempts: j.max_attempts,
+            created_ms: j.created_ms,
+            updated_ms: j.updated_ms,
+            finished_ms: j.finished_ms,
+            run_after_ms: j.run_after_ms,
+            output,
+            output_text,
+            error: j.error.clone(),
+            progress: j.progress.as_ref().map(|(percent, message)| wire::Progress {
+                percent: *percent,
+                message: message.clone(),
+            }),
+            cancel_requested: j.cancel_requested,
+            limits: j.limits,
+            optional_imports: j.optional_imports.clone(),
+            class: j.class.clone(),
+        }
+    }
+}
+
+impl From<&store::Attempt> for wire::Attempt {
+    fn from(a: &store::Attempt) -> Self {
+        wire::Attempt {
+            number: a.number,
+            agent: a.agent.clone(),
+            state: a.state,
+            started_ms: a.started_ms,
+            finished_ms: a.finished_ms,
+            lease_expires_ms: a.lease_expires_ms,
+            outcome: a.outcome.clone(),
+        }
+    }
+}
+
+impl From<&store::JobRecord> for wire::JobRecord {
+    fn from(r: &store::JobRecord) -> Self {
+        wire::JobRecord {
+            job: wire::Job::from(&r.job),
+            attempt_list: r.attempt_list.iter().map(wire::Attempt::from).collect(),
+            agent: r.attempt_list.last().map(|a| a.agent.clone()),
+            placement: None,
+        }
+    }
+}
+
+impl From<store::Event> for wire::Event {
+    fn from(e: store::Event) -> Self {
+        wire::Event {
+            attempt: e.attempt,
+            at_ms: e.at_ms,
+            kind: e.kind,
+            message: e.message,
+        }
+    }
+}
+
+/// A compat report stored as JSON text (with a job or a task version), read back.
+pub fn report(json: &str) -> Result<CompatReport, ApiError> {
+    serde_json::from_str(json).map_err(|e| {
+        tracing::error!(error = %e, "a stored compat report does not read back");
+        ApiError::new(
+            ErrorCode::StoreUnavailable,
+            "the stored compat report could not be read; nothing was changed. Check the daemon's log",
+        )
     })
 }
 
-/// A job with its attempts.
-pub fn record(r: &JobRecord) -> Value {
-    let mut v = job(&r.job);
-    v["attempt_list"] = serde_json::to_value(&r.attempt_list).unwrap_or_default();
-    v["agent"] = r
-        .attempt_list
-        .last()
-        .map(|a| Value::String(a.agent.clone()))
-        .unwrap_or(Value::Null);
-    v
+impl From<store::TaskSummary> for wire::TaskSummary {
+    fn from(t: store::TaskSummary) -> Self {
+        wire::TaskSummary {
+            name: t.name,
+            current: t.current,
+            versions: t.versions,
+            updated_ms: t.updated_ms,
+        }
+    }
+}
+
+impl From<store::TaskVersion> for wire::TaskVersion {
+    fn from(v: store::TaskVersion) -> Self {
+        let j = v.jobs;
+        wire::TaskVersion {
+            version: v.version,
+            component: v.component,
+            created_ms: v.created_ms,
+            deployed_by: v.deployed_by,
+            deleted_ms: v.deleted_ms,
+            imports: v.imports,
+            jobs: wire::JobCounts {
+                queued: j.queued,
+                running: j.running,
+                succeeded: j.succeeded,
+                failed: j.failed,
+                cancelled: j.cancelled,
+            },
+        }
+    }
+}
+
+impl From<store::AuditEntry> for wire::AuditEntry {
+    fn from(a: store::AuditEntry) -> Self {
+        wire::AuditEntry {
+            at_ms: a.at_ms,
+            action: a.action,
+            actor: a.actor,
+            request_id: a.request_id,
+            old_version: a.old_version,
+            new_version: a.new_version,
+        }
+    }
+}
+
+impl From<store::NodeResolution> for wire::NodeResolution {
+    fn from(n: store::NodeResolution) -> Self {
+        wire::NodeResolution {
+            node: n.node,
+            version: n.version,
+            generation: n.generation,
+            at_ms: n.at_ms,
+        }
+    }
+}
+
+/// A task, with what the answering node resolves its `current` to.
+pub fn task(t: store::Task, this_node: wire::ThisNode) -> wire::Task {
+    wire::Task {
+        name: t.name,
+        current: t.current,
+        generation: t.generation,
+        created_ms: t.created_ms,
+        updated_ms: t.updated_ms,
+        versions: t.versions.into_iter().map(Into::into).collect(),
+        nodes: t.nodes.into_iter().map(Into::into).collect(),
+        audit: t.audit.into_iter().map(Into::into).collect(),
+        this_node,
+    }
 }

@@ -1,7 +1,8 @@
 //! The CLI's node commands: `drain [--wait]`, `resume`, `inflight`, `nodes`.
 
-use super::client::{Client, ClientArgs};
+use super::client::{Client, ClientArgs, decode};
 use anyhow::Result;
+use driftless::wire::{Inflight, NodeList, NodeState};
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
 use serde_json::Value;
@@ -27,39 +28,29 @@ pub struct NodeArgs {
     json: bool,
 }
 
-fn print_inflight(state: &Value) {
-    let draining = if state["draining"] == true {
+fn print_inflight(state: &Inflight) {
+    let draining = if state.draining {
         "draining"
     } else {
         "taking work"
     };
     println!(
         "node {} ({draining}), agents {}: {} attempt(s) running",
-        state["node"].as_str().unwrap_or("?"),
-        state["agents"]
-            .as_array()
-            .map(|a| a
-                .iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(", "))
-            .unwrap_or_default(),
-        state["count"]
+        state.node,
+        state.agents.join(", "),
+        state.count
     );
-    for a in state["attempts"].as_array().into_iter().flatten() {
+    for a in &state.attempts {
         println!(
             "  {}  {} attempt {}  running for {} ms",
-            a["agent"].as_str().unwrap_or(""),
-            a["job"].as_str().unwrap_or(""),
-            a["attempt"],
-            a["running_ms"]
+            a.agent, a.job, a.attempt, a.running_ms
         );
     }
 }
 
 pub async fn drain(args: DrainArgs) -> Result<i32> {
     let client = Client::new(&args.daemon)?;
-    let mut state = client
+    let mut state: Inflight = client
         .json(client.request(Method::POST, "/v1/admin/drain"))
         .await?;
     if !args.wait {
@@ -70,9 +61,9 @@ pub async fn drain(args: DrainArgs) -> Result<i32> {
     bar.set_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("template"));
     bar.enable_steady_tick(Duration::from_millis(100));
     let quiet = bar.is_hidden();
-    let mut last = u64::MAX;
-    while state["count"].as_u64().unwrap_or(0) > 0 {
-        let count = state["count"].as_u64().unwrap_or(0);
+    let mut last = usize::MAX;
+    while state.count > 0 {
+        let count = state.count;
         if count != last {
             let msg = format!("draining: {count} attempt(s) still running");
             if quiet {
@@ -91,7 +82,7 @@ pub async fn drain(args: DrainArgs) -> Result<i32> {
 
 pub async fn resume(args: NodeArgs) -> Result<i32> {
     let client = Client::new(&args.daemon)?;
-    let state = client
+    let state: Value = client
         .json(client.request(Method::POST, "/v1/admin/resume"))
         .await?;
     show(&state, args.json)
@@ -100,18 +91,17 @@ pub async fn resume(args: NodeArgs) -> Result<i32> {
 /// `driftless nodes`: the registry, one line per node process.
 pub async fn nodes(args: NodeArgs) -> Result<i32> {
     let client = Client::new(&args.daemon)?;
-    let registry = client.get("/v1/nodes").await?;
+    let raw: Value = client.get("/v1/nodes").await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&registry)?);
+        println!("{}", serde_json::to_string_pretty(&raw)?);
         return Ok(0);
     }
-    let kv_of = |catalog: &Value| -> String {
+    let registry: NodeList = decode(&raw)?;
+    let kv_of = |catalog: &[String]| -> String {
         catalog
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
+            .iter()
             .filter(|m| !m.starts_with("wasi:"))
+            .map(String::as_str)
             .collect::<Vec<_>>()
             .join(" ")
     };
@@ -119,23 +109,23 @@ pub async fn nodes(args: NodeArgs) -> Result<i32> {
         "{:<12} {:<9} {:<22} {:<8} {:>8} {:>9}  {:<28} modules",
         "node", "state", "address", "version", "inflight", "heartbeat", "process"
     );
-    for n in registry["nodes"].as_array().into_iter().flatten() {
-        let heartbeat = if n["state"] == "gone" {
+    for n in &registry.nodes {
+        let heartbeat = if n.state == NodeState::Gone {
             "-".to_string()
         } else {
-            format!("{} ms", n["heartbeat_age_ms"])
+            format!("{} ms", n.heartbeat_age_ms)
         };
-        let me = if n["this_process"] == true { " *" } else { "" };
+        let me = if n.this_process { " *" } else { "" };
         println!(
             "{:<12} {:<9} {:<22} {:<8} {:>8} {:>9}  {:<28} {}",
-            format!("{}{me}", n["node"].as_str().unwrap_or("?")),
-            n["state"].as_str().unwrap_or("?"),
-            n["address"].as_str().unwrap_or("?"),
-            n["version"].as_str().unwrap_or("?"),
-            n["inflight"],
+            format!("{}{me}", n.node),
+            n.state.to_string(),
+            n.address,
+            n.version,
+            n.inflight,
             heartbeat,
-            n["process"].as_str().unwrap_or("?"),
-            kv_of(&n["catalog"])
+            n.process,
+            kv_of(&n.catalog)
         );
     }
     Ok(0)
@@ -143,15 +133,16 @@ pub async fn nodes(args: NodeArgs) -> Result<i32> {
 
 pub async fn inflight(args: NodeArgs) -> Result<i32> {
     let client = Client::new(&args.daemon)?;
-    let state = client.get("/v1/admin/inflight").await?;
+    let state: Value = client.get("/v1/admin/inflight").await?;
     show(&state, args.json)
 }
 
+/// The node's state as JSON (as the daemon sent it) or as text.
 fn show(state: &Value, json: bool) -> Result<i32> {
     if json {
         println!("{}", serde_json::to_string_pretty(state)?);
     } else {
-        print_inflight(state);
+        print_inflight(&decode(state)?);
     }
     Ok(0)
 }

@@ -1,9 +1,10 @@
 //! The HTTP client behind the CLI's daemon commands: one place that turns connection failures
 //! and the API's JSON errors into messages that say what to do.
 
-use anyhow::{Result, anyhow};
-use driftless::compat::CompatReport;
+use anyhow::{Context, Result, anyhow};
+use driftless::wire::ErrorBody;
 use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -21,28 +22,38 @@ pub struct Client {
     http: reqwest::Client,
 }
 
-/// An error answer of the API: its status, stable code, message and compat report.
+/// An error answer of the API: its status, and its body (code, message, compat report), or
+/// the answer's text when it is not an error body this CLI reads.
 #[derive(Debug)]
 pub struct ApiFailure {
     pub status: StatusCode,
-    pub code: String,
-    pub message: String,
-    pub report: Option<CompatReport>,
+    pub body: Result<ErrorBody, String>,
 }
 
 impl std::fmt::Display for ApiFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} ({}, HTTP {})",
-            self.message,
-            self.code,
-            self.status.as_u16()
-        )?;
-        if let Some(report) = &self.report {
-            write!(f, "\n{report}")?;
+        let status = self.status.as_u16();
+        match &self.body {
+            Ok(body) => {
+                let e = &body.error;
+                write!(f, "{} ({}, HTTP {status})", e.message, e.code)?;
+                if let Some(report) = &body.report {
+                    write!(f, "\n{report}")?;
+                }
+                Ok(())
+            }
+            Err(text) if text.trim().is_empty() => write!(
+                f,
+                "the daemon answered {} without an error body (HTTP {status})",
+                self.status
+            ),
+            Err(text) => write!(
+                f,
+                "the daemon answered {} with an error this driftless does not read (HTTP {status}): {}",
+                self.status,
+                text.trim()
+            ),
         }
-        Ok(())
     }
 }
 
@@ -83,27 +94,27 @@ impl Client {
             return Ok(response);
         }
         let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        let error = &body["error"];
-        Err(ApiFailure {
-            status,
-            code: error["code"].as_str().unwrap_or("unknown").to_string(),
-            message: error["message"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("the daemon answered {status} without an error body")),
-            report: serde_json::from_value(body["report"].clone()).ok(),
-        }
-        .into())
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str::<ErrorBody>(&text).map_err(|_| text);
+        Err(ApiFailure { status, body }.into())
     }
 
-    /// Send and decode a JSON answer.
-    pub async fn json(&self, request: RequestBuilder) -> Result<Value> {
-        Ok(self.send(request).await?.json().await?)
+    /// Send and decode a JSON answer: a [`wire`](driftless::wire) type, or a [`Value`] to
+    /// print as the daemon sent it.
+    pub async fn json<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T> {
+        let value: Value = self.send(request).await?.json().await?;
+        decode(&value)
     }
 
     /// `GET path` as JSON.
-    pub async fn get(&self, path: &str) -> Result<Value> {
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.json(self.request(Method::GET, path)).await
     }
+}
+
+/// A daemon's JSON answer as a [`wire`](driftless::wire) type.
+pub fn decode<T: DeserializeOwned>(answer: &Value) -> Result<T> {
+    T::deserialize(answer).context(
+        "the daemon's answer is not shaped as this driftless expects; use the driftless CLI of the daemon's version",
+    )
 }

@@ -1,13 +1,17 @@
 //! The CLI's daemon commands: `submit`, `status`, `logs`, `jobs`, `cancel`, `modules`.
 
-use super::client::{Client, ClientArgs};
+use super::client::{Client, ClientArgs, decode};
 use super::read_component;
 use anyhow::{Context, Result};
+use driftless::compat::Verdict;
 use driftless::node::resolver::TaskRef;
+use driftless::wire::{
+    GetQuery, JobList, JobRecord, JobSpec, JobStatus, ListQuery, ModuleList, SubmitAnswer,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
 use reqwest::multipart::{Form, Part};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -77,8 +81,8 @@ pub struct ListArgs {
     #[command(flatten)]
     daemon: ClientArgs,
     /// Only jobs with this status: queued, running, succeeded, failed or cancelled.
-    #[arg(long)]
-    status: Option<String>,
+    #[arg(long, value_parser = job_status)]
+    status: Option<JobStatus>,
     /// Jobs per page (newest first).
     #[arg(long, default_value_t = 20)]
     limit: u32,
@@ -100,6 +104,13 @@ pub struct ModulesArgs {
     json: bool,
 }
 
+/// `--status`: a job status by name.
+fn job_status(name: &str) -> Result<JobStatus, String> {
+    JobStatus::parse(name).ok_or_else(|| {
+        format!("unknown status `{name}`; use queued, running, succeeded, failed or cancelled")
+    })
+}
+
 fn input(args: &SubmitArgs) -> Result<Option<Value>> {
     let text = match (&args.input, &args.input_file) {
         (Some(text), _) => text.clone(),
@@ -119,25 +130,20 @@ fn input(args: &SubmitArgs) -> Result<Option<Value>> {
 
 pub async fn submit(args: SubmitArgs) -> Result<i32> {
     let client = Client::new(&args.daemon)?;
-    let mut spec = json!({ "optional_imports": args.optional_imports });
-    if let Some(input) = input(&args)? {
-        spec["input"] = input;
-    }
-    for (key, value) in [
-        ("timeout_ms", args.timeout_ms),
-        ("memory_mib", args.memory_mib),
-        ("max_attempts", args.max_attempts.map(u64::from)),
-    ] {
-        if let Some(v) = value {
-            spec[key] = json!(v);
-        }
-    }
+    let mut spec = JobSpec {
+        input: input(&args)?,
+        timeout_ms: args.timeout_ms,
+        memory_mib: args.memory_mib,
+        max_attempts: args.max_attempts,
+        optional_imports: args.optional_imports.clone(),
+        ..JobSpec::default()
+    };
     let mut request = client.request(Method::POST, "/v1/jobs");
     let arg = args.job.to_string_lossy();
     if !args.job.exists()
         && let Ok(task) = TaskRef::parse(&arg)
     {
-        spec["task"] = json!(task.to_string());
+        spec.task = Some(task.to_string());
         request = request.json(&spec);
     } else {
         let component = read_component(&args.job).with_context(|| {
@@ -159,50 +165,54 @@ pub async fn submit(args: SubmitArgs) -> Result<i32> {
             )
             .part(
                 "spec",
-                Part::text(spec.to_string()).mime_str("application/json")?,
+                Part::text(serde_json::to_string(&spec)?).mime_str("application/json")?,
             );
         request = request.multipart(form);
     }
     if let Some(key) = &args.idempotency_key {
         request = request.header("Idempotency-Key", key);
     }
-    let answer = client.json(request).await?;
-    let id = answer["job"]["id"]
-        .as_str()
-        .context("the daemon's answer has no job id")?
-        .to_string();
-    let verb = if answer["created"] == json!(false) {
-        "already submitted (same idempotency key)"
-    } else {
+    let raw: Value = client.json(request).await?;
+    let answer: SubmitAnswer = decode(&raw)?;
+    let id = answer.job.job().id.clone();
+    let verb = if answer.created {
         "submitted"
+    } else {
+        "already submitted (same idempotency key)"
     };
-    let verdict = answer["report"]["verdict"].as_str().unwrap_or("accepted");
-    eprintln!("{verb}: {id} ({verdict})");
-    if verdict == "degraded" {
-        eprintln!("  {}", answer["report"]["summary"].as_str().unwrap_or(""));
+    let verdict = answer.report.verdict;
+    eprintln!("{verb}: {id} ({})", verdict.as_str());
+    if verdict == Verdict::Degraded {
+        eprintln!("  {}", answer.report.summary);
     }
     if !args.wait {
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&answer)?);
+            println!("{}", serde_json::to_string_pretty(&raw)?);
         } else {
             println!("{id}");
         }
         return Ok(0);
     }
-    let job = wait(&client, &id).await?;
-    finish(&job, args.json)
+    let (job, raw) = wait(&client, &id).await?;
+    finish(&job, args.json.then_some(&raw))
 }
 
 /// Long-poll until the job is finished, with a spinner on a terminal (a line per change
-/// otherwise). Interrupting the wait leaves the job running.
-async fn wait(client: &Client, id: &str) -> Result<Value> {
+/// otherwise); returns it, and the daemon's JSON of it. Interrupting the wait leaves the job
+/// running.
+async fn wait(client: &Client, id: &str) -> Result<(JobRecord, Value)> {
     let bar = ProgressBar::new_spinner();
     bar.set_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("template"));
     bar.enable_steady_tick(Duration::from_millis(100));
     let quiet = bar.is_hidden();
     let mut last = String::new();
+    let path = format!("/v1/jobs/{id}");
+    let query = GetQuery { wait: Some(2) };
     loop {
-        let job = client.get(&format!("/v1/jobs/{id}?wait=2")).await?;
+        let raw: Value = client
+            .json(client.request(Method::GET, &path).query(&query))
+            .await?;
+        let job: JobRecord = decode(&raw)?;
         let line = describe(&job);
         if line != last {
             if quiet {
@@ -211,69 +221,64 @@ async fn wait(client: &Client, id: &str) -> Result<Value> {
             bar.set_message(format!("{id}: {line}"));
             last = line;
         }
-        if is_terminal(&job) {
+        if job.job.status.is_terminal() {
             bar.finish_and_clear();
-            return Ok(job);
+            return Ok((job, raw));
         }
     }
 }
 
-fn is_terminal(job: &Value) -> bool {
-    matches!(
-        job["status"].as_str(),
-        Some("succeeded" | "failed" | "cancelled")
-    )
-}
-
 /// `running (attempt 1 of 3 on node-1/0) 40% halfway`.
-fn describe(job: &Value) -> String {
-    let mut line = job["status"].as_str().unwrap_or("unknown").to_string();
-    let attempts = job["attempts"].as_u64().unwrap_or(0);
-    if attempts > 0 {
+fn describe(record: &JobRecord) -> String {
+    let job = &record.job;
+    let mut line = job.status.as_str().to_string();
+    if job.attempts > 0 {
         line.push_str(&format!(
-            " (attempt {attempts} of {}",
-            job["max_attempts"].as_u64().unwrap_or(0)
+            " (attempt {} of {}",
+            job.attempts, job.max_attempts
         ));
-        if let Some(agent) = job["agent"].as_str() {
+        if let Some(agent) = &record.agent {
             line.push_str(&format!(" on {agent}"));
         }
         line.push(')');
     }
-    if job["status"] == "queued" && attempts > 0 {
+    if job.status == JobStatus::Queued && job.attempts > 0 {
         line.push_str(", retrying after backoff");
     }
-    if let Some(p) = job["progress"].as_object() {
-        line.push_str(&format!(
-            " {}% {}",
-            p["percent"],
-            p["message"].as_str().unwrap_or("")
-        ));
+    if let Some(p) = &job.progress {
+        line.push_str(&format!(" {}% {}", p.percent, p.message));
     }
     line
 }
 
-/// Print a finished job's output (stdout) or failure (stderr); exit 0 only on success.
-fn finish(job: &Value, as_json: bool) -> Result<i32> {
-    let ok = job["status"] == "succeeded";
-    if as_json {
-        println!("{}", serde_json::to_string_pretty(job)?);
+/// A succeeded job's output: its text, or its JSON.
+fn output(job: &driftless::wire::Job, pretty: bool) -> Result<String> {
+    Ok(match (&job.output_text, &job.output) {
+        (Some(text), _) => text.clone(),
+        (None, output) if pretty => serde_json::to_string_pretty(output)?,
+        (None, output) => serde_json::to_string(output)?,
+    })
+}
+
+/// Print a finished job's output (stdout), or its JSON as the daemon sent it, or its failure
+/// (stderr); exit 0 only on success.
+fn finish(record: &JobRecord, raw: Option<&Value>) -> Result<i32> {
+    let job = &record.job;
+    let ok = job.status == JobStatus::Succeeded;
+    if let Some(raw) = raw {
+        println!("{}", serde_json::to_string_pretty(raw)?);
     } else if ok {
-        match job["output_text"].as_str() {
-            Some(text) => println!("{text}"),
-            None => println!("{}", serde_json::to_string_pretty(&job["output"])?),
-        }
+        println!("{}", output(job, true)?);
     }
     if !ok {
-        let id = job["id"].as_str().unwrap_or("the job");
-        match job["status"].as_str() {
-            Some("cancelled") => eprintln!("{id} was cancelled"),
-            _ => eprintln!(
+        let id = &job.id;
+        match (job.status, &job.error) {
+            (JobStatus::Cancelled, _) => eprintln!("{id} was cancelled"),
+            (_, error) => eprintln!(
                 "{id} failed after {} attempt(s): {} ({}); see `driftless logs {id}`",
-                job["attempts"],
-                job["error"]["message"]
-                    .as_str()
-                    .unwrap_or("no reason recorded"),
-                job["error"]["code"].as_str().unwrap_or("error"),
+                job.attempts,
+                error.as_ref().map_or("no reason recorded", |e| &e.message),
+                error.as_ref().map_or("error", |e| &e.code),
             ),
         }
     }
@@ -282,51 +287,50 @@ fn finish(job: &Value, as_json: bool) -> Result<i32> {
 
 pub async fn status(args: StatusArgs) -> Result<i32> {
     let client = Client::new(&args.daemon)?;
-    let job = if args.wait {
+    let (job, raw) = if args.wait {
         wait(&client, &args.id).await?
     } else {
-        client.get(&format!("/v1/jobs/{}", args.id)).await?
+        let raw: Value = client.get(&format!("/v1/jobs/{}", args.id)).await?;
+        (decode(&raw)?, raw)
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&job)?);
+        println!("{}", serde_json::to_string_pretty(&raw)?);
         return Ok(0);
     }
-    println!("{}  {}", job["id"].as_str().unwrap_or(""), describe(&job));
-    match job["task"].as_str() {
+    print_status(&job)?;
+    Ok(0)
+}
+
+/// A job, its attempts, and its error or output, for a person.
+fn print_status(record: &JobRecord) -> Result<()> {
+    let job = &record.job;
+    println!("{}  {}", job.id, describe(record));
+    match &job.task {
         Some(task) => println!("  task       {task}"),
-        None => println!("  component  {}", job["component"].as_str().unwrap_or("")),
+        None => println!("  component  {}", job.component),
     }
-    let created = job["created_ms"].as_i64().unwrap_or(0);
-    if let Some(done) = job["finished_ms"].as_i64() {
-        println!("  finished   {} ms after it was accepted", done - created);
+    if let Some(done) = job.finished_ms {
+        println!("  finished   {} ms after it was accepted", done - job.created_ms);
     }
-    for a in job["attempt_list"].as_array().into_iter().flatten() {
-        let took = a["finished_ms"]
-            .as_i64()
-            .map(|f| format!(", {} ms", f - a["started_ms"].as_i64().unwrap_or(f)))
+    for a in &record.attempt_list {
+        let took = a
+            .finished_ms
+            .map(|f| format!(", {} ms", f - a.started_ms))
             .unwrap_or_default();
         println!(
             "  attempt {}  {} on {}{took}",
-            a["number"],
-            a["state"].as_str().unwrap_or(""),
-            a["agent"].as_str().unwrap_or("")
+            a.number,
+            a.state.as_str(),
+            a.agent
         );
     }
-    if let Some(e) = job["error"].as_object() {
-        println!(
-            "  error      {} ({})",
-            e["message"].as_str().unwrap_or(""),
-            e["code"].as_str().unwrap_or("")
-        );
+    if let Some(e) = &job.error {
+        println!("  error      {} ({})", e.message, e.code);
     }
-    if job["status"] == "succeeded" {
-        let output = match job["output_text"].as_str() {
-            Some(text) => text.to_string(),
-            None => job["output"].to_string(),
-        };
-        println!("  output     {output}");
+    if job.status == JobStatus::Succeeded {
+        println!("  output     {}", output(job, false)?);
     }
-    Ok(0)
+    Ok(())
 }
 
 pub async fn logs(args: IdArgs) -> Result<i32> {
@@ -342,60 +346,53 @@ pub async fn logs(args: IdArgs) -> Result<i32> {
 
 pub async fn cancel(args: IdArgs) -> Result<i32> {
     let client = Client::new(&args.daemon)?;
-    let job = client
+    let job: driftless::wire::Job = client
         .json(client.request(Method::POST, &format!("/v1/jobs/{}/cancel", args.id)))
         .await?;
-    let status = job["status"].as_str().unwrap_or("unknown");
-    match status {
-        "cancelled" => println!("{}: cancelled", args.id),
-        "running" => println!(
+    match job.status {
+        JobStatus::Cancelled => println!("{}: cancelled", args.id),
+        JobStatus::Running => println!(
             "{}: cancellation requested; the running attempt is being stopped",
             args.id
         ),
-        other => println!("{}: already {other}; nothing to cancel", args.id),
+        other => println!("{}: already {}; nothing to cancel", args.id, other.as_str()),
     }
     Ok(0)
 }
 
 pub async fn list(args: ListArgs) -> Result<i32> {
     let client = Client::new(&args.daemon)?;
-    let mut query = vec![("limit", args.limit.to_string())];
-    if let Some(s) = &args.status {
-        query.push(("status", s.clone()));
-    }
-    if let Some(b) = args.before {
-        query.push(("before", b.to_string()));
-    }
-    let page = client
+    let query = ListQuery {
+        status: args.status,
+        limit: Some(args.limit),
+        before: args.before,
+    };
+    let raw: Value = client
         .json(client.request(Method::GET, "/v1/jobs").query(&query))
         .await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&page)?);
+        println!("{}", serde_json::to_string_pretty(&raw)?);
         return Ok(0);
     }
-    let jobs = page["jobs"].as_array().cloned().unwrap_or_default();
-    if jobs.is_empty() {
+    let page: JobList = decode(&raw)?;
+    if page.jobs.is_empty() {
         eprintln!("no jobs");
         return Ok(0);
     }
     println!("{:<38} {:<10} {:>8}  COMPONENT", "ID", "STATUS", "ATTEMPTS");
-    for j in &jobs {
-        let component = j["task"].as_str().map(str::to_string).unwrap_or_else(|| {
-            j["component"]
-                .as_str()
-                .unwrap_or("")
-                .chars()
-                .take(16)
-                .collect()
-        });
+    for j in &page.jobs {
+        let component = j
+            .task
+            .clone()
+            .unwrap_or_else(|| j.component.chars().take(16).collect());
         println!(
             "{:<38} {:<10} {:>8}  {component}",
-            j["id"].as_str().unwrap_or(""),
-            j["status"].as_str().unwrap_or(""),
-            format!("{}/{}", j["attempts"], j["max_attempts"]),
+            j.id,
+            j.status.as_str(),
+            format!("{}/{}", j.attempts, j.max_attempts),
         );
     }
-    if let Some(next) = page["next"].as_i64() {
+    if let Some(next) = page.next {
         eprintln!("more: driftless jobs --before {next}");
     }
     Ok(0)
@@ -403,27 +400,22 @@ pub async fn list(args: ListArgs) -> Result<i32> {
 
 pub async fn modules(args: ModulesArgs) -> Result<i32> {
     let client = Client::new(&args.daemon)?;
-    let catalog = client.get("/v1/modules").await?;
+    let raw: Value = client.get("/v1/modules").await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&catalog)?);
+        println!("{}", serde_json::to_string_pretty(&raw)?);
         return Ok(0);
     }
-    println!("node {}", catalog["node"].as_str().unwrap_or("?"));
-    for m in catalog["modules"].as_array().into_iter().flatten() {
-        let name = m["name"].as_str().unwrap_or("");
-        let version = m["version"].as_str().unwrap_or("");
-        let detail = match m["interfaces"].as_object() {
-            None => String::new(),
-            Some(interfaces) => interfaces
-                .iter()
-                .map(|(i, v)| {
-                    let n = v["functions"].as_object().map(|f| f.len()).unwrap_or(0);
-                    format!("{i} ({n} functions)")
-                })
-                .collect::<Vec<_>>()
-                .join(", "),
-        };
-        println!("  {name}@{version}  {detail}");
+    let catalog: ModuleList = decode(&raw)?;
+    println!("node {}", catalog.node);
+    for m in &catalog.modules {
+        let detail = m
+            .interfaces
+            .iter()
+            .flatten()
+            .map(|(i, v)| format!("{i} ({} functions)", v.functions.len()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        println!("  {}@{}  {detail}", m.name, m.version);
     }
     Ok(0)
 }

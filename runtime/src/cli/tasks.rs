@@ -1,10 +1,14 @@
 //! The CLI's task commands: `deploy`, `tasks`, `task`, `rollback`, `undeploy`.
 
-use super::client::{Client, ClientArgs};
+use super::client::{Client, ClientArgs, decode};
 use super::read_component;
 use anyhow::Result;
+use driftless::compat::Verdict;
+use driftless::wire::{
+    DeleteQuery, DeployAnswer, RollbackAnswer, RollbackSpec, Task, TaskList, UnregisterAnswer,
+};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::path::PathBuf;
 
 /// `driftless deploy`.
@@ -82,7 +86,7 @@ fn actor() -> String {
 pub async fn deploy(args: DeployArgs) -> Result<i32> {
     let client = Client::new(&args.daemon)?;
     let bytes = read_component(&args.job)?;
-    let answer = client
+    let raw: Value = client
         .json(
             client
                 .request(Method::PUT, &format!("/v1/tasks/{}", args.name))
@@ -92,102 +96,81 @@ pub async fn deploy(args: DeployArgs) -> Result<i32> {
         )
         .await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        println!("{}", serde_json::to_string_pretty(&raw)?);
         return Ok(0);
     }
-    let version = &answer["version"];
-    if answer["created"] == json!(true) {
-        match answer["previous"].as_u64() {
-            Some(p) => println!("{}: deployed version {version} (was {p})", args.name),
-            None => println!("{}: created with version {version}", args.name),
-        }
-    } else {
-        println!(
+    let answer: DeployAnswer = decode(&raw)?;
+    let version = answer.version;
+    match (answer.created, answer.previous) {
+        (true, Some(p)) => println!("{}: deployed version {version} (was {p})", args.name),
+        (true, None) => println!("{}: created with version {version}", args.name),
+        (false, previous) => println!(
             "{}: unchanged; these bytes are already version {version} (current is {}). `driftless rollback {} --to {version}` makes it current",
-            args.name, answer["previous"], args.name
-        );
+            args.name,
+            previous.map_or("null".to_string(), |p| p.to_string()),
+            args.name
+        ),
     }
-    if answer["report"]["verdict"] == "degraded" {
-        eprintln!(
-            "  degraded: {}",
-            answer["report"]["summary"].as_str().unwrap_or("")
-        );
+    if answer.report.verdict == Verdict::Degraded {
+        eprintln!("  degraded: {}", answer.report.summary);
     }
     Ok(0)
 }
 
 pub async fn list(args: ShowArgs) -> Result<i32> {
     let client = Client::new(&args.daemon)?;
-    let answer = client.get("/v1/tasks").await?;
+    let raw: Value = client.get("/v1/tasks").await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        println!("{}", serde_json::to_string_pretty(&raw)?);
         return Ok(0);
     }
-    let tasks = answer["tasks"].as_array().cloned().unwrap_or_default();
+    let tasks = decode::<TaskList>(&raw)?.tasks;
     if tasks.is_empty() {
         eprintln!("no tasks; deploy one with `driftless deploy NAME JOB.wasm`");
         return Ok(0);
     }
     println!("{:<32} {:>8} {:>9}", "NAME", "CURRENT", "VERSIONS");
     for t in &tasks {
-        println!(
-            "{:<32} {:>8} {:>9}",
-            t["name"].as_str().unwrap_or(""),
-            t["current"],
-            t["versions"]
-        );
+        println!("{:<32} {:>8} {:>9}", t.name, t.current, t.versions);
     }
     Ok(0)
 }
 
 pub async fn show(args: TaskArgs) -> Result<i32> {
     let client = Client::new(&args.show.daemon)?;
-    let task = client.get(&format!("/v1/tasks/{}", args.name)).await?;
+    let raw: Value = client.get(&format!("/v1/tasks/{}", args.name)).await?;
     if args.show.json {
-        println!("{}", serde_json::to_string_pretty(&task)?);
+        println!("{}", serde_json::to_string_pretty(&raw)?);
         return Ok(0);
     }
-    println!(
-        "{}  current version {}",
-        task["name"].as_str().unwrap_or(""),
-        task["current"]
-    );
-    for v in task["versions"].as_array().into_iter().flatten() {
-        let mark = if v["version"] == task["current"] {
-            "*"
-        } else {
-            " "
-        };
-        let deleted = if v["deleted_ms"].is_null() {
+    let task: Task = decode(&raw)?;
+    println!("{}  current version {}", task.name, task.current);
+    for v in &task.versions {
+        let mark = if v.version == task.current { "*" } else { " " };
+        let deleted = if v.deleted_ms.is_none() {
             ""
         } else {
             " (unregistered)"
         };
-        let j = &v["jobs"];
+        let j = &v.jobs;
         println!(
             "{mark} v{:<4} {}  by {}{deleted}  jobs: {} queued, {} running, {} succeeded, {} failed",
-            v["version"],
-            v["component"]
-                .as_str()
-                .unwrap_or("")
-                .get(..16)
-                .unwrap_or(""),
-            v["deployed_by"].as_str().unwrap_or(""),
-            j["queued"],
-            j["running"],
-            j["succeeded"],
-            j["failed"],
+            v.version,
+            v.component.get(..16).unwrap_or(""),
+            v.deployed_by,
+            j.queued,
+            j.running,
+            j.succeeded,
+            j.failed,
         );
-        for i in v["imports"].as_array().into_iter().flatten() {
-            println!("         {}", i.as_str().unwrap_or(""));
+        for i in &v.imports {
+            println!("         {i}");
         }
     }
-    for n in task["nodes"].as_array().into_iter().flatten() {
+    for n in &task.nodes {
         println!(
             "  node {} resolves current to v{} (generation {})",
-            n["node"].as_str().unwrap_or(""),
-            n["version"],
-            n["generation"]
+            n.node, n.version, n.generation
         );
     }
     Ok(0)
@@ -195,11 +178,8 @@ pub async fn show(args: TaskArgs) -> Result<i32> {
 
 pub async fn rollback(args: RollbackArgs) -> Result<i32> {
     let client = Client::new(&args.daemon)?;
-    let body: Value = match args.to {
-        Some(v) => json!({"to": v}),
-        None => json!({}),
-    };
-    let answer = client
+    let body = RollbackSpec { to: args.to };
+    let answer: RollbackAnswer = client
         .json(
             client
                 .request(Method::POST, &format!("/v1/tasks/{}/rollback", args.name))
@@ -209,25 +189,27 @@ pub async fn rollback(args: RollbackArgs) -> Result<i32> {
         .await?;
     println!(
         "{}: current is now version {} (was {})",
-        args.name, answer["version"], answer["previous"]
+        args.name,
+        answer.version,
+        answer.previous.map_or("null".to_string(), |p| p.to_string())
     );
     Ok(0)
 }
 
 pub async fn undeploy(args: UndeployArgs) -> Result<i32> {
     let client = Client::new(&args.daemon)?;
-    let mut path = format!("/v1/tasks/{}/versions/{}", args.name, args.version);
+    let path = format!("/v1/tasks/{}/versions/{}", args.name, args.version);
     if let Some(w) = args.wait {
         eprintln!(
             "waiting up to {w} s for the jobs pinning version {} to finish...",
             args.version
         );
-        path.push_str(&format!("?wait={w}"));
     }
-    client
+    let _: UnregisterAnswer = client
         .json(
             client
                 .request(Method::DELETE, &path)
+                .query(&DeleteQuery { wait: args.wait })
                 .header("x-driftless-actor", actor()),
         )
         .await?;

@@ -16,6 +16,17 @@ pub enum Verdict {
     Rejected,
 }
 
+impl Verdict {
+    /// Its name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Accepted => "accepted",
+            Verdict::Degraded => "degraded",
+            Verdict::Rejected => "rejected",
+        }
+    }
+}
+
 /// The verdict on one import.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

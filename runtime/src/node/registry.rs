@@ -8,7 +8,7 @@
 
 use crate::compat::{self, Catalog, CompatReport, Module, Verdict};
 use crate::store::{NodeRecord, Store, StoreResult, now_ms};
-use serde::Serialize;
+use crate::wire::{NodeState, NodeVerdict, Placement};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,34 +35,6 @@ struct Book {
     judged: HashMap<String, bool>,
     /// The satisfied ones, as handed to every claim.
     satisfied: Arc<[String]>,
-}
-
-/// One node process's verdict on a job's requirements.
-#[derive(Debug, Clone, Serialize)]
-pub struct NodeVerdict {
-    /// The node name.
-    pub node: String,
-    /// The process (`host:pid:start`).
-    pub process: String,
-    /// Its API address.
-    pub address: String,
-    /// `live`, `draining` or `gone`.
-    pub state: &'static str,
-    /// What its catalog says about the job.
-    pub verdict: Verdict,
-    /// Why, in words.
-    pub summary: String,
-}
-
-/// Where a job can run, for its status.
-#[derive(Debug, Clone, Serialize)]
-pub struct Placement {
-    /// Live, non-draining node processes whose catalog satisfies the job.
-    pub runnable_on: Vec<String>,
-    /// Why the job is waiting, when no live node can run it now.
-    pub waiting: Option<String>,
-    /// Every registered node process's verdict.
-    pub nodes: Vec<NodeVerdict>,
 }
 
 impl Registry {
@@ -168,12 +140,8 @@ impl Registry {
 }
 
 /// A registered node process's state: `live`, `draining` or `gone`.
-pub fn state_of(n: &NodeRecord) -> &'static str {
-    match (n.gone_ms.is_some(), n.draining) {
-        (true, _) => "gone",
-        (false, true) => "draining",
-        (false, false) => "live",
-    }
+pub fn state_of(n: &NodeRecord) -> NodeState {
+    NodeState::of(n.gone_ms.is_some(), n.draining)
 }
 
 /// A registered node process's catalog, as it registered it (`None`: unreadable).
@@ -200,7 +168,7 @@ fn judge_on(spec: &str, node: &NodeRecord) -> CompatReport {
 fn placement(nodes: Vec<NodeVerdict>) -> Placement {
     let runnable_on: Vec<String> = nodes
         .iter()
-        .filter(|n| n.state == "live" && n.verdict != Verdict::Rejected)
+        .filter(|n| n.state == NodeState::Live && n.verdict != Verdict::Rejected)
         .map(|n| n.node.clone())
         .collect();
     let waiting = runnable_on.is_empty().then(|| {

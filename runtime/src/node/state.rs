@@ -3,7 +3,8 @@
 //! verbs, used by the API, the agents and the background loops.
 
 use super::config::NodeConfig;
-use super::registry::{Placement, Registry};
+use super::registry::Registry;
+use crate::wire::Placement;
 use super::resolver::{Resolver, TaskRef};
 use crate::compat::CompatReport;
 use crate::engine::{CancelToken, PrepareError, Prepared, Sandbox};

@@ -1,0 +1,28 @@
+//! wire: the bodies of the HTTP API, as types. The server builds its answers from them and the
+//! CLI reads them back, so both ends agree by construction; `runtime/openapi.json` is checked
+//! against them field by field (`api::openapi`'s tests).
+//!
+//! The job and attempt states ([`JobStatus`], [`AttemptState`]), a job's failure
+//! ([`JobFailure`]), its limits ([`Limits`]), the compat report ([`CompatReport`]) and the
+//! catalog's [`Module`]s are the lifecycle's, the engine's and compat's own types, serialized
+//! as they are.
+
+mod error;
+mod jobs;
+mod nodes;
+mod tasks;
+
+pub use crate::compat::{CompatReport, Module, Verdict};
+pub use crate::engine::Limits;
+pub use crate::lifecycle::states::{AttemptState, JobFailure, JobStatus};
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use jobs::{
+    Attempt, CheckAnswer, ComponentAnswer, Event, EventList, GetQuery, Job, JobList, JobRecord,
+    JobSpec, JobView, ListQuery, ModuleList, Progress, SubmitAnswer, SubmitQuery,
+};
+pub use nodes::{Inflight, InflightAttempt, NodeInfo, NodeList, NodeState, NodeVerdict, Placement};
+pub use tasks::{
+    AuditEntry, DeleteQuery, DeployAnswer, JobCounts, NodeResolution,
+    RollbackAnswer, RollbackSpec, Task, TaskList, TaskSummary, TaskVersion, ThisNode,
+    UnregisterAnswer,
+};
