@@ -1,12 +1,12 @@
 //! `/v1/admin`: drain and resume this node, and see what is still running on it.
 
 use super::AppState;
+use crate::wire::{Inflight, InflightAttempt};
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use crate::wire::{Inflight, InflightAttempt};
 
 /// `POST /v1/admin/drain`: claim nothing new, fail `/readyz`; reads and submissions go on.
 pub async fn drain(State(state): State<AppState>) -> Json<Inflight> {

@@ -5,10 +5,10 @@ use crate::admission::AdmissionError;
 use crate::compat::CompatReport;
 use crate::engine::PrepareError;
 use crate::store::StoreError;
+use crate::wire::{ErrorBody, ErrorCode, ErrorDetail};
 use axum::Json;
 use axum::extract::FromRequestParts;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use crate::wire::{ErrorBody, ErrorCode, ErrorDetail};
 use axum::response::{IntoResponse, Response};
 
 /// An API error; its HTTP status is its code's.
@@ -71,20 +71,18 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::not_found(what),
             StoreError::Conflict(m) => ApiError::new(ErrorCode::Conflict, m),
-            StoreError::TaskVersionGone { task, version } => ApiError::new(ErrorCode::TaskVersionUnregistered,
+            StoreError::TaskVersionGone { task, version } => ApiError::new(
+                ErrorCode::TaskVersionUnregistered,
                 format!(
                     "version {version} of task {task} was unregistered, so nothing was stored; submit to `{task}` (its current version) or another version (GET /v1/tasks/{task} lists them)"
                 ),
             ),
-            StoreError::StaleLease => {
-                ApiError::new(ErrorCode::StaleLease, e.to_string())
-            }
-            StoreError::Contention(_) => {
-                ApiError::new(ErrorCode::StoreBusy, e.to_string())
-            }
+            StoreError::StaleLease => ApiError::new(ErrorCode::StaleLease, e.to_string()),
+            StoreError::Contention(_) => ApiError::new(ErrorCode::StoreBusy, e.to_string()),
             StoreError::Backend(m) => {
                 tracing::error!(error = %m, "store failure");
-                ApiError::new(ErrorCode::StoreUnavailable,
+                ApiError::new(
+                    ErrorCode::StoreUnavailable,
                     "the job store failed; nothing was changed. Retry shortly; if it persists, check the daemon's log and disk",
                 )
             }
@@ -95,9 +93,7 @@ impl From<StoreError> for ApiError {
 impl From<PrepareError> for ApiError {
     fn from(e: PrepareError) -> Self {
         match e {
-            PrepareError::Invalid(i) => {
-                ApiError::new(ErrorCode::InvalidComponent, i.to_string())
-            }
+            PrepareError::Invalid(i) => ApiError::new(ErrorCode::InvalidComponent, i.to_string()),
             PrepareError::Rejected(report) => ApiError {
                 code: ErrorCode::Rejected,
                 message: format!(
@@ -106,9 +102,7 @@ impl From<PrepareError> for ApiError {
                 ),
                 report: Some(report),
             },
-            PrepareError::Compile(m) => {
-                ApiError::new(ErrorCode::DoesNotCompile, m)
-            }
+            PrepareError::Compile(m) => ApiError::new(ErrorCode::DoesNotCompile, m),
             PrepareError::Link { report, message } => ApiError {
                 code: ErrorCode::LinkFailed,
                 message,

@@ -64,7 +64,8 @@ fn limits(state: &AppState, spec: &JobSpec) -> Result<(Limits, u32), ApiError> {
     let mut limits = Limits::default();
     if let Some(t) = spec.timeout_ms {
         if t == 0 || t > 3_600_000 {
-            return Err(ApiError::new(ErrorCode::BadSpec,
+            return Err(ApiError::new(
+                ErrorCode::BadSpec,
                 "timeout_ms must be between 1 and 3600000 (one hour)",
             ));
         }
@@ -73,7 +74,8 @@ fn limits(state: &AppState, spec: &JobSpec) -> Result<(Limits, u32), ApiError> {
     if let Some(m) = spec.memory_mib {
         let cap = state.node.sandbox().engine().config().max_memory_bytes >> 20;
         if m == 0 || m > cap {
-            return Err(ApiError::new(ErrorCode::BadSpec,
+            return Err(ApiError::new(
+                ErrorCode::BadSpec,
                 format!("memory_mib must be between 1 and {cap} on this node"),
             ));
         }
@@ -81,7 +83,8 @@ fn limits(state: &AppState, spec: &JobSpec) -> Result<(Limits, u32), ApiError> {
     }
     let attempts = spec.max_attempts.unwrap_or(3);
     if attempts == 0 || attempts > MAX_ATTEMPTS {
-        return Err(ApiError::new(ErrorCode::BadSpec,
+        return Err(ApiError::new(
+            ErrorCode::BadSpec,
             format!("max_attempts must be between 1 and {MAX_ATTEMPTS}"),
         ));
     }
@@ -97,7 +100,8 @@ pub(super) async fn read_body(state: &AppState, body: Body) -> Result<Bytes, Api
 
 /// 413 `too-large`: nothing was stored.
 pub(super) fn too_large(limit: usize) -> ApiError {
-    ApiError::new(ErrorCode::TooLarge,
+    ApiError::new(
+        ErrorCode::TooLarge,
         format!(
             "the upload is larger than this node accepts ({limit} bytes); nothing was stored. Strip debug info (`strip = true` in the release profile) or raise --max-upload-bytes"
         ),
@@ -329,7 +333,8 @@ async fn read_submission(
             (json_source(&spec)?, spec)
         }
         other => {
-            return Err(ApiError::new(ErrorCode::UnsupportedMediaType,
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
                 format!(
                     "content type `{other}` is not accepted; send the component as application/wasm, multipart/form-data (component + spec), or a JSON spec naming an uploaded component"
                 ),
@@ -337,14 +342,16 @@ async fn read_submission(
         }
     };
     if spec.task.is_some() && matches!(source, Source::Upload(_)) {
-        return Err(ApiError::new(ErrorCode::BadSpec,
+        return Err(ApiError::new(
+            ErrorCode::BadSpec,
             "the request uploads a component and names a task; submit to a task with a JSON body ({\"task\": \"name\"}), without a component",
         ));
     }
     if let (Some(hash), Source::Upload(component)) = (&spec.component, &source)
         && *hash != hash_hex(component)
     {
-        return Err(ApiError::new(ErrorCode::BadSpec,
+        return Err(ApiError::new(
+            ErrorCode::BadSpec,
             "the spec's `component` hash does not match the uploaded component; leave it out when uploading",
         ));
     }
@@ -389,15 +396,15 @@ async fn read_multipart(state: &AppState, request: Request) -> Result<(Source, J
 fn json_source(spec: &JobSpec) -> Result<Source, ApiError> {
     match (&spec.component, &spec.task) {
         (Some(hash), None) => Ok(Source::Stored(hash.clone())),
-        (None, Some(task)) => {
-            Ok(Source::Task(TaskRef::parse(task).map_err(|e| {
-                ApiError::new(ErrorCode::BadTaskName, e.0)
-            })?))
-        }
-        (Some(_), Some(_)) => Err(ApiError::new(ErrorCode::BadSpec,
+        (None, Some(task)) => Ok(Source::Task(
+            TaskRef::parse(task).map_err(|e| ApiError::new(ErrorCode::BadTaskName, e.0))?,
+        )),
+        (Some(_), Some(_)) => Err(ApiError::new(
+            ErrorCode::BadSpec,
             "a job names either a component (`component`) or a deployed task (`task`), not both",
         )),
-        (None, None) => Err(ApiError::new(ErrorCode::BadSpec,
+        (None, None) => Err(ApiError::new(
+            ErrorCode::BadSpec,
             "a JSON submission names a deployed task in `task` (`name`, `name@7`) or an uploaded component by hash in `component`; or send the .wasm as application/wasm",
         )),
     }

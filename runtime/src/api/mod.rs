@@ -9,6 +9,9 @@ mod system;
 mod tasks;
 mod view;
 
+#[cfg(test)]
+mod openapi_check;
+
 use crate::node::Node;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -2,10 +2,10 @@
 
 use super::AppState;
 use super::error::ApiError;
+use crate::wire::{CheckAnswer, ErrorCode, ModuleList};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use crate::wire::{CheckAnswer, ErrorCode, ModuleList};
 use axum::http::{Uri, header};
 use axum::response::{IntoResponse, Response};
 
@@ -47,12 +47,14 @@ pub async fn healthz() -> &'static str {
 /// `GET /readyz`: ready to take jobs (not draining, and the store answers).
 pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     if state.node.is_draining() {
-        return Err(ApiError::new(ErrorCode::Draining,
+        return Err(ApiError::new(
+            ErrorCode::Draining,
             "this node is draining (a restart or upgrade is under way, or POST /v1/admin/drain); send traffic to another node, or POST /v1/admin/resume",
         ));
     }
     state.node.store().stats().await.map_err(|e| {
-        ApiError::new(ErrorCode::NotReady,
+        ApiError::new(
+            ErrorCode::NotReady,
             format!("the store does not answer: {e}"),
         )
     })?;
@@ -84,7 +86,8 @@ pub async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiErro
         .filter(|(_, p)| super::route_matches(p, uri.path()))
         .map(|(m, _)| *m)
         .collect();
-    ApiError::new(ErrorCode::MethodNotAllowed,
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
         format!(
             "{} does not take {method}; use {}",
             uri.path(),
@@ -95,7 +98,8 @@ pub async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiErro
 
 /// Anything else: a JSON 404 that lists what exists.
 pub async fn not_found(uri: Uri) -> ApiError {
-    ApiError::new(ErrorCode::NoSuchRoute,
+    ApiError::new(
+        ErrorCode::NoSuchRoute,
         format!(
             "{} is not an API route; the routes are {}",
             uri.path(),

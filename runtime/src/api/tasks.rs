@@ -5,15 +5,15 @@ use super::{AppState, jobs, view};
 use crate::admission::{self, Component};
 use crate::node::resolver::{TaskRef, check_name};
 use crate::store::{DeleteOutcome, NewTaskVersion, now_ms};
+use crate::wire::{
+    DeleteQuery, DeployAnswer, ErrorCode, RollbackAnswer, RollbackSpec, Task, TaskList, ThisNode,
+    UnregisterAnswer,
+};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use crate::wire::{
-    DeleteQuery, DeployAnswer, ErrorCode, RollbackAnswer, RollbackSpec, Task, TaskList, ThisNode,
-    UnregisterAnswer,
-};
 use std::time::Duration;
 
 /// Longest a delete may wait for a version's jobs to drain, in seconds.
@@ -179,7 +179,8 @@ pub async fn delete_version(
                     } else {
                         ""
                     };
-                    return Err(ApiError::new(ErrorCode::VersionInUse,
+                    return Err(ApiError::new(
+                        ErrorCode::VersionInUse,
                         format!(
                             "version {version} of task {name} is pinned by {count} queued or running job(s) ({shown}{more}); wait for them (DELETE ...?wait=SECONDS), or cancel them, then delete again"
                         ),

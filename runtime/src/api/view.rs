@@ -33,10 +33,13 @@ impl From<&store::Job> for wire::Job {
             output,
             output_text,
             error: j.error.clone(),
-            progress: j.progress.as_ref().map(|(percent, message)| wire::Progress {
-                percent: *percent,
-                message: message.clone(),
-            }),
+            progress: j
+                .progress
+                .as_ref()
+                .map(|(percent, message)| wire::Progress {
+                    percent: *percent,
+                    message: message.clone(),
+                }),
             cancel_requested: j.cancel_requested,
             limits: j.limits,
             optional_imports: j.optional_imports.clone(),

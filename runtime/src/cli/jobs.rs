@@ -310,7 +310,10 @@ fn print_status(record: &JobRecord) -> Result<()> {
         None => println!("  component  {}", job.component),
     }
     if let Some(done) = job.finished_ms {
-        println!("  finished   {} ms after it was accepted", done - job.created_ms);
+        println!(
+            "  finished   {} ms after it was accepted",
+            done - job.created_ms
+        );
     }
     for a in &record.attempt_list {
         let took = a

@@ -191,7 +191,9 @@ pub async fn rollback(args: RollbackArgs) -> Result<i32> {
         "{}: current is now version {} (was {})",
         args.name,
         answer.version,
-        answer.previous.map_or("null".to_string(), |p| p.to_string())
+        answer
+            .previous
+            .map_or("null".to_string(), |p| p.to_string())
     );
     Ok(0)
 }

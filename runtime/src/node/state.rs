@@ -4,12 +4,12 @@
 
 use super::config::NodeConfig;
 use super::registry::Registry;
-use crate::wire::Placement;
 use super::resolver::{Resolver, TaskRef};
 use crate::compat::CompatReport;
 use crate::engine::{CancelToken, PrepareError, Prepared, Sandbox};
 use crate::metrics::Metrics;
 use crate::store::{NodeRecord, ResolvedTask, Store, StoreError, StoreResult};
+use crate::wire::Placement;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

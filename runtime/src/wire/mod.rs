@@ -22,7 +22,6 @@ pub use jobs::{
 };
 pub use nodes::{Inflight, InflightAttempt, NodeInfo, NodeList, NodeState, NodeVerdict, Placement};
 pub use tasks::{
-    AuditEntry, DeleteQuery, DeployAnswer, JobCounts, NodeResolution,
-    RollbackAnswer, RollbackSpec, Task, TaskList, TaskSummary, TaskVersion, ThisNode,
-    UnregisterAnswer,
+    AuditEntry, DeleteQuery, DeployAnswer, JobCounts, NodeResolution, RollbackAnswer, RollbackSpec,
+    Task, TaskList, TaskSummary, TaskVersion, ThisNode, UnregisterAnswer,
 };
