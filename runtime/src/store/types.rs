@@ -1,7 +1,6 @@
 //! The records the store keeps.
 
 use crate::engine::Limits;
-use serde::Serialize;
 
 pub use crate::host::{KvEffects, KvObserved, KvValue, KvWrite};
 pub use crate::lifecycle::states::{AttemptState, JobFailure, JobStatus, Next};
@@ -63,12 +62,6 @@ impl std::fmt::Display for TaskPin {
     }
 }
 
-impl Serialize for TaskPin {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
 /// What a job needs from a host, as its compatibility class (defined by `compat`).
 pub use crate::compat::Requirements;
 
@@ -104,7 +97,7 @@ pub struct NodeRegistration {
 }
 
 /// A node process as the registry knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeRecord {
     /// The process (`host:pid:start`).
     pub process: String,
@@ -115,7 +108,6 @@ pub struct NodeRecord {
     /// The version of driftless it runs.
     pub version: String,
     /// Its catalog as JSON (modules with their functions).
-    #[serde(skip)]
     pub catalog: String,
     /// How many agents it runs.
     pub agents: u32,
@@ -134,7 +126,7 @@ pub struct NodeRecord {
 }
 
 /// A job as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     /// Its id.
     pub id: String,
@@ -145,7 +137,6 @@ pub struct Job {
     /// Where it is.
     pub status: JobStatus,
     /// Input bytes.
-    #[serde(skip)]
     pub input: Vec<u8>,
     /// Attempts allowed.
     pub max_attempts: u32,
@@ -170,7 +161,6 @@ pub struct Job {
     /// Finished at.
     pub finished_ms: Option<i64>,
     /// Output of a succeeded job.
-    #[serde(skip)]
     pub output: Option<Vec<u8>>,
     /// Why it failed (or why the last attempt did).
     pub error: Option<JobFailure>,
@@ -184,7 +174,7 @@ pub struct Job {
 }
 
 /// One attempt as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Attempt {
     /// 1-based.
     pub number: u32,
@@ -201,15 +191,13 @@ pub struct Attempt {
     /// The engine outcome (without output bytes), JSON.
     pub outcome: Option<serde_json::Value>,
     /// What the attempt logged.
-    #[serde(skip)]
     pub log: Option<String>,
 }
 
 /// A job with its attempts.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct JobRecord {
     /// The job.
-    #[serde(flatten)]
     pub job: Job,
     /// Its attempts, oldest first.
     pub attempt_list: Vec<Attempt>,
@@ -254,7 +242,7 @@ pub struct AttemptEnd {
 }
 
 /// One event in a job's history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// The attempt it concerns.
     pub attempt: Option<u32>,
@@ -267,7 +255,7 @@ pub struct Event {
 }
 
 /// Counts for metrics.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreStats {
     /// Jobs by status.
     pub jobs: Vec<(JobStatus, u64)>,
@@ -318,7 +306,7 @@ pub enum DeleteOutcome {
 }
 
 /// What a task reference resolves to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedTask {
     /// The task's name.
     pub task: String,
@@ -331,7 +319,7 @@ pub struct ResolvedTask {
 }
 
 /// Jobs pinned to one version, by status.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobCounts {
     /// Waiting.
     pub queued: u64,
@@ -346,7 +334,7 @@ pub struct JobCounts {
 }
 
 /// One version of a task.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TaskVersion {
     /// Its number (1, 2, ...; never reused).
     pub version: u32,
@@ -386,7 +374,7 @@ impl TaskVersion {
 }
 
 /// One change of a task's `current` (or an unregistered version).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
     /// When.
     pub at_ms: i64,
@@ -403,7 +391,7 @@ pub struct AuditEntry {
 }
 
 /// What a node last reported it resolves a task's `current` to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeResolution {
     /// The node.
     pub node: String,
@@ -416,7 +404,7 @@ pub struct NodeResolution {
 }
 
 /// A task in the list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskSummary {
     /// Its name.
     pub name: String,
@@ -429,7 +417,7 @@ pub struct TaskSummary {
 }
 
 /// A task with its versions, node resolutions and audit trail.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Task {
     /// Its name.
     pub name: String,
