@@ -44,21 +44,7 @@ impl Walk {
             .or(schema.get("anyOf"))
             .and_then(Value::as_array)
         {
-            let mut errors = vec![];
-            for (i, branch) in branches.iter().enumerate() {
-                let mut attempt = self.clone();
-                match attempt.check(doc, value, branch, &format!("{at}/oneOf/{i}"), path) {
-                    Ok(()) => {
-                        *self = attempt;
-                        return Ok(());
-                    }
-                    Err(e) => errors.push(e),
-                }
-            }
-            return Err(format!(
-                "{path}: matches no branch of {at}: {}",
-                errors.join("; ")
-            ));
+            return self.one_of(doc, value, branches, at, path);
         }
         if let Some(c) = schema.get("const")
             && c != value
@@ -75,6 +61,44 @@ impl Walk {
             ));
         }
         check_type(value, schema, at, path)?;
+        self.check_inside(doc, value, schema, at, path)
+    }
+
+    /// The first branch `value` matches, keeping what that branch's walk found.
+    fn one_of(
+        &mut self,
+        doc: &Value,
+        value: &Value,
+        branches: &[Value],
+        at: &str,
+        path: &str,
+    ) -> Result<(), String> {
+        let mut errors = vec![];
+        for (i, branch) in branches.iter().enumerate() {
+            let mut attempt = self.clone();
+            match attempt.check(doc, value, branch, &format!("{at}/oneOf/{i}"), path) {
+                Ok(()) => {
+                    *self = attempt;
+                    return Ok(());
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        Err(format!(
+            "{path}: matches no branch of {at}: {}",
+            errors.join("; ")
+        ))
+    }
+
+    /// An array's items, an object's fields, or a scalar's `allOf` parts.
+    fn check_inside(
+        &mut self,
+        doc: &Value,
+        value: &Value,
+        schema: &Value,
+        at: &str,
+        path: &str,
+    ) -> Result<(), String> {
         match value {
             Value::Array(items) => match schema.get("items") {
                 Some(s) => items.iter().enumerate().try_for_each(|(i, v)| {
@@ -460,6 +484,20 @@ fn samples() -> Vec<(&'static str, Value)> {
                 report: report(),
             }),
         ),
+    ]
+    .into_iter()
+    .chain(job_samples())
+    .chain(task_samples())
+    .chain([
+        ("NodeList", value(nodes())),
+        ("Inflight", value(inflight())),
+    ])
+    .collect()
+}
+
+/// The bodies of `/v1/jobs` and `/v1/components`, `/v1/check`, `/v1/modules`.
+fn job_samples() -> Vec<(&'static str, Value)> {
+    vec![
         ("Job", value(job())),
         ("Job", value(sparse_job())),
         ("JobRecord", value(record())),
@@ -516,6 +554,12 @@ fn samples() -> Vec<(&'static str, Value)> {
                     .to_vec(),
             }),
         ),
+    ]
+}
+
+/// The bodies of `/v1/tasks`.
+fn task_samples() -> Vec<(&'static str, Value)> {
+    vec![
         (
             "TaskList",
             value(TaskList {
@@ -556,8 +600,6 @@ fn samples() -> Vec<(&'static str, Value)> {
                 deleted: true,
             }),
         ),
-        ("NodeList", value(nodes())),
-        ("Inflight", value(inflight())),
     ]
 }
 
