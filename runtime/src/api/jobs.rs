@@ -281,8 +281,7 @@ fn fingerprint(source: &Source, spec: &JobSpec) -> String {
 fn same_request(key: &str, first: &Job, fingerprint: &str) -> Result<(), ApiError> {
     match &first.request_hash {
         Some(h) if h != fingerprint => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency-key-reused",
+            ErrorCode::IdempotencyKeyReused,
             format!(
                 "Idempotency-Key `{key}` already named job {} for a different request (another component, input or options), so nothing was stored; send a new key for a new request, or resend the first request unchanged",
                 first.id

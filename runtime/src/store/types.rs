@@ -169,7 +169,6 @@ pub struct Job {
     /// Whether cancellation was requested.
     pub cancel_requested: bool,
     /// The submission's request hash (see [`NewJob::request_hash`]).
-    #[serde(skip)]
     pub request_hash: Option<String>,
 }
 

@@ -72,6 +72,8 @@ error_codes! {
     DoesNotCompile = "does-not-compile", UNPROCESSABLE_ENTITY;
     /// The linker refused imports the version check accepted; the body carries the report.
     LinkFailed = "link-failed", UNPROCESSABLE_ENTITY;
+    /// The `Idempotency-Key` named a job submitted with a different request.
+    IdempotencyKeyReused = "idempotency-key-reused", UNPROCESSABLE_ENTITY;
     /// The job store failed; nothing was changed.
     StoreUnavailable = "store-unavailable", SERVICE_UNAVAILABLE;
     /// The job store is busy with other writers; nothing was changed.
