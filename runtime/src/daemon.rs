@@ -6,7 +6,6 @@ use crate::compat::Catalog;
 use crate::engine::{Engine, EngineConfig, Sandbox};
 use crate::node::loops::{self, Loops, Notices};
 use crate::node::{Node, NodeConfig, listener};
-use crate::store::now_ms;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreKv};
@@ -161,7 +160,7 @@ impl Daemon {
         self.loops.stop().await;
         match node
             .store()
-            .release_identities(node.holder(), now_ms())
+            .release_identities(node.holder(), node.store().now())
             .await
         {
             Ok(n) => tracing::info!(identities = n, "released this node's agent identities"),
@@ -169,7 +168,11 @@ impl Daemon {
                 tracing::warn!(error = %e, "could not release the identities; they free up when their lease ends")
             }
         }
-        if let Err(e) = node.store().leave_node(node.holder(), now_ms()).await {
+        if let Err(e) = node
+            .store()
+            .leave_node(node.holder(), node.store().now())
+            .await
+        {
             tracing::warn!(error = %e, "could not mark this node gone in the registry; it is marked gone after the node TTL");
         }
         // Keep answering (with `Connection: close`) for a moment after the drain began, so

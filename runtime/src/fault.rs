@@ -1,6 +1,7 @@
-//! fault: crash points for tests. When `DRIFTLESS_FAULT` names a point, the process aborts
-//! there, as a power cut or `kill -9` would stop it between two steps. Unset (always, outside
-//! tests), a point costs one cached lookup.
+//! fault: crash points and clock skew for tests. When `DRIFTLESS_FAULT` names a point, the
+//! process aborts there, as a power cut or `kill -9` would stop it between two steps;
+//! `DRIFTLESS_CLOCK_OFFSET_MS` shifts this process's clock. Unset (always, outside tests),
+//! each costs one cached lookup.
 
 use std::sync::OnceLock;
 
@@ -12,4 +13,16 @@ pub fn point(name: &str) {
         eprintln!("driftless: fault injected at {name}; aborting");
         std::process::abort();
     }
+}
+
+/// How far `DRIFTLESS_CLOCK_OFFSET_MS` shifts this process's clock (milliseconds, may be
+/// negative; 0 when unset): a test runs a node whose clock is skewed, as a machine's may be.
+pub fn clock_offset_ms() -> i64 {
+    static OFFSET: OnceLock<i64> = OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        std::env::var("DRIFTLESS_CLOCK_OFFSET_MS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    })
 }

@@ -5,7 +5,7 @@
 
 use driftless::store::postgres::PostgresStore;
 use driftless::store::sqlite::SqliteStore;
-use driftless::store::{JobStatus, Store, TaskPin, now_ms};
+use driftless::store::{Held, JobStatus, Store, TaskPin, now_ms};
 use driftless_tests::stores::fresh_database;
 
 const SQLITE_BEFORE: &[&str] = &[
@@ -20,6 +20,19 @@ const POSTGRES_BEFORE: &[&str] = &[
     include_str!("../../runtime/src/store/migrations/postgres/0002_cluster.sql"),
 ];
 
+/// Agent identity `id`, taken by this test's process.
+async fn held(store: &dyn Store, id: &str) -> Held {
+    let hold = store
+        .take_identity(id, "n", None, "upgrade-test", 60_000, now_ms())
+        .await
+        .unwrap()
+        .expect("a free identity");
+    Held {
+        agent: id.into(),
+        hold,
+    }
+}
+
 /// What both old databases hold: a queued job pinned to task `t` version 1, a job whose only
 /// attempt is running with an expired lease, and (SQLite) a schema-1 job with its report inline.
 async fn check_upgraded(store: &dyn Store, legacy_report: Option<&str>) {
@@ -29,12 +42,14 @@ async fn check_upgraded(store: &dyn Store, legacy_report: Option<&str>) {
     let task = store.get_task("t").await.unwrap().unwrap();
     assert_eq!(task.versions[0].jobs.queued, 1, "{task:?}");
 
-    let claim = store.claim("n/0", &[], 60_000, now_ms()).await.unwrap();
+    let n0 = held(store, "n/0").await;
+    let claim = store.claim(&n0, &[], 60_000, now_ms()).await.unwrap();
     let claim = claim.expect("the queued job is in the queue after the upgrade");
     assert_eq!((claim.job.id.as_str(), claim.attempt), ("queued-task", 1));
 
     assert_eq!(store.reap_expired(now_ms()).await.unwrap(), 1);
-    let again = store.claim("n/1", &[], 60_000, now_ms()).await.unwrap();
+    let n1 = held(store, "n/1").await;
+    let again = store.claim(&n1, &[], 60_000, now_ms()).await.unwrap();
     let again = again.expect("the lost attempt's job is queued again");
     assert_eq!(
         (again.job.id.as_str(), again.attempt),

@@ -7,9 +7,9 @@
 
 use driftless::engine::Limits;
 use driftless::store::{
-    AttemptEnd, AttemptState, DeleteOutcome, JobFailure, JobStatus, KvEffects, KvObserved, KvValue,
-    KvWrite, NewJob, NewTaskVersion, Next, NodeRegistration, Requirements, Store, StoreError,
-    TaskPin, now_ms,
+    AttemptEnd, AttemptState, DeleteOutcome, Held, JobFailure, JobStatus, KvEffects, KvObserved,
+    KvValue, KvWrite, NewJob, NewTaskVersion, Next, NodeRegistration, Requirements, Store,
+    StoreError, TaskPin, now_ms,
 };
 use driftless_tests::stores::TestDb;
 use std::collections::HashSet;
@@ -61,6 +61,8 @@ suite!(
     two_nodes_deploying_at_once_number_versions_without_gaps,
     two_reapers_at_once_lose_each_expired_attempt_once,
     two_takers_of_one_free_identity_get_it_once,
+    a_process_that_lost_its_identity_claims_nothing_and_its_attempts_are_fenced_out,
+    a_new_holder_recovers_only_what_a_dead_holder_left,
 );
 
 fn new_job(id: &str, max_attempts: u32) -> NewJob {
@@ -131,6 +133,52 @@ fn saw(bucket: &str, key: &str, version: u64) -> KvObserved {
     }
 }
 
+/// Take agent identity `id` for process `holder` from whoever holds it now (the suite plays
+/// every process); its hold.
+async fn take(store: &dyn Store, id: &str, holder: &str) -> Held {
+    let node = id.split('/').next().unwrap();
+    let before = store
+        .identity_holder(id)
+        .await
+        .unwrap()
+        .and_then(|h| h.holder);
+    let hold = store
+        .take_identity(id, node, before.as_deref(), holder, 600_000, now_ms())
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{holder} takes {id}"));
+    Held {
+        agent: id.into(),
+        hold,
+    }
+}
+
+/// The agent identities a case claims with, each taken by the process `suite` on first use.
+struct Agents {
+    store: Arc<dyn Store>,
+    held: tokio::sync::Mutex<std::collections::HashMap<String, Held>>,
+}
+
+impl Agents {
+    fn new(store: &Arc<dyn Store>) -> Agents {
+        Agents {
+            store: store.clone(),
+            held: Default::default(),
+        }
+    }
+
+    /// Identity `id`, held by `suite`.
+    async fn get(&self, id: &str) -> Held {
+        let mut held = self.held.lock().await;
+        if let Some(h) = held.get(id) {
+            return h.clone();
+        }
+        let h = take(&*self.store, id, "suite").await;
+        held.insert(id.into(), h.clone());
+        h
+    }
+}
+
 async fn with_jobs(store: &Arc<dyn Store>, n: usize, max_attempts: u32) -> Vec<String> {
     store.put_blob("c0ffee", b"component").await.unwrap();
     let mut ids = Vec::new();
@@ -148,13 +196,10 @@ async fn many_agents_claiming_from_one_queue_never_share_an_attempt(db: TestDb) 
     let mut agents = Vec::new();
     for a in 0..16 {
         let store = store.clone();
+        let agent = take(&*store, &format!("race/{a}"), "suite").await;
         agents.push(tokio::spawn(async move {
             let mut got = Vec::new();
-            while let Some(claim) = store
-                .claim(&format!("race/{a}"), &[], 60_000, now_ms())
-                .await
-                .unwrap()
-            {
+            while let Some(claim) = store.claim(&agent, &[], 60_000, now_ms()).await.unwrap() {
                 got.push((
                     claim.job.id.clone(),
                     claim.attempt,
@@ -179,6 +224,7 @@ async fn many_agents_claiming_from_one_queue_never_share_an_attempt(db: TestDb) 
 /// An agent as the runtime runs one: claim, then finish each attempt and claim the next one in
 /// one transaction, until the queue is empty. Returns the claims it ran.
 async fn run_agent(store: Arc<dyn Store>, agent: String) -> Vec<driftless::store::Claim> {
+    let agent = take(&*store, &agent, "suite").await;
     let mut done = Vec::new();
     let mut next = store.claim(&agent, &[], 60_000, now_ms()).await.unwrap();
     while let Some(claim) = next {
@@ -223,16 +269,18 @@ async fn finishing_and_claiming_the_next_in_one_step_runs_each_job_once(db: Test
 
 async fn a_stale_attempts_late_writes_are_refused(db: TestDb) {
     let store = db.open().await;
+    let ag = Agents::new(&store);
     with_jobs(&store, 1, 3).await;
     let first = store
-        .claim("node-1/0", &[], 60_000, now_ms())
+        .claim(&ag.get("node-1/0").await, &[], 60_000, now_ms())
         .await
         .unwrap()
         .unwrap();
-    // The agent restarts under the same identity and recovers its attempt.
+    // The process holding the identity dies; a new one takes it and recovers its attempt.
+    let back = take(&*store, "node-1/0", "suite-restarted").await;
     assert_eq!(
         store
-            .recover_agent("node-1/0", "node-1", now_ms())
+            .recover_agent(&back, Some("suite"), now_ms())
             .await
             .unwrap(),
         1
@@ -268,7 +316,7 @@ async fn a_stale_attempts_late_writes_are_refused(db: TestDb) {
     assert_eq!(store.load_checkpoint("job-0000").await.unwrap(), None);
 
     let second = store
-        .claim("node-1/0", &[], 60_000, now_ms())
+        .claim(&back, &[], 60_000, now_ms())
         .await
         .unwrap()
         .unwrap();
@@ -297,9 +345,14 @@ async fn a_stale_attempts_late_writes_are_refused(db: TestDb) {
 
 async fn the_reaper_requeues_expired_leases_and_fails_jobs_out_of_attempts(db: TestDb) {
     let store = db.open().await;
+    let ag = Agents::new(&store);
     with_jobs(&store, 1, 2).await;
     let now = now_ms();
-    store.claim("gone/0", &[], 10, now).await.unwrap().unwrap();
+    store
+        .claim(&ag.get("gone/0").await, &[], 10, now)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         store.reap_expired(now + 5).await.unwrap(),
         0,
@@ -311,7 +364,7 @@ async fn the_reaper_requeues_expired_leases_and_fails_jobs_out_of_attempts(db: T
         JobStatus::Queued
     );
     store
-        .claim("gone/0", &[], 10, now + 30)
+        .claim(&ag.get("gone/0").await, &[], 10, now + 30)
         .await
         .unwrap()
         .unwrap();
@@ -325,13 +378,18 @@ async fn a_lost_attempt_of_a_job_being_cancelled_cancels_it_instead_of_running_i
     db: TestDb,
 ) {
     let store = db.open().await;
+    let ag = Agents::new(&store);
     with_jobs(&store, 2, 3).await;
     let now = now_ms();
     // One attempt's agent dies (lease expiry), the other's restarts (identity recovery); both
     // jobs had cancellation requested while running.
-    store.claim("gone/0", &[], 10, now).await.unwrap().unwrap();
     store
-        .claim("back/0", &[], 60_000, now)
+        .claim(&ag.get("gone/0").await, &[], 10, now)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .claim(&ag.get("back/0").await, &[], 60_000, now)
         .await
         .unwrap()
         .unwrap();
@@ -340,9 +398,10 @@ async fn a_lost_attempt_of_a_job_being_cancelled_cancels_it_instead_of_running_i
         assert!(job.cancel_requested && job.status == JobStatus::Running);
     }
     assert_eq!(store.reap_expired(now + 20).await.unwrap(), 1);
+    let back = take(&*store, "back/0", "suite-restarted").await;
     assert_eq!(
         store
-            .recover_agent("back/0", "back", now + 21)
+            .recover_agent(&back, Some("suite"), now + 21)
             .await
             .unwrap(),
         1
@@ -360,7 +419,7 @@ async fn a_lost_attempt_of_a_job_being_cancelled_cancels_it_instead_of_running_i
     }
     assert!(
         store
-            .claim("any/0", &[], 60_000, now + 30)
+            .claim(&ag.get("any/0").await, &[], 60_000, now + 30)
             .await
             .unwrap()
             .is_none(),
@@ -370,9 +429,14 @@ async fn a_lost_attempt_of_a_job_being_cancelled_cancels_it_instead_of_running_i
 
 async fn retries_wait_for_their_backoff_and_requeues_are_not_charged(db: TestDb) {
     let store = db.open().await;
+    let ag = Agents::new(&store);
     with_jobs(&store, 1, 3).await;
     let now = now_ms();
-    let c = store.claim("a/0", &[], 60_000, now).await.unwrap().unwrap();
+    let c = store
+        .claim(&ag.get("a/0").await, &[], 60_000, now)
+        .await
+        .unwrap()
+        .unwrap();
     let failure = JobFailure {
         code: "timeout".into(),
         message: "slow".into(),
@@ -391,14 +455,14 @@ async fn retries_wait_for_their_backoff_and_requeues_are_not_charged(db: TestDb)
         .unwrap();
     assert!(
         store
-            .claim("a/0", &[], 60_000, now + 1)
+            .claim(&ag.get("a/0").await, &[], 60_000, now + 1)
             .await
             .unwrap()
             .is_none(),
         "claimed before its backoff"
     );
     let c = store
-        .claim("a/0", &[], 60_000, now + 10_001)
+        .claim(&ag.get("a/0").await, &[], 60_000, now + 10_001)
         .await
         .unwrap()
         .unwrap();
@@ -408,7 +472,7 @@ async fn retries_wait_for_their_backoff_and_requeues_are_not_charged(db: TestDb)
         .await
         .unwrap();
     let c = store
-        .claim("a/0", &[], 60_000, now + 10_003)
+        .claim(&ag.get("a/0").await, &[], 60_000, now + 10_003)
         .await
         .unwrap()
         .unwrap();
@@ -419,6 +483,7 @@ async fn retries_wait_for_their_backoff_and_requeues_are_not_charged(db: TestDb)
 async fn acknowledged_writes_survive_reopening_and_blobs_are_stored_once(db: TestDb) {
     {
         let store = db.open().await;
+        let ag = Agents::new(&store);
         assert!(store.put_blob("c0ffee", b"component").await.unwrap());
         assert!(!store.put_blob("c0ffee", b"component").await.unwrap());
         let mut job = new_job("job-keep", 1);
@@ -429,7 +494,7 @@ async fn acknowledged_writes_survive_reopening_and_blobs_are_stored_once(db: Tes
         assert!(!again.created);
         assert_eq!(again.job.id, "job-keep");
         let c = store
-            .claim("a/0", &[], 60_000, now_ms())
+            .claim(&ag.get("a/0").await, &[], 60_000, now_ms())
             .await
             .unwrap()
             .unwrap();
@@ -599,6 +664,7 @@ async fn task_versions_are_immutable_numbered_and_audited(db: TestDb) {
 /// submitter resolved it, or never deployed — is refused, and nothing of it is stored.
 async fn a_job_pinned_to_an_unregistered_version_is_refused_and_nothing_is_stored(db: TestDb) {
     let store = db.open().await;
+    let ag = Agents::new(&store);
     for c in ["c1", "c2"] {
         store.put_blob(c, c.as_bytes()).await.unwrap();
     }
@@ -654,7 +720,10 @@ async fn a_job_pinned_to_an_unregistered_version_is_refused_and_nothing_is_store
     }
     assert!(store.list_jobs(None, None, 10).await.unwrap().is_empty());
     assert_eq!(
-        store.claim("w/0", &[], 10_000, now_ms()).await.unwrap(),
+        store
+            .claim(&ag.get("w/0").await, &[], 10_000, now_ms())
+            .await
+            .unwrap(),
         None
     );
     let task = store.get_task("t").await.unwrap().unwrap();
@@ -683,26 +752,28 @@ async fn a_job_pinned_to_an_unregistered_version_is_refused_and_nothing_is_store
 
 async fn an_identity_has_one_holder_at_a_time(db: TestDb) {
     let store = db.open().await;
+    with_jobs(&store, 1, 1).await;
     let now = now_ms();
     assert_eq!(store.identity_holder("n/0").await.unwrap(), None);
-    assert!(
+    let first = store
+        .take_identity("n/0", "n", None, "p1", 10_000, now)
+        .await
+        .unwrap()
+        .expect("a free identity is taken");
+    assert_eq!(
         store
-            .take_identity("n/0", "n", None, "p1", 10_000, now)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
             .take_identity("n/0", "n", None, "p2", 10_000, now)
             .await
             .unwrap(),
+        None,
         "held: the compare-and-set fails"
     );
-    assert!(
-        !store
+    assert_eq!(
+        store
             .take_identity("n/0", "n", Some("someone-else"), "p2", 10_000, now)
             .await
-            .unwrap()
+            .unwrap(),
+        None
     );
     let hold = store.identity_holder("n/0").await.unwrap().unwrap();
     assert_eq!(
@@ -722,19 +793,42 @@ async fn an_identity_has_one_holder_at_a_time(db: TestDb) {
             .lease_expires_ms,
         now + 20_001
     );
-    // Taking over from a named (expired or dead) holder, then releasing.
-    assert!(
-        store
-            .take_identity("n/0", "n", Some("p1"), "p2", 10_000, now)
-            .await
-            .unwrap()
+    // Taking over from a named (expired or dead) holder: a fresh hold, and the old one claims
+    // nothing any more.
+    let second = store
+        .take_identity("n/0", "n", Some("p1"), "p2", 10_000, now)
+        .await
+        .unwrap()
+        .expect("taken over");
+    assert_ne!(first, second, "every take gets a fresh hold");
+    let old = Held {
+        agent: "n/0".into(),
+        hold: first,
+    };
+    assert_eq!(
+        store.claim(&old, &[], 60_000, now).await,
+        Err(StoreError::IdentityLost("n/0".into()))
     );
     assert_eq!(store.renew_identities("p1", 20_000, now).await.unwrap(), 0);
+    // Released, the identity claims nothing under any hold until it is taken again.
     assert_eq!(store.release_identities("p2", now).await.unwrap(), 1);
     assert_eq!(
         store.identity_holder("n/0").await.unwrap().unwrap().holder,
         None
     );
+    let released = Held {
+        agent: "n/0".into(),
+        hold: second,
+    };
+    assert_eq!(
+        store.claim(&released, &[], 60_000, now).await,
+        Err(StoreError::IdentityLost("n/0".into()))
+    );
+    let third = take(&*store, "n/0", "p3").await;
+    let claim = store.claim(&third, &[], 60_000, now).await.unwrap();
+    assert!(claim.is_some(), "the new holder claims");
+    let record = store.get_job("job-0000").await.unwrap().unwrap();
+    assert_eq!(record.attempt_list[0].holder.as_deref(), Some("p3"));
 }
 
 fn failure(code: &str, message: &str) -> JobFailure {
@@ -764,12 +858,17 @@ fn told(steps: &[(Option<u32>, &str, &str)]) -> Vec<(Option<u32>, String, String
 
 async fn every_step_of_a_job_is_told_in_its_events(db: TestDb) {
     let store = db.open().await;
+    let ag = Agents::new(&store);
     store.put_blob("c0ffee", b"component").await.unwrap();
     let now = now_ms();
 
     // Retried once, then succeeded.
     store.insert_job(job_at("a", 2, now)).await.unwrap();
-    let c = store.claim("w/0", &[], 60_000, now).await.unwrap().unwrap();
+    let c = store
+        .claim(&ag.get("w/0").await, &[], 60_000, now)
+        .await
+        .unwrap()
+        .unwrap();
     let retry = Next::Retry {
         failure: failure("boom", "it broke"),
         after_ms: 0,
@@ -778,7 +877,11 @@ async fn every_step_of_a_job_is_told_in_its_events(db: TestDb) {
         .finish_attempt(&c.lease_token, end(retry), now)
         .await
         .unwrap();
-    let c = store.claim("w/0", &[], 60_000, now).await.unwrap().unwrap();
+    let c = store
+        .claim(&ag.get("w/0").await, &[], 60_000, now)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((c.job.id.as_str(), c.attempt, c.job.attempts), ("a", 2, 2));
     assert_eq!(c.lease_expires_ms, now + 60_000);
     store
@@ -860,7 +963,11 @@ async fn every_step_of_a_job_is_told_in_its_events(db: TestDb) {
 
     // Failed for good.
     store.insert_job(job_at("b", 3, now)).await.unwrap();
-    let c = store.claim("w/1", &[], 60_000, now).await.unwrap().unwrap();
+    let c = store
+        .claim(&ag.get("w/1").await, &[], 60_000, now)
+        .await
+        .unwrap()
+        .unwrap();
     let fail = Next::Fail(failure("bad", "no"));
     assert_eq!(
         store
@@ -882,7 +989,11 @@ async fn every_step_of_a_job_is_told_in_its_events(db: TestDb) {
     // Interrupted by a draining node (not charged), lost by a restarted agent (charged, then
     // queued again), and lost to an expired lease with no attempts left.
     store.insert_job(job_at("c", 2, now)).await.unwrap();
-    let c = store.claim("w/2", &[], 60_000, now).await.unwrap().unwrap();
+    let c = store
+        .claim(&ag.get("w/2").await, &[], 60_000, now)
+        .await
+        .unwrap()
+        .unwrap();
     let requeue = AttemptEnd {
         state: AttemptState::Interrupted,
         ..end(Next::Requeue)
@@ -894,14 +1005,22 @@ async fn every_step_of_a_job_is_told_in_its_events(db: TestDb) {
             .unwrap(),
         JobStatus::Queued
     );
-    let c = store.claim("x/1", &[], 60_000, now).await.unwrap().unwrap();
+    let c = store
+        .claim(&ag.get("x/1").await, &[], 60_000, now)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((c.attempt, c.job.attempts), (2, 1));
-    assert_eq!(store.recover_agent("x/1", "x", now).await.unwrap(), 1);
+    let x1 = take(&*store, "x/1", "suite-restarted").await;
+    assert_eq!(
+        store.recover_agent(&x1, Some("suite"), now).await.unwrap(),
+        1
+    );
     assert_eq!(
         store.get_job("c").await.unwrap().unwrap().job.status,
         JobStatus::Queued
     );
-    let c = store.claim("x/1", &[], 10, now).await.unwrap().unwrap();
+    let c = store.claim(&x1, &[], 10, now).await.unwrap().unwrap();
     assert_eq!((c.attempt, c.job.attempts), (3, 2));
     assert_eq!(store.reap_expired(now + 100).await.unwrap(), 1);
     let lost =
@@ -960,10 +1079,15 @@ async fn every_step_of_a_job_is_told_in_its_events(db: TestDb) {
 
 async fn cancelling_stops_a_queued_job_at_once_and_flags_a_running_one(db: TestDb) {
     let store = db.open().await;
+    let ag = Agents::new(&store);
     store.put_blob("c0ffee", b"component").await.unwrap();
     let now = now_ms();
     store.insert_job(job_at("r", 1, now)).await.unwrap();
-    let c = store.claim("w/0", &[], 60_000, now).await.unwrap().unwrap();
+    let c = store
+        .claim(&ag.get("w/0").await, &[], 60_000, now)
+        .await
+        .unwrap()
+        .unwrap();
     store.insert_job(job_at("q", 1, now)).await.unwrap();
 
     let q = store.cancel_job("q", now + 1).await.unwrap();
@@ -977,7 +1101,7 @@ async fn cancelling_stops_a_queued_job_at_once_and_flags_a_running_one(db: TestD
     );
     assert!(
         store
-            .claim("w/1", &[], 60_000, now + 2)
+            .claim(&ag.get("w/1").await, &[], 60_000, now + 2)
             .await
             .unwrap()
             .is_none(),
@@ -1037,6 +1161,7 @@ async fn cancelling_stops_a_queued_job_at_once_and_flags_a_running_one(db: TestD
 
 async fn jobs_read_back_as_written_listed_newest_first_and_counted(db: TestDb) {
     let store = db.open().await;
+    let ag = Agents::new(&store);
     store.put_blob("c0ffee", b"component").await.unwrap();
     assert_eq!(
         store.get_blob("c0ffee").await.unwrap().as_deref(),
@@ -1137,7 +1262,7 @@ async fn jobs_read_back_as_written_listed_newest_first_and_counted(db: TestDb) {
         "the page after j1"
     );
     let claimed = store
-        .claim("w/0", &[], 60_000, now_ms())
+        .claim(&ag.get("w/0").await, &[], 60_000, now_ms())
         .await
         .unwrap()
         .unwrap();
@@ -1197,7 +1322,10 @@ async fn an_attempts_kv_writes_commit_with_its_success_only(db: TestDb) {
     let now = now_ms();
     let claim = |agent: &'static str| {
         let store = store.clone();
-        async move { store.claim(agent, &[], 60_000, now).await.unwrap().unwrap() }
+        async move {
+            let held = take(&*store, agent, "suite").await;
+            store.claim(&held, &[], 60_000, now).await.unwrap().unwrap()
+        }
     };
     let writes: &[(&str, &str, Option<&[u8]>)] = &[
         ("b", "a2", Some(b"2")),
@@ -1216,7 +1344,14 @@ async fn an_attempts_kv_writes_commit_with_its_success_only(db: TestDb) {
         .await
         .unwrap();
     let lost = claim("w/1").await;
-    assert_eq!(store.recover_agent("w/1", "w", now).await.unwrap(), 1);
+    let back = take(&*store, "w/1", "suite-restarted").await;
+    assert_eq!(
+        store
+            .recover_agent(&back, Some("suite"), now)
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(
         store
             .finish_attempt(&lost.lease_token, success_with(vec![], writes), now)
@@ -1266,11 +1401,24 @@ async fn an_attempts_kv_writes_commit_with_its_success_only(db: TestDb) {
 
 async fn a_success_whose_kv_reads_changed_runs_again_uncharged(db: TestDb) {
     let store = db.open().await;
+    let ag = Agents::new(&store);
     with_jobs(&store, 3, 1).await;
     let now = now_ms();
-    let first = store.claim("w/0", &[], 60_000, now).await.unwrap().unwrap();
-    let second = store.claim("w/1", &[], 60_000, now).await.unwrap().unwrap();
-    let third = store.claim("w/2", &[], 60_000, now).await.unwrap().unwrap();
+    let first = store
+        .claim(&ag.get("w/0").await, &[], 60_000, now)
+        .await
+        .unwrap()
+        .unwrap();
+    let second = store
+        .claim(&ag.get("w/1").await, &[], 60_000, now)
+        .await
+        .unwrap()
+        .unwrap();
+    let third = store
+        .claim(&ag.get("w/2").await, &[], 60_000, now)
+        .await
+        .unwrap()
+        .unwrap();
     // All three read `n` absent and `b/*` empty; the first commits n = 1.
     let rmw = |value: &'static [u8], version| {
         success_with(vec![saw("", "n", version)], &[("", "n", Some(value))])
@@ -1323,7 +1471,7 @@ async fn a_success_whose_kv_reads_changed_runs_again_uncharged(db: TestDb) {
 
     // Run again, it reads the committed value and commits on top of it.
     let again = store
-        .claim("w/1", &[], 60_000, now + 2)
+        .claim(&ag.get("w/1").await, &[], 60_000, now + 2)
         .await
         .unwrap()
         .unwrap();
@@ -1349,7 +1497,7 @@ async fn concurrent_read_modify_writes_never_lose_an_update(db: TestDb) {
     for i in 0..4 {
         let store = handles[i % 2].clone();
         agents.push(tokio::spawn(async move {
-            let agent = format!("w/{i}");
+            let agent = take(&*store, &format!("w/{i}"), "suite").await;
             while let Some(c) = store.claim(&agent, &[], 60_000, now_ms()).await.unwrap() {
                 let read = store.kv_read("s", "", "n").await.unwrap();
                 let n: u64 = read
@@ -1385,6 +1533,7 @@ async fn concurrent_read_modify_writes_never_lose_an_update(db: TestDb) {
 
 async fn agents_claim_only_jobs_of_classes_they_satisfy(db: TestDb) {
     let store = db.open().await;
+    let ag = Agents::new(&store);
     store.put_blob("c0ffee", b"component").await.unwrap();
     let x = Requirements::from_spec(r#"{"imports":["x"]}"#.into());
     let y = Requirements::from_spec(r#"{"imports":["y"]}"#.into());
@@ -1425,7 +1574,7 @@ async fn agents_claim_only_jobs_of_classes_they_satisfy(db: TestDb) {
     let now = now_ms();
     let only_x = [x.class.clone()];
     let c = store
-        .claim("w/0", &only_x, 60_000, now)
+        .claim(&ag.get("w/0").await, &only_x, 60_000, now)
         .await
         .unwrap()
         .unwrap();
@@ -1437,7 +1586,7 @@ async fn agents_claim_only_jobs_of_classes_they_satisfy(db: TestDb) {
         .finish_and_claim(
             &c.lease_token,
             end(Next::Succeed(b"1".to_vec())),
-            "w/0",
+            &ag.get("w/0").await,
             &only_x,
             60_000,
             now,
@@ -1447,27 +1596,32 @@ async fn agents_claim_only_jobs_of_classes_they_satisfy(db: TestDb) {
     let c = next.unwrap();
     assert_eq!(c.job.id, "jn", "a job without a class runs anywhere");
     let c = store
-        .claim("w/0", &only_x, 60_000, now)
+        .claim(&ag.get("w/0").await, &only_x, 60_000, now)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(c.job.id, "jx2", "jy was skipped, not claimed");
     assert!(
         store
-            .claim("w/0", &only_x, 60_000, now)
+            .claim(&ag.get("w/0").await, &only_x, 60_000, now)
             .await
             .unwrap()
             .is_none()
     );
     assert!(
         store
-            .claim("w/1", &[], 60_000, now)
+            .claim(&ag.get("w/1").await, &[], 60_000, now)
             .await
             .unwrap()
             .is_none()
     );
     let c = store
-        .claim("w/1", &[y.class.clone(), "other".into()], 60_000, now)
+        .claim(
+            &ag.get("w/1").await,
+            &[y.class.clone(), "other".into()],
+            60_000,
+            now,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -1497,17 +1651,9 @@ async fn the_node_registry_tracks_processes_and_frees_what_silent_ones_held(db: 
         .register_node(registration("h:2:2", "n2", now))
         .await
         .unwrap();
-    for (id, node, holder) in [
-        ("n1/1", "n1", "h:1:1"),
-        ("n1/0", "n1", "h:1:1"),
-        ("n2/0", "n2", "h:2:2"),
-    ] {
-        assert!(
-            store
-                .take_identity(id, node, None, holder, 60_000, now)
-                .await
-                .unwrap()
-        );
+    let mut holds = std::collections::HashMap::new();
+    for (id, holder) in [("n1/1", "h:1:1"), ("n1/0", "h:1:1"), ("n2/0", "h:2:2")] {
+        holds.insert(id, take(&*store, id, holder).await);
     }
     let nodes = store.list_nodes(0).await.unwrap();
     assert_eq!(nodes.len(), 2);
@@ -1558,7 +1704,7 @@ async fn the_node_registry_tracks_processes_and_frees_what_silent_ones_held(db: 
     store.put_blob("c0ffee", b"component").await.unwrap();
     store.insert_job(job_at("j", 2, now)).await.unwrap();
     let c = store
-        .claim("n1/0", &[], 600_000, now)
+        .claim(&holds["n1/0"], &[], 600_000, now)
         .await
         .unwrap()
         .unwrap();
@@ -1594,6 +1740,11 @@ async fn the_node_registry_tracks_processes_and_frees_what_silent_ones_held(db: 
     assert_eq!(
         store.heartbeat(&c.lease_token, 60_000, now + 5_000).await,
         Err(StoreError::StaleLease)
+    );
+    assert_eq!(
+        store.claim(&holds["n1/1"], &[], 60_000, now + 5_001).await,
+        Err(StoreError::IdentityLost("n1/1".into())),
+        "a process marked gone claims nothing with the identities it held"
     );
     assert!(
         !store
@@ -1690,8 +1841,9 @@ async fn two_reapers_at_once_lose_each_expired_attempt_once(db: TestDb) {
     let nodes = [db.open().await, db.open().await];
     let ids = with_jobs(&nodes[0], 60, 3).await;
     let now = now_ms() + 1_000;
+    let w0 = take(&*nodes[0], "w/0", "suite").await;
     for _ in &ids {
-        nodes[0].claim("w/0", &[], 10, now).await.unwrap().unwrap();
+        nodes[0].claim(&w0, &[], 10, now).await.unwrap().unwrap();
     }
     let reapers: Vec<_> = (0..4)
         .map(|i| {
@@ -1734,15 +1886,161 @@ async fn two_takers_of_one_free_identity_get_it_once(db: TestDb) {
             .collect();
         let mut won = 0;
         for t in takers {
-            won += usize::from(t.await.unwrap());
+            won += usize::from(t.await.unwrap().is_some());
         }
         assert_eq!(won, 1, "{id} has one holder");
     }
 }
 
+/// A process frozen past its hold (p1) and the process that took its identity over (p2): p1's
+/// claims are refused, and every write about the attempt it claimed under its old hold too;
+/// the attempt keeps its lease (p1 may still run it) until the lease expires, then the job
+/// runs again under p2's hold.
+async fn a_process_that_lost_its_identity_claims_nothing_and_its_attempts_are_fenced_out(
+    db: TestDb,
+) {
+    let store = db.open().await;
+    with_jobs(&store, 2, 3).await;
+    let now = now_ms();
+    let old = take(&*store, "n/0", "p1").await;
+    let c = store.claim(&old, &[], 60_000, now).await.unwrap().unwrap();
+    let new = take(&*store, "n/0", "p2").await;
+    assert_eq!(store.recover_agent(&new, None, now).await.unwrap(), 0);
+
+    assert_eq!(
+        store.claim(&old, &[], 60_000, now).await,
+        Err(StoreError::IdentityLost("n/0".into()))
+    );
+    let t = &c.lease_token;
+    let stale = Err(StoreError::StaleLease);
+    assert_eq!(store.heartbeat(t, 60_000, now).await.map(|_| ()), stale);
+    assert_eq!(store.set_progress(t, 50, "half").await, stale);
+    assert_eq!(store.save_checkpoint(t, b"late").await, stale);
+    let wrote = success_with(vec![], &[("", "k", Some(b"v"))]);
+    assert_eq!(
+        store
+            .finish_attempt(t, wrote.clone(), now)
+            .await
+            .map(|_| ()),
+        stale
+    );
+    assert_eq!(
+        store
+            .finish_and_claim(t, wrote, &old, &[], 60_000, now)
+            .await
+            .map(|_| ()),
+        stale
+    );
+    assert_eq!(
+        store.kv_read("s", "", "k").await.unwrap(),
+        KvValue::default()
+    );
+    let job = store.get_job(&c.job.id).await.unwrap().unwrap();
+    assert_eq!(
+        (job.job.status, job.job.progress, job.job.output),
+        (JobStatus::Running, None, None)
+    );
+    assert_eq!(job.attempt_list[0].holder.as_deref(), Some("p1"));
+    assert_eq!(
+        store.reap_expired(now + 1_000).await.unwrap(),
+        0,
+        "a fenced-out attempt keeps its lease: its process may still run it"
+    );
+
+    // The new holder claims the next job meanwhile, and the first once its lease expired.
+    let next = store.claim(&new, &[], 600_000, now).await.unwrap().unwrap();
+    assert_ne!(next.job.id, c.job.id);
+    assert_eq!(store.reap_expired(now + 60_001).await.unwrap(), 1);
+    let again = store
+        .claim(&new, &[], 600_000, now + 60_002)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (again.job.id.as_str(), again.attempt),
+        (c.job.id.as_str(), 2)
+    );
+    store
+        .finish_attempt(&again.lease_token, end(Next::Succeed(b"1".to_vec())), now)
+        .await
+        .unwrap();
+    let job = store.get_job(&c.job.id).await.unwrap().unwrap();
+    let runs: Vec<_> = job
+        .attempt_list
+        .iter()
+        .map(|a| (a.state, a.holder.as_deref()))
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            (AttemptState::Lost, Some("p1")),
+            (AttemptState::Succeeded, Some("p2"))
+        ]
+    );
+}
+
+/// Recovery by an identity's new holder loses the attempts a dead previous holder left under
+/// it at once, and nothing else: not those of a holder not known dead, not those of other
+/// identities, not its own.
+async fn a_new_holder_recovers_only_what_a_dead_holder_left(db: TestDb) {
+    let store = db.open().await;
+    with_jobs(&store, 3, 3).await;
+    let now = now_ms();
+    let (p1_n0, p1_n1) = (
+        take(&*store, "n/0", "p1").await,
+        take(&*store, "n/1", "p1").await,
+    );
+    let left = store
+        .claim(&p1_n0, &[], 60_000, now)
+        .await
+        .unwrap()
+        .unwrap();
+    let other = store
+        .claim(&p1_n1, &[], 60_000, now)
+        .await
+        .unwrap()
+        .unwrap();
+    let p2 = take(&*store, "n/0", "p2").await;
+    assert_eq!(
+        store.recover_agent(&p2, Some("p9"), now).await.unwrap(),
+        0,
+        "another process's death says nothing about p1"
+    );
+    let mine = store.claim(&p2, &[], 60_000, now).await.unwrap().unwrap();
+    assert_eq!(
+        store.recover_agent(&p2, Some("p1"), now).await.unwrap(),
+        1,
+        "p1 died: what it left under n/0 is lost at once"
+    );
+    assert_eq!(
+        store.recover_agent(&p2, Some("p2"), now).await.unwrap(),
+        0,
+        "attempts under the recovering hold are its own"
+    );
+    let state = async |id: &str| {
+        let job = store.get_job(id).await.unwrap().unwrap();
+        (job.job.status, job.attempt_list[0].state)
+    };
+    assert_eq!(
+        state(&left.job.id).await,
+        (JobStatus::Queued, AttemptState::Lost)
+    );
+    for c in [&other, &mine] {
+        assert_eq!(
+            state(&c.job.id).await,
+            (JobStatus::Running, AttemptState::Running)
+        );
+    }
+    let last = store.events(&left.job.id).await.unwrap().pop().unwrap();
+    assert_eq!(
+        last.message,
+        "attempt 1 on n/0 was lost (its agent restarted under the same identity); the job is queued again"
+    );
+}
+
 /// PostgreSQL's own promises: several nodes on one database.
 mod postgres_only {
-    use super::{end, new_job, run_agent, version, with_jobs};
+    use super::{Agents, end, new_job, run_agent, take, version, with_jobs};
     use driftless::store::postgres::{Notice, PostgresStore};
     use driftless::store::{
         AttemptStore, BlobStore, DeleteOutcome, JobStatus, JobStore, Next, Store, StoreError,
@@ -1893,11 +2191,18 @@ mod postgres_only {
     async fn the_queue_table_holds_exactly_the_queued_jobs() {
         let db = TestDb::new(Backend::Postgres).await;
         let store = db.open().await;
+        let ag = Agents::new(&store);
         let ids = with_jobs(&store, 8, 2).await;
         let now = now_ms() + 1_000;
         let mut claims = Vec::new();
         for _ in 0..6 {
-            claims.push(store.claim("w/0", &[], 10, now).await.unwrap().unwrap());
+            claims.push(
+                store
+                    .claim(&ag.get("w/0").await, &[], 10, now)
+                    .await
+                    .unwrap()
+                    .unwrap(),
+            );
         }
         let retry = Next::Retry {
             failure: driftless::store::JobFailure {
@@ -1957,6 +2262,7 @@ mod postgres_only {
     async fn a_claim_skips_a_job_another_node_holds_locked() {
         let db = TestDb::new(Backend::Postgres).await;
         let store = db.open().await;
+        let ag = Agents::new(&store);
         with_jobs(&store, 2, 1).await;
         let mut other = admin(db.url().unwrap()).await;
         let tx = other.transaction().await.unwrap();
@@ -1968,7 +2274,7 @@ mod postgres_only {
         .unwrap();
         let claim = tokio::time::timeout(
             Duration::from_secs(5),
-            store.claim("w/0", &[], 60_000, now_ms() + 1_000),
+            store.claim(&ag.get("w/0").await, &[], 60_000, now_ms() + 1_000),
         )
         .await
         .expect("the claim does not wait for the locked job")
@@ -1977,7 +2283,7 @@ mod postgres_only {
         assert_eq!(claim.job.id, "job-0001");
         tx.rollback().await.unwrap();
         let claim = store
-            .claim("w/0", &[], 60_000, now_ms() + 1_000)
+            .claim(&ag.get("w/0").await, &[], 60_000, now_ms() + 1_000)
             .await
             .unwrap()
             .unwrap();
@@ -2127,16 +2433,13 @@ mod postgres_only {
         for id in ["ok", "next", "retried", "cancelled", "lost"] {
             runner.insert_job(new_job(id, 1)).await.unwrap();
         }
-        let ok = runner
-            .claim("w/0", &[], 60_000, now)
-            .await
-            .unwrap()
-            .unwrap();
+        let w0 = take(&runner, "w/0", "suite").await;
+        let ok = runner.claim(&w0, &[], 60_000, now).await.unwrap().unwrap();
         let (_, next) = runner
             .finish_and_claim(
                 &ok.lease_token,
                 end(Next::Succeed(b"1".to_vec())),
-                "w/0",
+                &w0,
                 &[],
                 60_000,
                 now,
@@ -2155,7 +2458,7 @@ mod postgres_only {
             after_ms: 60_000,
         };
         let (_, retried) = runner
-            .finish_and_claim(&next.lease_token, end(retry), "w/0", &[], 60_000, now)
+            .finish_and_claim(&next.lease_token, end(retry), &w0, &[], 60_000, now)
             .await
             .unwrap();
         // "next" was queued again, not finished: the next announcement is another job's.
@@ -2172,7 +2475,8 @@ mod postgres_only {
         assert_eq!(heard(&mut done).await, "retried");
         runner.cancel_job("cancelled", now).await.unwrap();
         assert_eq!(heard(&mut done).await, "cancelled");
-        runner.claim("w/1", &[], 10, now).await.unwrap().unwrap();
+        let w1 = take(&runner, "w/1", "suite").await;
+        runner.claim(&w1, &[], 10, now).await.unwrap().unwrap();
         assert_eq!(runner.reap_expired(now + 100).await.unwrap(), 1);
         assert_eq!(heard(&mut done).await, "lost", "out of attempts");
     }

@@ -77,7 +77,9 @@ impl From<StoreError> for ApiError {
                     "version {version} of task {task} was unregistered, so nothing was stored; submit to `{task}` (its current version) or another version (GET /v1/tasks/{task} lists them)"
                 ),
             ),
-            StoreError::StaleLease => ApiError::new(ErrorCode::StaleLease, e.to_string()),
+            StoreError::StaleLease | StoreError::IdentityLost(_) => {
+                ApiError::new(ErrorCode::StaleLease, e.to_string())
+            }
             StoreError::Contention(_) => ApiError::new(ErrorCode::StoreBusy, e.to_string()),
             StoreError::Backend(m) => {
                 tracing::error!(error = %m, "store failure");

@@ -219,7 +219,7 @@ pub async fn submit(
         }),
         idempotency_key: idempotency_key.clone(),
         request_hash: Some(fingerprint.clone()),
-        now_ms: now_ms(),
+        now_ms: state.node.store().now(),
     };
     let (inserted, admitted) = match state.node.store().insert_job(job(&admitted, &task)).await {
         Err(gone @ StoreError::TaskVersionGone { .. }) => {

@@ -3,7 +3,7 @@
 use super::AppState;
 use super::error::ApiError;
 use crate::node::registry;
-use crate::store::{NodeRecord, now_ms};
+use crate::store::NodeRecord;
 use crate::wire::{NodeInfo, NodeList};
 use axum::Json;
 use axum::extract::State;
@@ -12,7 +12,7 @@ use axum::extract::State;
 /// its catalog, version of driftless, heartbeat, draining flag and in-flight count.
 pub async fn list(State(state): State<AppState>) -> Result<Json<NodeList>, ApiError> {
     let node = &state.node;
-    let now = now_ms();
+    let now = node.store().now();
     let records = node
         .store()
         .list_nodes(now - node.config().remember_nodes.as_millis() as i64)

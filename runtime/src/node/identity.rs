@@ -1,12 +1,20 @@
 //! Exclusive agent identities. A node's agents take their identities from a pool
 //! (`<node>/0` .. `<node>/<pool-1>`), each held in the store by this process, renewed while
-//! it lives and released when it stops. At any moment at most one live process acts under an
-//! identity. A hold ends when its holder releases it, when its lease runs out, or — on the
-//! same machine — as soon as the holding process is gone (its pid no longer runs the process
-//! that took it), so a restarted node takes back its identities at once.
+//! it lives and released when it stops. A hold ends when its holder releases it, when its
+//! lease runs out (by the store's clock), when the registry marks its process gone, or — on
+//! the same machine — as soon as the holding process is gone (its pid no longer runs the
+//! process that took it), so a restarted node takes back its identities at once.
+//!
+//! Every take returns a fresh hold token ([`Held`]), and the store checks it on every claim
+//! and on every write about an attempt claimed under it. So at any moment at most one live
+//! process acts under an identity: a process whose hold lapsed (it was frozen or cut off past
+//! its lease) and was taken over finds its next claim refused, its attempts fenced out, and
+//! its agent takes a free identity of the pool instead (see `agent`). Attempts left by a
+//! holder known dead are recovered by the next holder at once; those of a holder that may
+//! still run are left to their lease.
 
 use super::stop::Stopping;
-use crate::store::{IdentityHold, Store, StoreResult, now_ms};
+use crate::store::{Held, IdentityHold, Store, StoreResult};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,22 +55,55 @@ fn gone(holder: &str) -> bool {
     }
 }
 
-/// Whether a hold can be taken over now, and by which compare-and-set value.
-fn takeable(hold: &Option<IdentityHold>, me: &str, now: i64) -> Option<Option<String>> {
+/// Who an identity can be taken from now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Takeable {
+    /// Nobody holds it.
+    Free,
+    /// Its holder's lease ran out; the holder may still run.
+    Lapsed(String),
+    /// Its holder is a process on this machine that no longer runs.
+    Dead(String),
+}
+
+impl Takeable {
+    /// The compare-and-set value of the take.
+    fn expected(&self) -> Option<&str> {
+        match self {
+            Takeable::Free => None,
+            Takeable::Lapsed(h) | Takeable::Dead(h) => Some(h),
+        }
+    }
+}
+
+/// Whether a hold can be taken over now (`None`: it is held, by `me` or a live process).
+fn takeable(hold: &Option<IdentityHold>, me: &str, now: i64) -> Option<Takeable> {
     match hold {
-        None => Some(None),
-        Some(IdentityHold { holder: None, .. }) => Some(None),
+        None | Some(IdentityHold { holder: None, .. }) => Some(Takeable::Free),
         Some(IdentityHold {
             holder: Some(h),
             lease_expires_ms,
         }) => {
-            if h != me && (*lease_expires_ms < now || gone(h)) {
-                Some(Some(h.clone()))
+            if h == me {
+                None
+            } else if gone(h) {
+                Some(Takeable::Dead(h.clone()))
+            } else if *lease_expires_ms < now {
+                Some(Takeable::Lapsed(h.clone()))
             } else {
                 None
             }
         }
     }
+}
+
+/// An identity this process took.
+pub struct Taken {
+    /// The identity and its fresh hold.
+    pub held: Held,
+    /// Its previous holder, when that process is known dead (what it left running is
+    /// recovered at once).
+    pub dead: Option<String>,
 }
 
 /// Take one identity of `node`'s pool of `pool` for `me`, lowest free number first; while
@@ -73,15 +114,15 @@ pub async fn acquire(
     pool: usize,
     me: &str,
     lease: Duration,
-) -> String {
+) -> Taken {
     let mut warned = false;
     loop {
         match try_acquire(store, node, pool, me, lease).await {
-            Ok(Some((id, skipped))) => {
+            Ok(Some((taken, skipped))) => {
                 if !skipped.is_empty() {
-                    tracing::warn!(identity = %id, held = ?skipped, "identities held by live processes were skipped; took the next free one");
+                    tracing::warn!(identity = %taken.held.agent, held = ?skipped, "identities held by live processes were skipped; took the next free one");
                 }
-                return id;
+                return taken;
             }
             Ok(None) => {
                 if !warned {
@@ -106,30 +147,29 @@ async fn try_acquire(
     pool: usize,
     me: &str,
     lease: Duration,
-) -> StoreResult<Option<(String, Vec<String>)>> {
+) -> StoreResult<Option<(Taken, Vec<String>)>> {
     let mut skipped = Vec::new();
     for n in 0..pool {
         let id = format!("{node}/{n}");
-        let now = now_ms();
         let hold = store.identity_holder(&id).await?;
-        let Some(expected) = takeable(&hold, me, now) else {
+        let now = store.now();
+        let Some(from) = takeable(&hold, me, now) else {
             if hold.and_then(|h| h.holder).as_deref() != Some(me) {
                 skipped.push(id);
             }
             continue;
         };
-        if store
-            .take_identity(
-                &id,
-                node,
-                expected.as_deref(),
-                me,
-                lease.as_millis() as i64,
-                now,
-            )
-            .await?
-        {
-            return Ok(Some((id, skipped)));
+        let lease_ms = lease.as_millis() as i64;
+        let taken = store
+            .take_identity(&id, node, from.expected(), me, lease_ms, now)
+            .await?;
+        if let Some(hold) = taken {
+            let dead = match from {
+                Takeable::Dead(h) => Some(h),
+                _ => None,
+            };
+            let held = Held { agent: id, hold };
+            return Ok(Some((Taken { held, dead }, skipped)));
         }
     }
     Ok(None)
@@ -139,7 +179,7 @@ async fn try_acquire(
 pub async fn keep_held(store: Arc<dyn Store>, me: String, lease: Duration, mut stop: Stopping) {
     while stop.pause(lease / 3).await {
         if let Err(e) = store
-            .renew_identities(&me, lease.as_millis() as i64, now_ms())
+            .renew_identities(&me, lease.as_millis() as i64, store.now())
             .await
         {
             tracing::warn!(error = %e, "could not renew this node's identities; retrying");
@@ -176,9 +216,20 @@ mod tests {
         assert_eq!(takeable(&live, &me, 1_000), None);
         assert_eq!(
             takeable(&live, &me, 3_000),
-            Some(Some("another-host:1:1".into()))
+            Some(Takeable::Lapsed("another-host:1:1".into())),
+            "a lapsed holder elsewhere may still run: not known dead"
         );
-        assert_eq!(takeable(&None, &me, 0), Some(None));
+        assert_eq!(takeable(&None, &me, 0), Some(Takeable::Free));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let start = start_time(pid).unwrap_or(1);
+        child.wait().unwrap();
+        let dead = format!("{}:{pid}:{start}", host());
+        let left = Some(IdentityHold {
+            holder: Some(dead.clone()),
+            lease_expires_ms: i64::MAX,
+        });
+        assert_eq!(takeable(&left, &me, 0), Some(Takeable::Dead(dead)));
         let mine = Some(IdentityHold {
             holder: Some(me.clone()),
             lease_expires_ms: 0,

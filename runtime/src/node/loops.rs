@@ -8,8 +8,8 @@ use super::agent;
 use super::identity;
 use super::state::Node;
 use super::stop::{StopSignal, Stopping};
+use crate::store::NodeRegistration;
 use crate::store::postgres::Notice;
-use crate::store::{NodeRegistration, now_ms};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -111,6 +111,7 @@ async fn keep_fresh(node: Arc<Node>, mut stop: Stopping) {
 /// the queue) and judge new compatibility classes, until the node stops.
 async fn keep_registered(node: Arc<Node>, address: String, mut stop: Stopping) {
     let config = node.config();
+    let store = node.store();
     let registration = NodeRegistration {
         process: node.holder().to_string(),
         node: config.node.clone(),
@@ -119,14 +120,13 @@ async fn keep_registered(node: Arc<Node>, address: String, mut stop: Stopping) {
         catalog: serde_json::to_string(node.sandbox().catalog().modules())
             .expect("a catalog serializes"),
         agents: config.agents as u32,
-        now_ms: now_ms(),
+        now_ms: store.now(),
     };
-    let store = node.store();
     let mut registered = false;
     loop {
         if !registered {
             let now = NodeRegistration {
-                now_ms: now_ms(),
+                now_ms: store.now(),
                 ..registration.clone()
             };
             match store.register_node(now).await {
@@ -136,7 +136,7 @@ async fn keep_registered(node: Arc<Node>, address: String, mut stop: Stopping) {
         } else {
             let inflight = node.inflight_count() as u32;
             match store
-                .node_heartbeat(node.holder(), node.is_draining(), inflight, now_ms())
+                .node_heartbeat(node.holder(), node.is_draining(), inflight, store.now())
                 .await
             {
                 Ok(true) => {}
@@ -164,10 +164,10 @@ async fn keep_registered(node: Arc<Node>, address: String, mut stop: Stopping) {
 async fn reap_gone_nodes(node: &Node) {
     let store = node.store();
     let ttl_ms = node.config().node_ttl.as_millis() as i64;
-    match store.reap_gone_nodes(ttl_ms, now_ms()).await {
+    match store.reap_gone_nodes(ttl_ms, store.now()).await {
         Ok(gone) if !gone.is_empty() => {
             tracing::warn!(processes = ?gone, "marked silent node processes gone; their identities are free and their attempts go back to the queue");
-            if let Err(e) = store.reap_expired(now_ms()).await {
+            if let Err(e) = store.reap_expired(store.now()).await {
                 tracing::warn!(error = %e, "reaping the gone nodes' attempts failed; the reaper will retry");
             }
             node.wake_agents();

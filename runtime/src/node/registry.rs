@@ -7,7 +7,7 @@
 //! a job only ever runs on a node that can run it.
 
 use crate::compat::{self, Catalog, CompatReport, Module, Verdict};
-use crate::store::{NodeRecord, Store, StoreResult, now_ms};
+use crate::store::{NodeRecord, Store, StoreResult};
 use crate::wire::{NodeState, NodeVerdict, Placement};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -98,7 +98,7 @@ impl Registry {
         }
         let nodes = Arc::new(
             self.store
-                .list_nodes(now_ms() - self.remember.as_millis() as i64)
+                .list_nodes(self.store.now() - self.remember.as_millis() as i64)
                 .await?,
         );
         *self.nodes.lock().expect("nodes lock") = Some((Instant::now(), nodes.clone()));

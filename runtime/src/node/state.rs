@@ -223,6 +223,14 @@ impl Node {
             .push(identity.to_string());
     }
 
+    /// Record that one of this node's agents lost `identity` (another process took it over).
+    pub(super) fn lost_identity(&self, identity: &str) {
+        self.identities
+            .lock()
+            .expect("identities lock")
+            .retain(|id| id != identity);
+    }
+
     /// The identities this node's agents hold, sorted.
     pub fn identities(&self) -> Vec<String> {
         let mut ids = self.identities.lock().expect("identities lock").clone();

@@ -55,10 +55,16 @@ pub(crate) trait Backend: Send + Sync + 'static {
         self.atomic(op!(|s| ops::jobs::insert(s, &job)))
     }
 
+    /// The store's clock (see [`Clock::now`]): this machine's, unless the backend has a
+    /// better one.
+    fn now(&self) -> i64 {
+        now_ms()
+    }
+
     /// Claim an attempt (see [`AttemptStore::claim`]).
     fn claim(
         &self,
-        agent: String,
+        agent: Held,
         classes: Vec<String>,
         lease_ms: i64,
         now: i64,
@@ -90,7 +96,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn finish_then_claim(
         &self,
         (token, end): (String, AttemptEnd),
-        (agent, classes, lease_ms): (String, Vec<String>, i64),
+        (agent, classes, lease_ms): (Held, Vec<String>, i64),
         now: i64,
     ) -> impl Future<Output = StoreResult<(JobStatus, Option<Claim>)>> + Send {
         async move {
@@ -112,6 +118,12 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// Jobs reached a final status (PostgreSQL tells every node, so waits for them end).
     fn announce_finished(&self, _jobs: Vec<String>) {}
+}
+
+impl<B: Backend> Clock for B {
+    fn now(&self) -> i64 {
+        Backend::now(self)
+    }
 }
 
 #[async_trait]
@@ -183,12 +195,12 @@ impl<B: Backend> JobStore for B {
 impl<B: Backend> AttemptStore for B {
     async fn claim(
         &self,
-        agent: &str,
+        agent: &Held,
         classes: &[String],
         lease_ms: i64,
         now: i64,
     ) -> StoreResult<Option<Claim>> {
-        Backend::claim(self, agent.to_string(), classes.to_vec(), lease_ms, now).await
+        Backend::claim(self, agent.clone(), classes.to_vec(), lease_ms, now).await
     }
 
     async fn heartbeat(&self, token: &str, lease_ms: i64, now: i64) -> StoreResult<bool> {
@@ -229,20 +241,25 @@ impl<B: Backend> AttemptStore for B {
         &self,
         token: &str,
         end: AttemptEnd,
-        agent: &str,
+        agent: &Held,
         classes: &[String],
         lease_ms: i64,
         now: i64,
     ) -> StoreResult<(JobStatus, Option<Claim>)> {
-        let next = (agent.to_string(), classes.to_vec(), lease_ms);
+        let next = (agent.clone(), classes.to_vec(), lease_ms);
         self.finish_then_claim((token.to_string(), end), next, now)
             .await
     }
 
-    async fn recover_agent(&self, agent: &str, node: &str, now: i64) -> StoreResult<u64> {
-        let (agent, node) = (agent.to_string(), node.to_string());
+    async fn recover_agent(&self, agent: &Held, dead: Option<&str>, now: i64) -> StoreResult<u64> {
+        let (agent, dead) = (agent.clone(), dead.map(str::to_string));
         let (lost, finished) = self
-            .atomic(op!(|s| ops::jobs::recover_agent(s, &agent, &node, now)))
+            .atomic(op!(|s| ops::jobs::recover_agent(
+                s,
+                &agent,
+                dead.as_deref(),
+                now
+            )))
             .await?;
         self.announce_finished(finished);
         Ok(lost)
@@ -406,7 +423,7 @@ impl<B: Backend> NodeStore for B {
         holder: &str,
         lease_ms: i64,
         now: i64,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<String>> {
         let (id, node, holder) = (id.to_string(), node.to_string(), holder.to_string());
         let expected = expected.map(str::to_string);
         self.atomic(op!(|s| ops::nodes::take_identity(

@@ -13,8 +13,15 @@
 //! SQLite ([`sqlite::SqliteStore`]) is the embedded default: WAL mode, fsynced commits, and a
 //! single writer thread that commits many requests per fsync (group commit). PostgreSQL
 //! ([`postgres::PostgresStore`]) is the shared store for several nodes. Every write about an
-//! attempt is fenced by its lease token; a stale token gets [`StoreError::StaleLease`]. One
-//! test suite (`tests/tests/store.rs`) holds both backends to the same behaviour.
+//! attempt is fenced by its lease token; a stale token gets [`StoreError::StaleLease`].
+//!
+//! Agent identities are exclusive: every take of one returns a fresh hold token ([`Held`]).
+//! A claim checks, in its own transaction, that the identity is still held under the hold it
+//! carries ([`StoreError::IdentityLost`] if not), and records the hold on the attempt; every
+//! later write about the attempt (heartbeat, progress, checkpoint, result) is refused as
+//! stale once the identity's hold changed. Leases, holds and registry heartbeats are judged
+//! by one [`Clock`]: the database's on PostgreSQL. One test suite (`tests/tests/store.rs`)
+//! holds both backends to the same behaviour.
 
 mod backend;
 mod kv;
@@ -39,6 +46,13 @@ pub enum StoreError {
         "the attempt's lease is no longer valid (it expired or was taken over); the write was refused"
     )]
     StaleLease,
+    /// The agent identity a claim was made with is no longer held under the claimer's hold
+    /// (another process took it over after the hold lapsed, or it was released): nothing was
+    /// claimed. The claimer stops claiming with it.
+    #[error(
+        "agent identity {0} is no longer held by this process (its hold lapsed and another process took it over, or it was released); nothing was claimed: stop claiming with it and take a free identity"
+    )]
+    IdentityLost(String),
     /// No such job (or blob).
     #[error("not found: {0}")]
     NotFound(String),
@@ -125,19 +139,23 @@ pub trait JobStore: Send + Sync {
 /// Attempts: claiming, the fenced writes of a running attempt, ending it, and losing attempts whose agent is gone (see [`crate::lifecycle`] for what each does to the job).
 #[async_trait]
 pub trait AttemptStore: Send + Sync {
-    /// Claim the next runnable job for `agent`, in one transaction: mark it running, count
-    /// the attempt, and record the agent and a fresh lease token. Only jobs whose class is
-    /// `NULL` or one of `classes` (the compatibility classes the agent's catalog satisfies)
-    /// are considered; others are skipped, never claimed and given back.
+    /// Claim the next runnable job for `agent`, in one transaction: check that the identity
+    /// is still held under `agent.hold` ([`StoreError::IdentityLost`] if not), mark the job
+    /// running, count the attempt, and record the agent, its hold, the holding process and a
+    /// fresh lease token. Only jobs whose class is `NULL` or one of `classes` (the
+    /// compatibility classes the agent's catalog satisfies) are considered; others are
+    /// skipped, never claimed and given back.
     async fn claim(
         &self,
-        agent: &str,
+        agent: &Held,
         classes: &[String],
         lease_ms: i64,
         now_ms: i64,
     ) -> StoreResult<Option<Claim>>;
 
-    /// Extend a lease. Returns whether cancellation was requested for the job.
+    /// Extend a lease. Returns whether cancellation was requested for the job. Like every
+    /// write about an attempt below, refused with [`StoreError::StaleLease`] once the token
+    /// is stale or the identity's hold is no longer the one the attempt was claimed under.
     async fn heartbeat(&self, token: &str, lease_ms: i64, now_ms: i64) -> StoreResult<bool>;
 
     /// Record progress of a running attempt (fenced).
@@ -163,15 +181,24 @@ pub trait AttemptStore: Send + Sync {
         &self,
         token: &str,
         end: AttemptEnd,
-        agent: &str,
+        agent: &Held,
         classes: &[String],
         lease_ms: i64,
         now_ms: i64,
     ) -> StoreResult<(JobStatus, Option<Claim>)>;
 
-    /// Return the attempts an earlier incarnation of `agent` left running to the queue (or
-    /// fail their jobs when out of attempts). Returns how many.
-    async fn recover_agent(&self, agent: &str, node: &str, now_ms: i64) -> StoreResult<u64>;
+    /// Return to the queue (or fail, when out of attempts) what `dead`, the identity's
+    /// previous holder, known to have died, left running under `agent`: its attempts claimed
+    /// under another hold by that process (or before holds were recorded). Attempts of a
+    /// holder not known dead are left alone, whatever their lease: they are fenced out (their
+    /// hold is no longer the identity's), and the reaper returns them once their lease
+    /// expires. Returns how many.
+    async fn recover_agent(
+        &self,
+        agent: &Held,
+        dead: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<u64>;
 
     /// Return attempts whose lease expired to the queue (or fail their jobs). Returns how many.
     async fn reap_expired(&self, now_ms: i64) -> StoreResult<u64>;
@@ -270,7 +297,8 @@ pub trait NodeStore: Send + Sync {
     async fn identity_holder(&self, id: &str) -> StoreResult<Option<IdentityHold>>;
 
     /// Take identity `id` for `holder` if its holder is still `expected` (compare-and-set;
-    /// `None` = free). Returns whether it was taken.
+    /// `None` = free). Returns the fresh hold token when it was taken: claims carry it, and
+    /// it is void once another take, a release or the registry's reaping ends the hold.
     async fn take_identity(
         &self,
         id: &str,
@@ -279,7 +307,7 @@ pub trait NodeStore: Send + Sync {
         holder: &str,
         lease_ms: i64,
         now_ms: i64,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<Option<String>>;
 
     /// Extend every identity `holder` holds; returns how many it holds.
     async fn renew_identities(&self, holder: &str, lease_ms: i64, now_ms: i64) -> StoreResult<u64>;
@@ -304,23 +332,35 @@ pub trait KvStore: Send + Sync {
     ) -> StoreResult<Vec<(String, u64)>>;
 }
 
+/// The one clock leases, identity holds and the registry's heartbeats are judged by.
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch, by the store's clock: the database server's on
+    /// PostgreSQL (so every node judges a lease by the same clock, whatever its own says), this
+    /// machine's on SQLite (one machine). Callers pass it as the `now_ms` of lease, hold and
+    /// registry calls.
+    fn now(&self) -> i64;
+}
+
 /// The durable store: every concern's trait, implemented by both backends
 /// ([`sqlite::SqliteStore`], [`postgres::PostgresStore`]). Callers hold an `Arc<dyn Store>`
 /// and bring the traits they call into scope (`use crate::store::*` brings them all).
 pub trait Store:
-    BlobStore + JobStore + AttemptStore + TaskStore + NodeStore + KvStore + 'static
+    BlobStore + JobStore + AttemptStore + TaskStore + NodeStore + KvStore + Clock + 'static
 {
 }
 
-impl<T: BlobStore + JobStore + AttemptStore + TaskStore + NodeStore + KvStore + 'static> Store
-    for T
+impl<T: BlobStore + JobStore + AttemptStore + TaskStore + NodeStore + KvStore + Clock + 'static>
+    Store for T
 {
 }
 
-/// Milliseconds since the Unix epoch.
+/// Milliseconds since the Unix epoch by this machine's clock (shifted by
+/// `DRIFTLESS_CLOCK_OFFSET_MS` in tests that skew it, see [`crate::fault`]). Leases and holds
+/// go by [`Clock::now`] instead.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+        + crate::fault::clock_offset_ms()
 }

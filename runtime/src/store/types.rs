@@ -179,6 +179,9 @@ pub struct Attempt {
     pub number: u32,
     /// The agent identity that ran it.
     pub agent: String,
+    /// The process that claimed it (`host:pid:start`; `None` for attempts claimed before
+    /// holds were recorded). Not part of the API's wire view.
+    pub holder: Option<String>,
     /// How it ended (or `running`).
     pub state: AttemptState,
     /// Started at.
@@ -443,4 +446,17 @@ pub struct IdentityHold {
     pub holder: Option<String>,
     /// Until when the hold lasts without renewal.
     pub lease_expires_ms: i64,
+}
+
+/// An agent identity as one process holds it: the identity and the hold token its take
+/// returned ([`NodeStore::take_identity`](super::NodeStore::take_identity)). Claims carry it,
+/// and every write about an attempt checks that the hold it was claimed under is still the
+/// identity's: once another process takes the identity, this hold claims nothing and its
+/// attempts' writes are refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// The identity (`<node>/<n>`).
+    pub agent: String,
+    /// The hold token (fresh for every take).
+    pub hold: String,
 }

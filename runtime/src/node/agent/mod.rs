@@ -1,9 +1,13 @@
 //! Agents: executors with stable identities (`<node>/<n>`) that claim attempts, keep their
 //! leases alive, run them, and record the result, every write fenced by the lease token.
 //!
-//! An agent that starts under an identity first recovers what an earlier incarnation of that
-//! identity left running (at once, not after the lease); a reaper returns attempts whose lease
-//! expired (dead agents elsewhere) to the queue. `loops.rs` starts both and stops them.
+//! An agent that takes an identity first recovers what its previous holder left running when
+//! that process is known dead (at once, not after the lease); a reaper returns attempts whose
+//! lease expired (dead or cut-off agents elsewhere) to the queue. An agent whose claim is
+//! refused because its identity's hold is gone (another process took it over after this one
+//! was frozen or cut off past its lease) stops claiming with it at once, says so, leaves its
+//! attempts to be fenced out, and takes a free identity of the pool again. `loops.rs` starts
+//! the agents and the reaper and stops them.
 
 pub mod retry;
 mod services;
@@ -13,47 +17,87 @@ use super::state::{Node, PrepareStoredError, Running};
 use super::stop::Stopping;
 use crate::engine::{AttemptRequest, CancelToken};
 use crate::host::JobInfo;
-use crate::store::{AttemptEnd, AttemptState, Claim, JobFailure, Next, StoreError, now_ms};
+use crate::store::{
+    AttemptEnd, AttemptState, Claim, Held, IdentityHold, JobFailure, Next, StoreError, now_ms,
+};
 use services::LeasedServices;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// One agent: take an identity, recover what its last holder left running, then claim and
-/// run attempts until the node stops.
+/// run attempts until the node stops; when the identity is lost, take another.
 pub(super) async fn run(node: Arc<Node>, mut stop: Stopping) {
+    while let Some(held) = take_identity(&node, &mut stop).await {
+        if serve(&node, &held, &mut stop).await == Served::Stopped {
+            return;
+        }
+        node.lost_identity(&held.agent);
+        let to = match node.store().identity_holder(&held.agent).await {
+            Ok(Some(IdentityHold {
+                holder: Some(h), ..
+            })) => h,
+            Ok(_) => "no holder (its hold was released or reaped)".into(),
+            Err(_) => "another process".into(),
+        };
+        tracing::warn!(
+            agent = %held.agent,
+            "lost identity {} to {to}; no longer claiming with it (this process's hold lapsed, so its attempts under it are fenced out); taking a free identity",
+            held.agent
+        );
+    }
+}
+
+/// Take an identity no live process holds (`None`: the node stopped first), then recover what
+/// its previous holder left running if that process is known dead.
+async fn take_identity(node: &Arc<Node>, stop: &mut Stopping) -> Option<Held> {
     let config = node.config();
-    // Take an identity no live process holds, then recover what its last holder left running.
-    let id = tokio::select! {
-        id = identity::acquire(
+    let taken = tokio::select! {
+        taken = identity::acquire(
             node.store(),
             &config.node,
             node.identity_pool(),
             node.holder(),
             config.lease,
-        ) => id,
-        _ = stop.requested() => return,
+        ) => taken,
+        _ = stop.requested() => return None,
     };
+    let id = &taken.held.agent;
     tracing::info!(agent = %id, "agent started");
-    node.took_identity(&id);
-    match node
-        .store()
-        .recover_agent(&id, &config.node, now_ms())
+    node.took_identity(id);
+    let store = node.store();
+    match store
+        .recover_agent(&taken.held, taken.dead.as_deref(), store.now())
         .await
     {
         Ok(0) => {}
         Ok(n) => {
-            tracing::info!(agent = %id, attempts = n, "recovered attempts an earlier incarnation of this agent left running")
+            tracing::info!(agent = %id, attempts = n, "recovered attempts the identity's previous holder, a process that died, left running")
         }
         Err(e) => {
-            tracing::error!(agent = %id, error = %e, "could not recover this agent's earlier attempts; the reaper will")
+            tracing::error!(agent = %id, error = %e, "could not recover the attempts the identity's previous holder left running; the reaper will")
         }
     }
+    Some(taken.held)
+}
+
+/// How [`serve`] ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Served {
+    /// The node stops.
+    Stopped,
+    /// The identity's hold is gone: claim nothing more with it.
+    Lost,
+}
+
+/// Claim and run attempts as `held` until the node stops or the hold is found gone.
+async fn serve(node: &Arc<Node>, held: &Held, stop: &mut Stopping) -> Served {
+    let config = node.config();
     let mut next: Option<Claim> = None;
     loop {
         // A claim in hand always runs (a draining node claims nothing new, so a stopping one
         // holds none).
         if let Some(claim) = next.take() {
-            next = run_claim(&node, &id, claim).await;
+            next = run_claim(node, held, claim).await;
             continue;
         }
         // Register interest before claiming, so a job inserted meanwhile is not missed.
@@ -63,7 +107,8 @@ pub(super) async fn run(node: Arc<Node>, mut stop: Stopping) {
         } else {
             let lease_ms = config.lease.as_millis() as i64;
             let classes = node.runnable_classes();
-            node.store().claim(&id, &classes, lease_ms, now_ms()).await
+            let store = node.store();
+            store.claim(held, &classes, lease_ms, store.now()).await
         };
         match claimed {
             Ok(Some(claim)) => next = Some(claim),
@@ -71,13 +116,14 @@ pub(super) async fn run(node: Arc<Node>, mut stop: Stopping) {
                 tokio::select! {
                     _ = woken => {}
                     _ = tokio::time::sleep(config.poll) => {}
-                    _ = stop.requested() => return,
+                    _ = stop.requested() => return Served::Stopped,
                 }
             }
+            Err(StoreError::IdentityLost(_)) => return Served::Lost,
             Err(e) => {
-                tracing::warn!(agent = %id, error = %e, "claim failed; retrying");
+                tracing::warn!(agent = %held.agent, error = %e, "claim failed; retrying");
                 if !stop.pause(config.poll).await {
-                    return;
+                    return Served::Stopped;
                 }
             }
         }
@@ -88,7 +134,7 @@ pub(super) async fn run(node: Arc<Node>, mut stop: Stopping) {
 /// until the node stops.
 pub(super) async fn reap(node: Arc<Node>, mut stop: Stopping) {
     while stop.pause(node.config().reap_every).await {
-        match node.store().reap_expired(now_ms()).await {
+        match node.store().reap_expired(node.store().now()).await {
             Ok(0) => {}
             Ok(n) => {
                 tracing::warn!(
@@ -104,7 +150,7 @@ pub(super) async fn reap(node: Arc<Node>, mut stop: Stopping) {
 
 /// Run one claimed attempt to its end and record it; returns the agent's next attempt when the
 /// same transaction claimed one.
-async fn run_claim(node: &Arc<Node>, agent: &str, claim: Claim) -> Option<Claim> {
+async fn run_claim(node: &Arc<Node>, held: &Held, claim: Claim) -> Option<Claim> {
     let job = &claim.job;
     let token = claim.lease_token.clone();
     let cancel = CancelToken::new();
@@ -112,7 +158,7 @@ async fn run_claim(node: &Arc<Node>, agent: &str, claim: Claim) -> Option<Claim>
     node.attempt_started(
         &job.id,
         Running {
-            agent: agent.to_string(),
+            agent: held.agent.clone(),
             attempt: claim.attempt,
             started_ms: now_ms(),
             cancel: cancel.clone(),
@@ -172,29 +218,30 @@ async fn run_claim(node: &Arc<Node>, agent: &str, claim: Claim) -> Option<Claim>
         next,
         kv,
     };
-    record(node, agent, &claim, end, started).await
+    record(node, held, &claim, end, started).await
 }
 
 /// Record an attempt's end, fenced by its lease token; unless the node is draining, the same
 /// transaction claims the agent's next attempt, which is returned.
 async fn record(
     node: &Node,
-    agent: &str,
+    held: &Held,
     claim: &Claim,
     end: AttemptEnd,
     started: std::time::Instant,
 ) -> Option<Claim> {
-    let (job, token) = (&claim.job, &claim.lease_token);
+    let (job, token, agent) = (&claim.job, &claim.lease_token, held.agent.as_str());
     let lease_ms = node.config().lease.as_millis() as i64;
+    let store = node.store();
     let recorded = if node.is_draining() {
-        node.store()
-            .finish_attempt(token, end, now_ms())
+        store
+            .finish_attempt(token, end, store.now())
             .await
             .map(|status| (status, None))
     } else {
         let classes = node.runnable_classes();
-        node.store()
-            .finish_and_claim(token, end, agent, &classes, lease_ms, now_ms())
+        store
+            .finish_and_claim(token, end, held, &classes, lease_ms, store.now())
             .await
     };
     match recorded {
@@ -208,8 +255,8 @@ async fn record(
             }
             next
         }
-        Err(StoreError::StaleLease) => {
-            tracing::warn!(agent, job = %job.id, attempt = claim.attempt, "the attempt's lease was taken over while it ran; its result was refused (the job is recorded by its newer attempt)");
+        Err(StoreError::StaleLease | StoreError::IdentityLost(_)) => {
+            tracing::warn!(agent, job = %job.id, attempt = claim.attempt, "the attempt's lease or its identity was taken over while it ran; its result was refused (the job is recorded by its newer attempt)");
             None
         }
         Err(e) => {
@@ -253,14 +300,17 @@ async fn keep_lease(node: Arc<Node>, token: String, cancel: CancelToken) {
     loop {
         tokio::time::sleep(node.config().heartbeat).await;
         let lease_ms = node.config().lease.as_millis() as i64;
-        match node.store().heartbeat(&token, lease_ms, now_ms()).await {
+        let store = node.store();
+        match store.heartbeat(&token, lease_ms, store.now()).await {
             Ok(false) => {}
             Ok(true) => {
                 cancel.cancel();
                 return;
             }
             Err(StoreError::StaleLease) => {
-                tracing::warn!("an attempt lost its lease; stopping it");
+                tracing::warn!(
+                    "an attempt lost its lease (it expired, or its identity was taken over); stopping it"
+                );
                 cancel.cancel();
                 return;
             }

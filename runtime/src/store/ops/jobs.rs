@@ -13,6 +13,21 @@ macro_rules! job_columns {
 }
 pub(crate) use job_columns;
 
+/// The condition that an attempt (the table or alias `$a`) is still held: its identity's hold
+/// is the one it was claimed under. Every write about a running attempt requires it.
+macro_rules! still_held {
+    ($a:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM agents g WHERE g.id = ",
+            $a,
+            ".agent AND g.hold = ",
+            $a,
+            ".hold)"
+        )
+    };
+}
+pub(crate) use still_held;
+
 /// A job from a row with the [`job_columns!`].
 pub(crate) fn job(r: &Record) -> StoreResult<Job> {
     let status: String = r.get("status")?;
@@ -61,6 +76,7 @@ fn attempt(r: &Record) -> StoreResult<Attempt> {
     Ok(Attempt {
         number: r.get("number")?,
         agent: r.get("agent")?,
+        holder: r.get("holder")?,
         state: AttemptState::parse(&state).unwrap_or(AttemptState::Lost),
         started_ms: r.get("started_ms")?,
         finished_ms: r.get("finished_ms")?,
@@ -103,7 +119,7 @@ pub(crate) async fn get(s: &mut impl Sql, id: &str) -> StoreResult<Option<JobRec
     };
     let attempt_list = s
         .rows(
-            "SELECT number, agent, state, started_ms, finished_ms, lease_expires_ms, outcome, log FROM attempts WHERE job_id = $1 ORDER BY number",
+            "SELECT number, agent, holder, state, started_ms, finished_ms, lease_expires_ms, outcome, log FROM attempts WHERE job_id = $1 ORDER BY number",
             params![id],
         )
         .await?
@@ -237,7 +253,8 @@ pub(crate) async fn stats(s: &mut impl Sql) -> StoreResult<StoreStats> {
     Ok(StoreStats { jobs })
 }
 
-/// Extend a lease (fenced); whether cancellation was requested.
+/// Extend a lease (fenced by the token and the identity's hold); whether cancellation was
+/// requested.
 pub(crate) async fn heartbeat(
     s: &mut impl Sql,
     token: &str,
@@ -245,8 +262,11 @@ pub(crate) async fn heartbeat(
     now: i64,
 ) -> StoreResult<bool> {
     s.row(
-        "UPDATE attempts SET lease_expires_ms = $2 WHERE lease_token = $1 AND state = 'running'
-         RETURNING (SELECT cancel_requested FROM jobs WHERE jobs.id = attempts.job_id) AS cancel_requested",
+        concat!(
+            "UPDATE attempts SET lease_expires_ms = $2 WHERE lease_token = $1 AND state = 'running' AND ",
+            still_held!("attempts"),
+            " RETURNING (SELECT cancel_requested FROM jobs WHERE jobs.id = attempts.job_id) AS cancel_requested"
+        ),
         params![token, now + lease_ms],
     )
     .await?
@@ -254,7 +274,8 @@ pub(crate) async fn heartbeat(
     .get("cancel_requested")
 }
 
-/// A write about the running attempt's job, fenced by its token. On PostgreSQL the attempt
+/// A write about the running attempt's job, fenced by its token and its identity's hold (the
+/// statements check both, see [`still_held!`]). On PostgreSQL the attempt
 /// row is locked `FOR SHARE` in the same statement: a finish or a reaper holding it makes this
 /// wait, then see the attempt ended and change nothing.
 async fn fenced(
@@ -282,9 +303,16 @@ pub(crate) async fn set_progress(
 ) -> StoreResult<()> {
     fenced(
         s,
-        "UPDATE jobs SET progress = $2, progress_msg = $3 WHERE id = (SELECT job_id FROM attempts WHERE lease_token = $1 AND state = 'running')",
-        "WITH a AS (SELECT job_id FROM attempts WHERE lease_token = $1 AND state = 'running' FOR SHARE)
-         UPDATE jobs SET progress = $2, progress_msg = $3 FROM a WHERE jobs.id = a.job_id",
+        concat!(
+            "UPDATE jobs SET progress = $2, progress_msg = $3 WHERE id = (SELECT job_id FROM attempts WHERE lease_token = $1 AND state = 'running' AND ",
+            still_held!("attempts"),
+            ")"
+        ),
+        concat!(
+            "WITH a AS (SELECT job_id FROM attempts WHERE lease_token = $1 AND state = 'running' AND ",
+            still_held!("attempts"),
+            " FOR SHARE) UPDATE jobs SET progress = $2, progress_msg = $3 FROM a WHERE jobs.id = a.job_id"
+        ),
         params![token, u32::from(percent), message],
     )
     .await
@@ -294,9 +322,16 @@ pub(crate) async fn set_progress(
 pub(crate) async fn save_checkpoint(s: &mut impl Sql, token: &str, data: &[u8]) -> StoreResult<()> {
     fenced(
         s,
-        "UPDATE jobs SET checkpoint = $2 WHERE id = (SELECT job_id FROM attempts WHERE lease_token = $1 AND state = 'running')",
-        "WITH a AS (SELECT job_id FROM attempts WHERE lease_token = $1 AND state = 'running' FOR SHARE)
-         UPDATE jobs SET checkpoint = $2 FROM a WHERE jobs.id = a.job_id",
+        concat!(
+            "UPDATE jobs SET checkpoint = $2 WHERE id = (SELECT job_id FROM attempts WHERE lease_token = $1 AND state = 'running' AND ",
+            still_held!("attempts"),
+            ")"
+        ),
+        concat!(
+            "WITH a AS (SELECT job_id FROM attempts WHERE lease_token = $1 AND state = 'running' AND ",
+            still_held!("attempts"),
+            " FOR SHARE) UPDATE jobs SET checkpoint = $2 FROM a WHERE jobs.id = a.job_id"
+        ),
         params![token, data],
     )
     .await
@@ -362,7 +397,8 @@ pub(crate) async fn apply_move(
     event(s, job, Some(number), now, &m.told).await
 }
 
-/// End an attempt, fenced by its token, and move its job on. A success commits the attempt's
+/// End an attempt, fenced by its token and its identity's hold, and move its job on. A
+/// success commits the attempt's
 /// kv writes in the same transaction, once its kv reads are checked: if another attempt
 /// changed any of them meanwhile, the writes are discarded and the job runs again (see
 /// [`life::conflicted`]). PostgreSQL runs a finish with kv effects in a serializable
@@ -380,7 +416,11 @@ pub(crate) async fn finish(
     }
     let ended = s
         .row(
-            "UPDATE attempts SET state = $2, finished_ms = $3, outcome = $4, log = $5 WHERE lease_token = $1 AND state = 'running' RETURNING job_id, number",
+            concat!(
+                "UPDATE attempts SET state = $2, finished_ms = $3, outcome = $4, log = $5 WHERE lease_token = $1 AND state = 'running' AND ",
+                still_held!("attempts"),
+                " RETURNING job_id, number"
+            ),
             params![token, end.state.as_str(), now, end.outcome.to_string(), &end.log],
         )
         .await?
@@ -405,12 +445,15 @@ async fn commit_kv(
     now: i64,
 ) -> StoreResult<Option<(JobStatus, String)>> {
     let sql = match s.dialect() {
-        Dialect::Postgres => {
-            "SELECT a.job_id, a.number, j.attempts, j.max_attempts, j.conflicts FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.lease_token = $1 AND a.state = 'running' FOR UPDATE OF a"
-        }
-        Dialect::Sqlite => {
-            "SELECT a.job_id, a.number, j.attempts, j.max_attempts, j.conflicts FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.lease_token = $1 AND a.state = 'running'"
-        }
+        Dialect::Postgres => concat!(
+            "SELECT a.job_id, a.number, j.attempts, j.max_attempts, j.conflicts FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.lease_token = $1 AND a.state = 'running' AND ",
+            still_held!("a"),
+            " FOR UPDATE OF a"
+        ),
+        Dialect::Sqlite => concat!(
+            "SELECT a.job_id, a.number, j.attempts, j.max_attempts, j.conflicts FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.lease_token = $1 AND a.state = 'running' AND ",
+            still_held!("a")
+        ),
     };
     let a = s
         .row(sql, params![token])
@@ -477,8 +520,16 @@ pub(crate) async fn cancel(s: &mut impl Sql, id: &str, now: i64) -> StoreResult<
 
 /// Which running attempts [`lose`] takes.
 pub(crate) enum Lose<'a> {
-    /// Every one of this agent identity's (its earlier incarnation is gone).
-    OfAgent(&'a str),
+    /// Those a dead process left under an identity now held by another: claimed under
+    /// another hold than `hold` by `dead` (or before holds were recorded).
+    LeftBy {
+        /// The identity.
+        agent: &'a str,
+        /// The identity's hold now.
+        hold: &'a str,
+        /// The process known to have died.
+        dead: &'a str,
+    },
     /// Those whose lease expired before this time. On PostgreSQL, attempts another transaction
     /// is writing (a heartbeat, a finish) are skipped: the next pass sees them.
     Expired(i64),
@@ -489,13 +540,13 @@ pub(crate) enum Lose<'a> {
 async fn losing(s: &mut impl Sql, which: &Lose<'_>) -> StoreResult<Vec<LostAttempt>> {
     let pg = s.dialect() == Dialect::Postgres;
     let attempts = match which {
-        Lose::OfAgent(agent) => {
+        Lose::LeftBy { agent, hold, dead } => {
             let sql = if pg {
-                "SELECT id, job_id, number, agent FROM attempts WHERE state = 'running' AND agent = $1 ORDER BY id FOR UPDATE"
+                "SELECT id, job_id, number, agent FROM attempts WHERE state = 'running' AND agent = $1 AND hold IS DISTINCT FROM $2 AND (holder = $3 OR hold IS NULL) ORDER BY id FOR UPDATE"
             } else {
-                "SELECT id, job_id, number, agent FROM attempts WHERE state = 'running' AND agent = $1 ORDER BY id"
+                "SELECT id, job_id, number, agent FROM attempts WHERE state = 'running' AND agent = $1 AND hold IS DISTINCT FROM $2 AND (holder = $3 OR hold IS NULL) ORDER BY id"
             };
-            s.rows(sql, params![*agent]).await?
+            s.rows(sql, params![*agent, *hold, *dead]).await?
         }
         Lose::Expired(before) => {
             let sql = if pg {
@@ -553,20 +604,23 @@ pub(crate) async fn lose(
     Ok((lost.len() as u64, finished))
 }
 
-/// Record the agent's new incarnation and lose what its earlier one left running.
+/// Lose what `dead`, the identity's previous holder, left running under it (nothing when no
+/// previous holder is known dead: live holders' attempts are fenced out and expire).
 pub(crate) async fn recover_agent(
     s: &mut impl Sql,
-    agent: &str,
-    node: &str,
+    agent: &Held,
+    dead: Option<&str>,
     now: i64,
 ) -> StoreResult<(u64, Vec<String>)> {
-    s.exec(
-        "INSERT INTO agents (id, node, started_ms, heartbeat_ms) VALUES ($1, $2, $3, $3)
-         ON CONFLICT (id) DO UPDATE SET node = excluded.node, started_ms = excluded.started_ms, heartbeat_ms = excluded.heartbeat_ms",
-        params![agent, node, now],
-    )
-    .await?;
-    lose(s, Lose::OfAgent(agent), LossCause::AgentRestarted, now).await
+    let Some(dead) = dead else {
+        return Ok((0, Vec::new()));
+    };
+    let which = Lose::LeftBy {
+        agent: &agent.agent,
+        hold: &agent.hold,
+        dead,
+    };
+    lose(s, which, LossCause::AgentRestarted, now).await
 }
 
 /// A job insert the database refused (a constraint: its component is not stored, its id is
@@ -656,17 +710,26 @@ pub(crate) async fn insert(s: &mut impl Sql, j: &NewJob) -> StoreResult<Inserted
     })
 }
 
-/// Claim the next runnable job for `agent` among those without a class or of `classes`: take
-/// the head of the queue, mark its job running, count the attempt, and record the attempt
-/// (numbered by the job's own counter) with a fresh lease token and its event. (PostgreSQL
-/// runs its own one-statement claim, which skips rows other claimers hold.)
+/// Claim the next runnable job for `agent` among those without a class or of `classes`: check
+/// that the identity is still held under `agent.hold`, take the head of the queue, mark its
+/// job running, count the attempt, and record the attempt (numbered by the job's own counter)
+/// with its hold, its holding process, a fresh lease token and its event. (PostgreSQL runs
+/// its own one-statement claim, which skips rows other claimers hold.)
 pub(crate) async fn claim(
     s: &mut impl Sql,
-    agent: &str,
+    agent: &Held,
     classes: &[String],
     lease_ms: i64,
     now: i64,
 ) -> StoreResult<Option<Claim>> {
+    let holder: Option<String> = s
+        .row(
+            "SELECT holder FROM agents WHERE id = $1 AND hold = $2",
+            params![&agent.agent, &agent.hold],
+        )
+        .await?
+        .ok_or_else(|| StoreError::IdentityLost(agent.agent.clone()))?
+        .get("holder")?;
     let head = match s.dialect() {
         Dialect::Sqlite => {
             "SELECT job_id FROM queue WHERE run_after_ms <= $1 AND (class IS NULL OR class IN (SELECT value FROM json_each($2))) ORDER BY run_after_ms, seq LIMIT 1"
@@ -694,11 +757,11 @@ pub(crate) async fn claim(
     let number: u32 = claimed.get("attempt_rows")?;
     let (token, expires) = (life::new_token(), now + lease_ms);
     s.exec(
-        "INSERT INTO attempts (job_id, number, agent, lease_token, lease_expires_ms, state, started_ms) VALUES ($1, $2, $3, $4, $5, 'running', $6)",
-        params![&id, number, agent, &token, expires, now],
+        "INSERT INTO attempts (job_id, number, agent, lease_token, lease_expires_ms, state, started_ms, hold, holder) VALUES ($1, $2, $3, $4, $5, 'running', $6, $7, $8)",
+        params![&id, number, &agent.agent, &token, expires, now, &agent.hold, holder],
     )
     .await?;
-    event(s, &id, Some(number), now, &life::claimed(agent)).await?;
+    event(s, &id, Some(number), now, &life::claimed(&agent.agent)).await?;
     Ok(Some(Claim {
         job: job(&claimed)?,
         attempt: number,

@@ -170,7 +170,7 @@ pub(crate) async fn reap_gone(s: &mut impl Sql, ttl_ms: i64, now: i64) -> StoreR
         )
         .await?;
         s.exec(
-            "UPDATE agents SET holder = NULL, lease_expires_ms = 0 WHERE holder = $1",
+            "UPDATE agents SET holder = NULL, hold = NULL, lease_expires_ms = 0 WHERE holder = $1",
             params![&process],
         )
         .await?;
@@ -204,7 +204,8 @@ pub(crate) async fn identity_holder(
 }
 
 /// Take an identity if its holder is still `expected` (compare-and-set: on PostgreSQL a
-/// concurrent taker waits for the row lock, then finds the holder changed and takes nothing).
+/// concurrent taker waits for the row lock, then finds the holder changed and takes nothing);
+/// the fresh hold token when taken.
 pub(crate) async fn take_identity(
     s: &mut impl Sql,
     (id, node): (&str, &str),
@@ -212,21 +213,22 @@ pub(crate) async fn take_identity(
     holder: &str,
     lease_ms: i64,
     now: i64,
-) -> StoreResult<bool> {
+) -> StoreResult<Option<String>> {
     s.exec(
         "INSERT INTO agents (id, node, started_ms, heartbeat_ms, holder, lease_expires_ms) VALUES ($1, $2, $3, $3, NULL, 0)
          ON CONFLICT (id) DO NOTHING",
         params![id, node, now],
     )
     .await?;
+    let hold = crate::lifecycle::attempts::new_token();
     let n = s
         .exec(
-            "UPDATE agents SET holder = $3, lease_expires_ms = $4, node = $5, started_ms = $6, heartbeat_ms = $6
+            "UPDATE agents SET holder = $3, hold = $7, lease_expires_ms = $4, node = $5, started_ms = $6, heartbeat_ms = $6
              WHERE id = $1 AND holder IS NOT DISTINCT FROM $2",
-            params![id, expected, holder, now + lease_ms, node, now],
+            params![id, expected, holder, now + lease_ms, node, now, &hold],
         )
         .await?;
-    Ok(n == 1)
+    Ok((n == 1).then_some(hold))
 }
 
 /// Extend every identity `holder` holds; how many.
@@ -250,7 +252,7 @@ pub(crate) async fn release_identities(
     now: i64,
 ) -> StoreResult<u64> {
     s.exec(
-        "UPDATE agents SET holder = NULL, lease_expires_ms = 0, heartbeat_ms = $2 WHERE holder = $1",
+        "UPDATE agents SET holder = NULL, hold = NULL, lease_expires_ms = 0, heartbeat_ms = $2 WHERE holder = $1",
         params![holder, now],
     )
     .await

@@ -18,6 +18,7 @@
 
 use super::*;
 
+mod clock;
 mod notify;
 mod queue;
 mod sql;
@@ -74,6 +75,8 @@ pub struct PostgresStore {
     notifier: notify::Notifier,
     /// Compatibility classes known to be stored (classes are never deleted).
     known_classes: Mutex<HashSet<String>>,
+    /// The server's clock, which leases and holds go by.
+    clock: std::sync::Arc<clock::ServerClock>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -119,6 +122,7 @@ impl PostgresStore {
             .build()
             .map_err(|e| StoreError::Backend(format!("cannot build the connection pool: {e}")))?;
         let notifier = notify::Notifier::start(pool.clone());
+        let clock = clock::ServerClock::new(pool.clone());
         let store = PostgresStore {
             pool,
             config,
@@ -126,8 +130,10 @@ impl PostgresStore {
             options,
             notifier,
             known_classes: Mutex::default(),
+            clock,
         };
         store.migrate().await?;
+        store.clock.sync(&store.client().await?).await?;
         Ok(store)
     }
 
@@ -417,9 +423,13 @@ impl Backend for PostgresStore {
         Ok(inserted)
     }
 
+    fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
     async fn claim(
         &self,
-        agent: String,
+        agent: Held,
         classes: Vec<String>,
         lease_ms: i64,
         now: i64,
@@ -440,7 +450,7 @@ impl Backend for PostgresStore {
     async fn finish_then_claim(
         &self,
         (token, end): (String, AttemptEnd),
-        (agent, classes, lease_ms): (String, Vec<String>, i64),
+        (agent, classes, lease_ms): (Held, Vec<String>, i64),
         now: i64,
     ) -> StoreResult<(JobStatus, Option<Claim>)> {
         if commits_kv(&end) {
@@ -449,7 +459,7 @@ impl Backend for PostgresStore {
             return Ok((status, claim));
         }
         let mut c = self.client().await?;
-        let next = (agent.as_str(), classes.as_slice(), lease_ms);
+        let next = (&agent, classes.as_slice(), lease_ms);
         let (ended, claim) = queue::finish_and_claim(&mut c, &token, &end, next, now).await?;
         Ok((self.ended(ended), claim))
     }

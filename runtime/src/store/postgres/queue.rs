@@ -9,7 +9,7 @@
 use super::sql::records;
 use super::{GenericClient, pg};
 use crate::lifecycle::attempts::{self as life, JobMove};
-use crate::store::ops::jobs::{job, job_columns, move_params, not_stored};
+use crate::store::ops::jobs::{job, job_columns, move_params, not_stored, still_held};
 use crate::store::sql::{Record, Value, params};
 use crate::store::*;
 use deadpool_postgres::Object;
@@ -124,23 +124,29 @@ pub(super) async fn insert(c: &Object, j: &NewJob) -> StoreResult<Inserted> {
     }
 }
 
-/// The CTEs of a claim (`next`, `claimed`, `new_attempt`, `claim_event`), with the positions of
-/// its parameters (now, classes, agent, token, lease expiry, the `claimed` event's message)
-/// and an extra condition: take the head of the queue, skipping rows another claimer holds
-/// (claimers on every node proceed in parallel and never wait for each other), mark its job
-/// running, count the attempt, and record the attempt row (numbered by the job's own counter,
-/// read under its row lock) and its event. `claimed` has the job's columns, then the number.
+/// The CTEs of a claim (`held`, `next`, `claimed`, `new_attempt`, `claim_event`), with the
+/// positions of its parameters (now, classes, agent, token, lease expiry, the `claimed`
+/// event's message, the agent's hold) and an extra condition: check that the identity is still
+/// held under the hold (its row locked `FOR SHARE`, so a take waits for the claim, and a claim
+/// after a take sees the new hold), take the head of the queue, skipping rows another claimer
+/// holds (claimers on every node proceed in parallel and never wait for each other), mark its
+/// job running, count the attempt, and record the attempt row (numbered by the job's own
+/// counter, read under its row lock, with its hold and holding process) and its event.
+/// `held` is empty when the hold is gone; `claimed` has the job's columns, then the number.
 macro_rules! claim_ctes {
-    ($now:literal, $classes:literal, $agent:literal, $token:literal, $expires:literal, $told:literal, $and:literal) => {
+    ($now:literal, $classes:literal, $agent:literal, $token:literal, $expires:literal, $told:literal, $hold:literal, $and:literal) => {
         concat!(
-            "next AS (
+            "held AS (
+                 SELECT holder FROM agents WHERE id = ", $agent, " AND hold = ", $hold, " FOR SHARE
+             ),
+             next AS (
                  DELETE FROM queue WHERE job_id = (
                      SELECT job_id FROM queue
                      WHERE run_after_ms <= ", $now,
             " AND (class IS NULL OR class = ANY(", $classes, "))", $and,
             " ORDER BY run_after_ms, seq LIMIT 1
                      FOR UPDATE SKIP LOCKED
-                 )
+                 ) AND EXISTS (SELECT 1 FROM held)
                  RETURNING job_id AS next_id
              ),
              claimed AS (
@@ -150,9 +156,9 @@ macro_rules! claim_ctes {
                  RETURNING ", job_columns!(), ", attempt_rows
              ),
              new_attempt AS (
-                 INSERT INTO attempts (job_id, number, agent, lease_token, lease_expires_ms, state, started_ms)
+                 INSERT INTO attempts (job_id, number, agent, lease_token, lease_expires_ms, state, started_ms, hold, holder)
                  SELECT id, attempt_rows, ", $agent, ", ", $token, ", ", $expires, ", 'running', ", $now,
-            " FROM claimed
+            ", ", $hold, ", (SELECT holder FROM held) FROM claimed
              ),
              claim_event AS (
                  INSERT INTO events (job_id, attempt, at_ms, kind, message)
@@ -163,23 +169,25 @@ macro_rules! claim_ctes {
 }
 
 /// A claim on its own: `$1` now, `$2` classes, `$3` agent, `$4` token, `$5` lease expiry,
-/// `$6` the event's message.
+/// `$6` the event's message, `$7` the agent's hold. One row: the claimed job's (all `NULL`
+/// when none was), and whether the identity is still held.
 const CLAIM: &str = concat!(
     "WITH ",
-    claim_ctes!("$1", "$2", "$3", "$4", "$5", "$6", ""),
-    " SELECT * FROM claimed"
+    claim_ctes!("$1", "$2", "$3", "$4", "$5", "$6", "$7", ""),
+    " SELECT claimed.*, EXISTS (SELECT 1 FROM held) AS held FROM (VALUES (1)) AS one (x) LEFT JOIN claimed ON TRUE"
 );
 
 /// The CTEs that end an attempt (`ended`, `finished`, `requeued`, `end_event`) and move its job
 /// as a [`JobMove`] says: `$1` token, `$2` the attempt's state, `$3` now, `$4` outcome, `$5`
 /// log, then the move (`$6` status, `$7` output, `$8` whether `error` changes, `$9` the error,
 /// `$10` run after, `$11` finished at, `$12` uncharged, `$13` the event's kind, `$14` its
-/// message). `ended` is empty when the token is stale.
+/// message). `ended` is empty when the token is stale or the identity's hold is no longer the
+/// one the attempt was claimed under.
 macro_rules! finish_ctes {
     () => {
-        "ended AS (
+        concat!("ended AS (
              UPDATE attempts SET state = $2, finished_ms = $3, outcome = $4, log = $5
-             WHERE lease_token = $1 AND state = 'running'
+             WHERE lease_token = $1 AND state = 'running' AND ", still_held!("attempts"), "
              RETURNING job_id, number
          ),
          finished AS (
@@ -197,7 +205,7 @@ macro_rules! finish_ctes {
          end_event AS (
              INSERT INTO events (job_id, attempt, at_ms, kind, message)
              SELECT job_id, number, $3, $13, replace($14::text, '{attempt}', number::text) FROM ended
-         )"
+         )")
     };
 }
 
@@ -217,6 +225,7 @@ const FINISH_AND_CLAIM: &str = concat!(
         "$17",
         "$18",
         "$19",
+        "$20",
         " AND EXISTS (SELECT 1 FROM ended)"
     ),
     " SELECT claimed.*, ended.job_id AS ended_job FROM ended LEFT JOIN claimed ON TRUE"
@@ -247,21 +256,34 @@ fn claim_from(row: &Record, token: String, expires: i64) -> StoreResult<Option<C
     }))
 }
 
-/// Claim the next runnable job for `agent` among those without a class or of `classes`.
+/// Claim the next runnable job for `agent` among those without a class or of `classes`
+/// ([`StoreError::IdentityLost`] when the identity is no longer held under `agent.hold`).
 pub(super) async fn claim(
     c: &impl GenericClient,
-    agent: &str,
+    agent: &Held,
     classes: &[String],
     lease_ms: i64,
     now: i64,
 ) -> StoreResult<Option<Claim>> {
     let (token, expires) = (life::new_token(), now + lease_ms);
-    let told = life::claimed(agent).message;
-    let p = params![now, classes, agent, &token, expires, told];
-    match query(c, CLAIM, p).await?.first() {
-        Some(row) => claim_from(row, token, expires),
-        None => Ok(None),
+    let told = life::claimed(&agent.agent).message;
+    let p = params![
+        now,
+        classes,
+        &agent.agent,
+        &token,
+        expires,
+        told,
+        &agent.hold
+    ];
+    let rows = query(c, CLAIM, p).await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| super::backend("a claim answered no row"))?;
+    if !row.get::<bool>("held")? {
+        return Err(StoreError::IdentityLost(agent.agent.clone()));
     }
+    claim_from(row, token, expires)
 }
 
 /// An attempt's end, as recorded.
@@ -299,7 +321,7 @@ pub(super) async fn finish_and_claim(
     c: &mut Object,
     token: &str,
     end: &AttemptEnd,
-    next: (&str, &[String], i64),
+    next: (&Held, &[String], i64),
     now: i64,
 ) -> StoreResult<(Ended, Option<Claim>)> {
     let (agent, classes, lease_ms) = next;
@@ -318,10 +340,11 @@ pub(super) async fn finish_and_claim(
     let mut p = ending(token, end, &m, now);
     p.extend_from_slice(params![
         classes,
-        agent,
+        &agent.agent,
         &new_token,
         expires,
-        life::claimed(agent).message
+        life::claimed(&agent.agent).message,
+        &agent.hold
     ]);
     let rows = query(&*c, FINISH_AND_CLAIM, &p).await?;
     let Some(row) = rows.first() else {

@@ -57,3 +57,11 @@ ALTER TABLE jobs ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0;
 -- What makes a submission one request (a hash of its component, input and options): a reused
 -- idempotency key must come with the same request.
 ALTER TABLE jobs ADD COLUMN request_hash TEXT;
+
+-- Every take of an agent identity gets a fresh hold token (`agents.hold`, NULL while free).
+-- An attempt records the hold it was claimed under and the process that claimed it; a claim,
+-- a heartbeat or a result write under a hold that is no longer the identity's is refused, so
+-- a process that lost an identity can neither claim with it nor write for its attempts.
+ALTER TABLE agents ADD COLUMN hold TEXT;
+ALTER TABLE attempts ADD COLUMN hold TEXT;
+ALTER TABLE attempts ADD COLUMN holder TEXT;
