@@ -151,25 +151,29 @@ async fn try_acquire(
     let mut skipped = Vec::new();
     for n in 0..pool {
         let id = format!("{node}/{n}");
-        let hold = store.identity_holder(&id).await?;
-        let now = store.now();
-        let Some(from) = takeable(&hold, me, now) else {
-            if hold.and_then(|h| h.holder).as_deref() != Some(me) {
-                skipped.push(id);
-            }
-            continue;
-        };
-        let lease_ms = lease.as_millis() as i64;
-        let taken = store
-            .take_identity(&id, node, from.expected(), me, lease_ms, now)
-            .await?;
-        if let Some(hold) = taken {
-            let dead = match from {
-                Takeable::Dead(h) => Some(h),
-                _ => None,
+        // A take that lost a race (the registry freed the identity, another process took it)
+        // looks again once, so the lowest takeable number is taken.
+        for _ in 0..2 {
+            let hold = store.identity_holder(&id).await?;
+            let now = store.now();
+            let Some(from) = takeable(&hold, me, now) else {
+                if hold.and_then(|h| h.holder).as_deref() != Some(me) {
+                    skipped.push(id.clone());
+                }
+                break;
             };
-            let held = Held { agent: id, hold };
-            return Ok(Some((Taken { held, dead }, skipped)));
+            let lease_ms = lease.as_millis() as i64;
+            let taken = store
+                .take_identity(&id, node, from.expected(), me, lease_ms, now)
+                .await?;
+            if let Some(hold) = taken {
+                let dead = match from {
+                    Takeable::Dead(h) => Some(h),
+                    _ => None,
+                };
+                let held = Held { agent: id, hold };
+                return Ok(Some((Taken { held, dead }, skipped)));
+            }
         }
     }
     Ok(None)
