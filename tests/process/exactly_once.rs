@@ -187,3 +187,72 @@ async fn a_cancelled_attempts_kv_write_never_counts() {
     let last = submit(&c, 0).await;
     assert_eq!(c.wait(&last).await["output"]["count"], 4);
 }
+
+/// A node frozen (`kill -STOP`) while its attempts hold their kv writes: another node takes the
+/// jobs over when the frozen node's registration and leases lapse, and when the frozen node
+/// resumes, its attempts' writes are refused (fenced out): the counter still counts each job once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_nodes_kv_writes_never_count_after_its_jobs_moved_on() {
+    let pg = PgServer::start();
+    let url = pg.url();
+    let root = tempfile::tempdir().unwrap();
+    let node = |name: &str| {
+        let args = [
+            "--store",
+            &url,
+            "--node",
+            name,
+            "--agents",
+            "2",
+            "--lease-ms",
+            "2000",
+            "--node-ttl-ms",
+            "1500",
+            "--reap-ms",
+            "200",
+        ];
+        DaemonProcess::start(BIN, &root.path().join(name), &args)
+    };
+    let frozen = node("node-a");
+    let a = Client::new(&frozen.url);
+    deploy_counter(&a).await;
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        ids.push(submit(&a, 1500).await);
+    }
+    driftless_tests::poll::until(
+        "node-a to run two jobs",
+        Duration::from_secs(20),
+        async || {
+            let (_, body) = a.get("/v1/admin/inflight").await;
+            body["attempts"].as_array().is_some_and(|v| v.len() == 2)
+        },
+    )
+    .await;
+    frozen.signal("STOP");
+    let other = node("node-b");
+    let b = Client::new(&other.url);
+    let seen = counts(&b, &ids).await;
+    frozen.signal("CONT");
+    // The resumed node tries to finish its attempts; wait until it has nothing running.
+    driftless_tests::poll::until(
+        "node-a to end its stale attempts",
+        Duration::from_secs(30),
+        async || {
+            let (_, body) = a.get("/v1/admin/inflight").await;
+            body["attempts"].as_array().is_some_and(Vec::is_empty)
+        },
+    )
+    .await;
+    assert_eq!(seen, (1..=6).collect::<Vec<_>>());
+    let last = submit(&b, 0).await;
+    assert_eq!(
+        b.wait(&last).await["output"]["count"],
+        7,
+        "a fenced-out write counted"
+    );
+    assert!(
+        attempts_lost(&b, &ids).await >= 2,
+        "node-a's attempts were taken over"
+    );
+}
