@@ -196,23 +196,7 @@ async fn a_frozen_nodes_kv_writes_never_count_after_its_jobs_moved_on() {
     let pg = PgServer::start();
     let url = pg.url();
     let root = tempfile::tempdir().unwrap();
-    let node = |name: &str| {
-        let args = [
-            "--store",
-            &url,
-            "--node",
-            name,
-            "--agents",
-            "2",
-            "--lease-ms",
-            "2000",
-            "--node-ttl-ms",
-            "1500",
-            "--reap-ms",
-            "200",
-        ];
-        DaemonProcess::start(BIN, &root.path().join(name), &args)
-    };
+    let node = |name| DaemonProcess::quick_takeover_node(BIN, (root.path(), name), &url, name, &[]);
     let frozen = node("node-a");
     let a = Client::new(&frozen.url);
     deploy_counter(&a).await;

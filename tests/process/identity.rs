@@ -24,21 +24,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_driftless");
 
 /// A node of the test cluster named `node`, in its own data directory under `root`.
 fn node(root: &Path, dir: &str, store: &str, node: &str, env: &[(&str, &str)]) -> DaemonProcess {
-    let args = [
-        "--store",
-        store,
-        "--node",
-        node,
-        "--agents",
-        "2",
-        "--lease-ms",
-        "2000",
-        "--node-ttl-ms",
-        "1500",
-        "--reap-ms",
-        "200",
-    ];
-    DaemonProcess::start_with_env(BIN, &root.join(dir), &args, env)
+    DaemonProcess::quick_takeover_node(BIN, (root, dir), store, node, env)
 }
 
 /// Submit a `slow` job that sleeps `ms`; its id.

@@ -81,6 +81,33 @@ impl DaemonProcess {
         }
     }
 
+    /// A daemon named `node` on the PostgreSQL `store` that another node takes over from
+    /// within seconds: two agents, leases of 2 s, a node TTL of 1.5 s and a reaper every 200 ms.
+    /// Its data directory is `root/dir`; `env` is added to its environment.
+    pub fn quick_takeover_node(
+        bin: &str,
+        (root, dir): (&Path, &str),
+        store: &str,
+        node: &str,
+        env: &[(&str, &str)],
+    ) -> DaemonProcess {
+        let args = [
+            "--store",
+            store,
+            "--node",
+            node,
+            "--agents",
+            "2",
+            "--lease-ms",
+            "2000",
+            "--node-ttl-ms",
+            "1500",
+            "--reap-ms",
+            "200",
+        ];
+        DaemonProcess::start_with_env(bin, &root.join(dir), &args, env)
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
