@@ -57,6 +57,19 @@ pub struct DaemonConfig {
     pub node: NodeConfig,
 }
 
+/// Refuse to serve a non-loopback address without tokens (unless `--insecure-no-auth`): with
+/// no admin token given and none in the store, anyone reaching the port could run code.
+async fn refuse_open_off_loopback(config: &DaemonConfig, store: &dyn Store) -> anyhow::Result<()> {
+    let auth = &config.node.auth;
+    if auth.open_allowed || auth.admin.is_some() || !store.list_tokens().await?.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to listen on {} without tokens: anyone who reaches that address could submit code, drain the node and deploy tasks. Set DRIFTLESS_ADMIN_TOKEN (or --admin-token-file FILE) to a secret of at least 16 characters and send it as a bearer token (driftless --token / DRIFTLESS_TOKEN), or listen on loopback (--listen 127.0.0.1:7878), or, on an isolated network only, pass --insecure-no-auth",
+        config.listen
+    )
+}
+
 /// A running daemon.
 pub struct Daemon {
     /// The address it listens on.
@@ -97,6 +110,7 @@ impl Daemon {
                 (Arc::new(pg), described, Some(notices))
             }
         };
+        refuse_open_off_loopback(&config, store.as_ref()).await?;
         let engine = Engine::new(EngineConfig {
             cache_dir: Some(config.data_dir.join("cache")),
             max_instances: (config.node.agents as u32 * 2).max(16),

@@ -21,7 +21,8 @@
 //! cluster registry, the task resolver, identities, the listener, and the one place that
 //! starts and stops every background loop. [`daemon`] assembles a node and stops it.
 //! [`wire`] holds the API's bodies as types, shared by the server and the CLI.
-//! [`metrics`] renders `/metrics`; [`fault`] holds the crash points the tests use.
+//! [`metrics`] renders `/metrics`; [`fault`] holds the crash points the tests use; [`tokens`]
+//! decides who may call the API (scopes, token hashes, open mode).
 
 pub mod admission;
 pub mod api;
@@ -34,4 +35,5 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod node;
 pub mod store;
+pub mod tokens;
 pub mod wire;

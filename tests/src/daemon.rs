@@ -49,6 +49,7 @@ impl DaemonProcess {
             .args(extra)
             .env("DRIFTLESS_LOG", "warn,driftless=info")
             .env_remove("DRIFTLESS_PROVIDE")
+            .env_remove("DRIFTLESS_ADMIN_TOKEN")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -156,7 +157,9 @@ impl Drop for DaemonProcess {
     }
 }
 
-/// A small JSON client for the API.
+/// A small JSON client for the API. Like the CLI, it sends `x-driftless-client: 1` on every
+/// request (a daemon in open mode refuses state-changing requests a web page could send, such
+/// as a multipart submit, without it).
 pub struct Client {
     http: reqwest::Client,
     url: String,
@@ -165,8 +168,28 @@ pub struct Client {
 impl Client {
     /// A client for the daemon at `url`.
     pub fn new(url: &str) -> Client {
+        Self::build(url, None)
+    }
+
+    /// A client for the daemon at `url` that sends `token` as its bearer token.
+    pub fn with_token(url: &str, token: &str) -> Client {
+        Self::build(url, Some(token))
+    }
+
+    fn build(url: &str, token: Option<&str>) -> Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-driftless-client", "1".parse().unwrap());
+        if let Some(token) = token {
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {token}").parse().unwrap(),
+            );
+        }
         Client {
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .default_headers(headers)
+                .build()
+                .expect("a client"),
             url: url.to_string(),
         }
     }

@@ -9,7 +9,7 @@ use driftless::engine::Limits;
 use driftless::store::{
     AttemptEnd, AttemptState, DeleteOutcome, Held, JobFailure, JobStatus, KvEffects, KvObserved,
     KvValue, KvWrite, NewJob, NewTaskVersion, Next, NodeRegistration, Requirements, Store,
-    StoreError, TaskPin, now_ms,
+    StoreError, TaskPin, TokenRecord, now_ms,
 };
 use driftless_tests::stores::TestDb;
 use std::collections::HashSet;
@@ -63,6 +63,7 @@ suite!(
     two_takers_of_one_free_identity_get_it_once,
     a_process_that_lost_its_identity_claims_nothing_and_its_attempts_are_fenced_out,
     a_new_holder_recovers_only_what_a_dead_holder_left,
+    tokens_are_kept_by_hash_with_unique_names_until_revoked,
 );
 
 fn new_job(id: &str, max_attempts: u32) -> NewJob {
@@ -2036,6 +2037,62 @@ async fn a_new_holder_recovers_only_what_a_dead_holder_left(db: TestDb) {
         last.message,
         "attempt 1 on n/0 was lost (its agent restarted under the same identity); the job is queued again"
     );
+}
+
+fn token(name: &str, hash: &str, scopes: &[&str]) -> TokenRecord {
+    TokenRecord {
+        name: name.into(),
+        hash: hash.into(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        created_ms: 1_000,
+        created_by: "admin".into(),
+        last_used_ms: None,
+    }
+}
+
+async fn tokens_are_kept_by_hash_with_unique_names_until_revoked(db: TestDb) {
+    {
+        let store = db.open().await;
+        assert!(store.list_tokens().await.unwrap().is_empty());
+        store
+            .create_token(token("ci", &"a".repeat(64), &["read", "submit"]))
+            .await
+            .unwrap();
+        store
+            .create_token(token("ops", &"b".repeat(64), &["admin"]))
+            .await
+            .unwrap();
+        // A name is taken once; the first token is unchanged.
+        let taken = store
+            .create_token(token("ci", &"c".repeat(64), &["deploy"]))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&taken, StoreError::Conflict(m) if m.contains("ci")),
+            "{taken:?}"
+        );
+        store.touch_token("ops", 5_000).await.unwrap();
+    }
+    // Another handle (a restarted daemon, or another node of the cluster) sees the same.
+    let store = db.open().await;
+    let mut ops = token("ops", &"b".repeat(64), &["admin"]);
+    ops.last_used_ms = Some(5_000);
+    assert_eq!(
+        store.list_tokens().await.unwrap(),
+        vec![
+            token("ci", &"a".repeat(64), &["read", "submit"]),
+            ops.clone()
+        ]
+    );
+    assert!(store.revoke_token("ci").await.unwrap());
+    assert!(!store.revoke_token("ci").await.unwrap());
+    assert_eq!(store.list_tokens().await.unwrap(), vec![ops]);
+    // A revoked name can be used again.
+    store
+        .create_token(token("ci", &"d".repeat(64), &["read"]))
+        .await
+        .unwrap();
+    assert_eq!(store.list_tokens().await.unwrap().len(), 2);
 }
 
 /// PostgreSQL's own promises: several nodes on one database.

@@ -2,17 +2,21 @@
 //! can serve it on `127.0.0.1:0` exactly as the daemon does.
 
 mod admin;
+pub mod auth;
 pub mod error;
 mod jobs;
 mod nodes;
 mod system;
 mod tasks;
+mod tokens;
 mod view;
 
 #[cfg(test)]
 mod openapi_check;
 
 use crate::node::Node;
+use crate::tokens::Scope;
+use auth::Access;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
@@ -54,6 +58,54 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/admin/drain"),
     ("POST", "/v1/admin/resume"),
     ("GET", "/v1/admin/inflight"),
+    ("POST", "/v1/admin/tokens"),
+    ("GET", "/v1/admin/tokens"),
+    ("DELETE", "/v1/admin/tokens/{name}"),
+];
+
+/// What each route of [`ROUTES`] needs when tokens are on (a unit test holds the two lists to
+/// the same routes). `admin` grants every scope. Open: health and readiness (for load
+/// balancers and orchestrators), and the API description (public, static, the same as the
+/// README's). `/metrics` needs `read`: it tells the node's load and jobs, and Prometheus sends a
+/// bearer token (`authorization` in its scrape config).
+pub const ACCESS: &[(&str, &str, Access)] = &[
+    ("POST", "/v1/jobs", Access::Scope(Scope::Submit)),
+    ("GET", "/v1/jobs", Access::Scope(Scope::Read)),
+    ("GET", "/v1/jobs/{id}", Access::Scope(Scope::Read)),
+    ("POST", "/v1/jobs/{id}/cancel", Access::Scope(Scope::Submit)),
+    ("GET", "/v1/jobs/{id}/logs", Access::Scope(Scope::Read)),
+    ("GET", "/v1/jobs/{id}/events", Access::Scope(Scope::Read)),
+    ("PUT", "/v1/components", Access::Scope(Scope::Submit)),
+    ("GET", "/v1/tasks", Access::Scope(Scope::Read)),
+    ("PUT", "/v1/tasks/{name}", Access::Scope(Scope::Deploy)),
+    ("GET", "/v1/tasks/{name}", Access::Scope(Scope::Read)),
+    (
+        "POST",
+        "/v1/tasks/{name}/rollback",
+        Access::Scope(Scope::Deploy),
+    ),
+    (
+        "DELETE",
+        "/v1/tasks/{name}/versions/{version}",
+        Access::Scope(Scope::Deploy),
+    ),
+    ("POST", "/v1/check", Access::Scope(Scope::Submit)),
+    ("GET", "/v1/modules", Access::Scope(Scope::Read)),
+    ("GET", "/v1/nodes", Access::Scope(Scope::Read)),
+    ("GET", "/healthz", Access::Open),
+    ("GET", "/readyz", Access::Open),
+    ("GET", "/metrics", Access::Scope(Scope::Read)),
+    ("GET", "/openapi.json", Access::Open),
+    ("POST", "/v1/admin/drain", Access::Scope(Scope::Admin)),
+    ("POST", "/v1/admin/resume", Access::Scope(Scope::Admin)),
+    ("GET", "/v1/admin/inflight", Access::Scope(Scope::Admin)),
+    ("POST", "/v1/admin/tokens", Access::Scope(Scope::Admin)),
+    ("GET", "/v1/admin/tokens", Access::Scope(Scope::Admin)),
+    (
+        "DELETE",
+        "/v1/admin/tokens/{name}",
+        Access::Scope(Scope::Admin),
+    ),
 ];
 
 /// Whether a concrete path matches a route template (`{x}` matches one segment).
@@ -93,9 +145,18 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/admin/drain", post(admin::drain))
         .route("/v1/admin/resume", post(admin::resume))
         .route("/v1/admin/inflight", get(admin::inflight))
+        .route("/v1/admin/tokens", post(tokens::create).get(tokens::list))
+        .route(
+            "/v1/admin/tokens/{name}",
+            axum::routing::delete(tokens::revoke),
+        )
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authorize,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             admin::close_connections_while_draining,
@@ -141,6 +202,33 @@ mod tests {
             undocumented.is_empty() && stale.is_empty(),
             "runtime/openapi.json is out of sync with api::ROUTES: undocumented {undocumented:?}, documented but not served {stale:?}"
         );
+    }
+
+    /// Every route has exactly one entry in [`ACCESS`], and [`ACCESS`] names no other route:
+    /// a new route cannot be served without deciding what it needs.
+    #[test]
+    fn every_route_has_one_access_rule() {
+        for (m, p) in ROUTES {
+            let rules = ACCESS
+                .iter()
+                .filter(|(am, ap, _)| am == m && ap == p)
+                .count();
+            assert_eq!(
+                rules, 1,
+                "{m} {p} has {rules} entries in api::ACCESS; give it one"
+            );
+        }
+        for (m, p, _) in ACCESS {
+            assert!(
+                ROUTES.contains(&(*m, *p)),
+                "api::ACCESS names {m} {p}, which api::ROUTES does not serve"
+            );
+        }
+        assert_eq!(
+            auth::access(&axum::http::Method::HEAD, "/v1/jobs/job_1"),
+            Some(Access::Scope(Scope::Read))
+        );
+        assert_eq!(auth::access(&axum::http::Method::GET, "/v1/nope"), None);
     }
 
     #[test]

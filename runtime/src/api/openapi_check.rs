@@ -492,7 +492,55 @@ fn samples() -> Vec<(&'static str, Value)> {
         ("NodeList", value(nodes())),
         ("Inflight", value(inflight())),
     ])
+    .chain(token_samples())
     .collect()
+}
+
+/// The bodies of `/v1/admin/tokens`.
+fn token_samples() -> Vec<(&'static str, Value)> {
+    let info = |last_used_ms| TokenInfo {
+        name: "ci".into(),
+        scopes: vec![Scope::Read, Scope::Submit],
+        created_ms: 1,
+        created_by: "admin".into(),
+        last_used_ms,
+    };
+    vec![
+        (
+            "TokenSpec",
+            value(TokenSpec {
+                name: "ci".into(),
+                scopes: vec![Scope::Deploy, Scope::Admin],
+            }),
+        ),
+        (
+            "TokenCreated",
+            value(TokenCreated {
+                token: info(Some(2)),
+                secret: format!("dl_{}", "0".repeat(64)),
+            }),
+        ),
+        (
+            "TokenCreated",
+            value(TokenCreated {
+                token: info(None),
+                secret: format!("dl_{}", "0".repeat(64)),
+            }),
+        ),
+        (
+            "TokenList",
+            value(TokenList {
+                tokens: vec![info(Some(2)), info(None)],
+            }),
+        ),
+        (
+            "TokenRevoked",
+            value(TokenRevoked {
+                name: "ci".into(),
+                revoked: true,
+            }),
+        ),
+    ]
 }
 
 /// The bodies of `/v1/jobs` and `/v1/components`, `/v1/check`, `/v1/modules`.

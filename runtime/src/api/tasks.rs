@@ -5,13 +5,14 @@ use super::{AppState, jobs, view};
 use crate::admission::{self, Component};
 use crate::node::resolver::{TaskRef, check_name};
 use crate::store::{DeleteOutcome, NewTaskVersion, now_ms};
+use crate::tokens::Caller;
 use crate::wire::{
     DeleteQuery, DeployAnswer, ErrorCode, RollbackAnswer, RollbackSpec, Task, TaskList, ThisNode,
     UnregisterAnswer,
 };
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::time::Duration;
@@ -19,8 +20,12 @@ use std::time::Duration;
 /// Longest a delete may wait for a version's jobs to drain, in seconds.
 const MAX_DRAIN_WAIT_SECS: u64 = 600;
 
-/// Who asked: the `x-driftless-actor` header (the CLI sends `$USER@host`), else `anonymous`.
-fn actor(headers: &HeaderMap) -> String {
+/// Who asked, for the audit trail: the token's name; in open mode the `x-driftless-actor`
+/// header (the CLI sends `$USER@host`), else `anonymous`.
+pub(super) fn actor(caller: &Caller, headers: &HeaderMap) -> String {
+    if let Caller::Token(grant) = caller {
+        return grant.name.clone();
+    }
     headers
         .get("x-driftless-actor")
         .and_then(|v| v.to_str().ok())
@@ -61,6 +66,7 @@ async fn moved_current(state: &AppState, name: &str, generation: i64) {
 pub async fn deploy(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -75,7 +81,7 @@ pub async fn deploy(
             task: name.clone(),
             component: admitted.hash.clone(),
             report: admitted.report_json.clone(),
-            actor: actor(&headers),
+            actor: actor(&caller, &headers),
             request_id: request_id(&headers),
             now_ms: now_ms(),
         })
@@ -107,6 +113,7 @@ pub async fn deploy(
 pub async fn rollback(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<RollbackAnswer>, ApiError> {
@@ -126,7 +133,7 @@ pub async fn rollback(
         .rollback_task(
             &name,
             spec.to,
-            &actor(&headers),
+            &actor(&caller, &headers),
             &request_id(&headers),
             now_ms(),
         )
@@ -146,6 +153,7 @@ pub async fn delete_version(
     State(state): State<AppState>,
     Path((name, version)): Path<(String, u32)>,
     Query(q): Query<DeleteQuery>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
 ) -> Result<Json<UnregisterAnswer>, ApiError> {
     name_ok(&name)?;
@@ -158,7 +166,7 @@ pub async fn delete_version(
             .delete_task_version(
                 &name,
                 version,
-                &actor(&headers),
+                &actor(&caller, &headers),
                 &request_id(&headers),
                 now_ms(),
             )

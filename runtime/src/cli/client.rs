@@ -2,24 +2,32 @@
 //! and the API's JSON errors into messages that say what to do.
 
 use anyhow::{Context, Result, anyhow};
+use driftless::api::auth::CLIENT_HEADER;
 use driftless::wire::ErrorBody;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::time::Duration;
 
-/// Where the daemon is.
+/// Where the daemon is, and the token to call it with.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClientArgs {
     /// The daemon's base URL.
     #[arg(long, env = "DRIFTLESS_URL", default_value = "http://127.0.0.1:7878")]
     pub url: String,
+    /// The API token, sent as `Authorization: Bearer TOKEN` (not needed by a daemon in open
+    /// mode, on loopback without tokens).
+    #[arg(long, env = "DRIFTLESS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// A client of one daemon.
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    /// Whether requests carry a token.
+    token: bool,
 }
 
 /// An error answer of the API: its status, and its body (code, message, compat report), or
@@ -67,10 +75,31 @@ impl Client {
             base.starts_with("http://") || base.starts_with("https://"),
             "--url {base} is not an http:// or https:// URL; give the daemon's address, e.g. http://127.0.0.1:7878"
         );
+        // Every request says it comes from a client, not a web page (open mode refuses
+        // state-changing requests without it), and carries the token when one is given.
+        let mut headers = HeaderMap::new();
+        headers.insert(CLIENT_HEADER, HeaderValue::from_static("1"));
+        let token = args
+            .token
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        if let Some(token) = token {
+            let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                anyhow!("--token / DRIFTLESS_TOKEN holds characters a header cannot carry; paste the token exactly as `driftless tokens create` printed it")
+            })?;
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
+            .default_headers(headers)
             .build()?;
-        Ok(Client { base, http })
+        Ok(Client {
+            base,
+            http,
+            token: token.is_some(),
+        })
     }
 
     /// A request to `path` (which starts with `/`).
@@ -96,7 +125,17 @@ impl Client {
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         let body = serde_json::from_str::<ErrorBody>(&text).map_err(|_| text);
-        Err(ApiFailure { status, body }.into())
+        let failure = ApiFailure { status, body };
+        match status {
+            StatusCode::UNAUTHORIZED if !self.token => Err(anyhow!(
+                "{failure}\nthe daemon at {} requires a token: pass --token TOKEN or set DRIFTLESS_TOKEN (an admin makes one with `driftless tokens create NAME --scope read --scope submit`)",
+                self.base
+            )),
+            StatusCode::UNAUTHORIZED => Err(anyhow!(
+                "{failure}\nthe token given with --token / DRIFTLESS_TOKEN was refused: check it for typos, or ask an admin whether it was revoked (`driftless tokens list`)"
+            )),
+            _ => Err(failure.into()),
+        }
     }
 
     /// Send and decode a JSON answer: a [`wire`](driftless::wire) type, or a [`Value`] to

@@ -7,6 +7,7 @@ mod jobs;
 mod run;
 mod serve;
 mod tasks;
+mod tokens;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -62,6 +63,8 @@ enum Command {
     /// The node registry: every node process, its state, catalog and heartbeat (`*`: the one
     /// answering).
     Nodes(admin::NodeArgs),
+    /// Make, list and revoke API tokens (needs the `admin` scope).
+    Tokens(tokens::Args),
 }
 
 /// Options shared by commands that build a local host.
@@ -138,6 +141,7 @@ fn client_command(command: Command) -> Result<i32> {
             Command::Resume(args) => admin::resume(args).await,
             Command::Inflight(args) => admin::inflight(args).await,
             Command::Nodes(args) => admin::nodes(args).await,
+            Command::Tokens(args) => tokens::run(args).await,
             Command::Check(_) | Command::Run(_) | Command::Serve(_) => {
                 unreachable!("local commands are dispatched in main")
             }

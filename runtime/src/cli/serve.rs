@@ -4,6 +4,7 @@ use super::HostArgs;
 use anyhow::Result;
 use driftless::daemon::{Daemon, DaemonConfig, StoreChoice};
 use driftless::node::NodeConfig;
+use driftless::tokens::{AdminToken, AuthConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -46,6 +47,48 @@ pub struct Args {
     /// its agent identities are freed and its attempts go back to the queue (milliseconds).
     #[arg(long, env = "DRIFTLESS_NODE_TTL_MS", default_value_t = 10_000)]
     node_ttl_ms: u64,
+    /// A file holding the admin token (surrounding whitespace ignored), or the token itself in
+    /// DRIFTLESS_ADMIN_TOKEN: at least 16 characters, the same on every node of a cluster.
+    /// With it, every request but /healthz, /readyz and /openapi.json needs a token (made with
+    /// `driftless tokens create`). Without any token, the node serves loopback only (open
+    /// mode).
+    #[arg(long, env = "DRIFTLESS_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
+    /// Serve without tokens on a non-loopback address. Anyone who reaches the port can then
+    /// submit code, drain the node and deploy tasks: only for isolated networks.
+    #[arg(long, env = "DRIFTLESS_INSECURE_NO_AUTH")]
+    insecure_no_auth: bool,
+    /// In open mode (no tokens), also answer requests whose Host header is this name
+    /// (`name` for any port, `name:port` for one); repeatable. Loopback names always pass.
+    #[arg(
+        long = "allowed-host",
+        value_name = "HOST",
+        env = "DRIFTLESS_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    allowed_hosts: Vec<String>,
+}
+
+/// The admin token from DRIFTLESS_ADMIN_TOKEN or --admin-token-file (never a plain flag: a
+/// command line is visible to every user of the machine).
+fn admin_token(file: Option<&std::path::Path>) -> Result<Option<AdminToken>> {
+    let from_env = std::env::var("DRIFTLESS_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    let secret = match (from_env, file) {
+        (Some(_), Some(_)) => anyhow::bail!(
+            "both DRIFTLESS_ADMIN_TOKEN and --admin-token-file are set; give the admin token one way"
+        ),
+        (Some(secret), None) => secret,
+        (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read the admin token file {} ({e}); give a readable file with --admin-token-file, or the token in DRIFTLESS_ADMIN_TOKEN",
+                path.display()
+            )
+        })?,
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(AdminToken::new(&secret).map_err(anyhow::Error::msg)?))
 }
 
 /// `$XDG_DATA_HOME/driftless` or `~/.local/share/driftless`, else `./driftless-data`.
@@ -58,6 +101,11 @@ fn default_data_dir() -> PathBuf {
 }
 
 pub async fn run(args: Args) -> Result<i32> {
+    let auth = AuthConfig {
+        admin: admin_token(args.admin_token_file.as_deref())?,
+        open_allowed: args.listen.ip().is_loopback() || args.insecure_no_auth,
+        allowed_hosts: args.allowed_hosts.clone(),
+    };
     let mut node = NodeConfig {
         node: args.node,
         max_upload_bytes: args.max_upload_bytes,
@@ -76,6 +124,7 @@ pub async fn run(args: Args) -> Result<i32> {
         "--node-ttl-ms must be at least 1000: nodes heartbeat every second"
     );
     node.node_ttl = Duration::from_millis(args.node_ttl_ms);
+    node.auth = auth;
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
     let store = StoreChoice::parse(&args.store)?;
     let config = DaemonConfig {
@@ -85,15 +134,30 @@ pub async fn run(args: Args) -> Result<i32> {
         catalog: args.host.catalog()?,
         node,
     };
+    let insecure = args.insecure_no_auth && !args.listen.ip().is_loopback();
     let daemon = Daemon::start(config).await?;
+    let open = daemon.node.tokens().is_open().await?;
     println!(
-        "driftless listening on http://{} (node {}, {} agents, store {}, data in {})",
+        "driftless listening on http://{} (node {}, {} agents, store {}, data in {}; {})",
         daemon.addr,
         daemon.node.config().node,
         daemon.node.config().agents,
         daemon.store,
-        data_dir.display()
+        data_dir.display(),
+        match (open, insecure) {
+            (true, false) =>
+                "open mode: no token configured, so it answers without tokens on loopback only",
+            (true, true) =>
+                "INSECURE: no token configured and --insecure-no-auth: anyone who reaches this port can run code",
+            (false, _) => "tokens required",
+        }
     );
+    if open && insecure {
+        tracing::warn!(
+            "--insecure-no-auth: serving WITHOUT TOKENS on {}: anyone who can reach this port can submit code, cancel jobs, drain the node and deploy tasks; set DRIFTLESS_ADMIN_TOKEN instead",
+            daemon.addr
+        );
+    }
     tracing::info!(addr = %daemon.addr, "serving");
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

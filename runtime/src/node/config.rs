@@ -34,6 +34,8 @@ pub struct NodeConfig {
     /// this recently can run is accepted and waits for it (a node restarting in a rolling
     /// upgrade), where one no node ever ran is refused.
     pub remember_nodes: Duration,
+    /// Who may call the API: the admin token, open mode, allowed hosts.
+    pub auth: crate::tokens::AuthConfig,
 }
 
 impl Default for NodeConfig {
@@ -51,6 +53,7 @@ impl Default for NodeConfig {
             node_heartbeat: Duration::from_secs(1),
             node_ttl: Duration::from_secs(10),
             remember_nodes: Duration::from_secs(600),
+            auth: crate::tokens::AuthConfig::default(),
         }
     }
 }

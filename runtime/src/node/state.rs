@@ -9,6 +9,7 @@ use crate::compat::CompatReport;
 use crate::engine::{CancelToken, PrepareError, Prepared, Sandbox};
 use crate::metrics::Metrics;
 use crate::store::{NodeRecord, ResolvedTask, Store, StoreError, StoreResult};
+use crate::tokens::Tokens;
 use crate::wire::Placement;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,12 +40,15 @@ pub struct Node {
     /// Set once a stopping node interrupted its attempts: any attempt that starts later is
     /// interrupted at once.
     interrupting: AtomicBool,
+    /// Who may call the API.
+    tokens: Tokens,
 }
 
 impl Node {
     /// A node over `store` and `sandbox`.
     pub fn new(config: NodeConfig, store: Arc<dyn Store>, sandbox: Arc<Sandbox>) -> Arc<Node> {
         let (finished, _) = broadcast::channel(4096);
+        let tokens = Tokens::new(config.auth.clone(), store.clone());
         Arc::new(Node {
             resolver: Resolver::new(config.node.clone(), store.clone()),
             registry: Registry::new(
@@ -63,7 +67,13 @@ impl Node {
             identities: Mutex::default(),
             draining: AtomicBool::new(false),
             interrupting: AtomicBool::new(false),
+            tokens,
         })
+    }
+
+    /// The API's tokens and this node's auth settings.
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
     }
 
     /// The node's settings.

@@ -469,3 +469,24 @@ impl<B: Backend> KvStore for B {
         self.read(op!(|s| ops::kv::keys(s, &sc, &b, &p))).await
     }
 }
+
+#[async_trait]
+impl<B: Backend> TokenStore for B {
+    async fn create_token(&self, token: TokenRecord) -> StoreResult<()> {
+        self.write(op!(|s| ops::tokens::create(s, &token))).await
+    }
+
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
+        self.read(op!(|s| ops::tokens::list(s))).await
+    }
+
+    async fn revoke_token(&self, name: &str) -> StoreResult<bool> {
+        let name = name.to_string();
+        self.write(op!(|s| ops::tokens::revoke(s, &name))).await
+    }
+
+    async fn touch_token(&self, name: &str, now: i64) -> StoreResult<()> {
+        let name = name.to_string();
+        self.write(op!(|s| ops::tokens::touch(s, &name, now))).await
+    }
+}

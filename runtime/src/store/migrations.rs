@@ -11,6 +11,7 @@ pub(crate) const SQLITE: &[&str] = &[
     include_str!("migrations/sqlite/0003_identities.sql"),
     include_str!("migrations/sqlite/0004_cluster.sql"),
     include_str!("migrations/sqlite/0005_one_shape.sql"),
+    include_str!("migrations/sqlite/0006_tokens.sql"),
 ];
 
 /// PostgreSQL's schema versions (`schema_migrations` records those applied).
@@ -18,6 +19,7 @@ pub(crate) const POSTGRES: &[&str] = &[
     include_str!("migrations/postgres/0001_init.sql"),
     include_str!("migrations/postgres/0002_cluster.sql"),
     include_str!("migrations/postgres/0003_one_shape.sql"),
+    include_str!("migrations/postgres/0004_tokens.sql"),
 ];
 
 /// The migrations a database at schema version `applied` lacks, numbered from 1; refuses a

@@ -1,5 +1,5 @@
 //! store: everything durable, behind one [`Store`] (a trait per concern: [`BlobStore`],
-//! [`JobStore`], [`AttemptStore`], [`TaskStore`], [`NodeStore`], [`KvStore`]).
+//! [`JobStore`], [`AttemptStore`], [`TaskStore`], [`NodeStore`], [`KvStore`], [`TokenStore`]).
 //!
 //! The rules live elsewhere, once: [`crate::lifecycle`] decides what every step of a job's and
 //! a task's life does and how it is told; `ops/` holds every operation written once against
@@ -332,6 +332,23 @@ pub trait KvStore: Send + Sync {
     ) -> StoreResult<Vec<(String, u64)>>;
 }
 
+/// API tokens: only the hash of each secret is stored, with its name and scopes, so every
+/// node sharing the store knows every token.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Store a new token ([`StoreError::Conflict`] when its name is taken).
+    async fn create_token(&self, token: TokenRecord) -> StoreResult<()>;
+
+    /// Every token, by name.
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>>;
+
+    /// Revoke (delete) a token; whether it existed.
+    async fn revoke_token(&self, name: &str) -> StoreResult<bool>;
+
+    /// Record that a token was used at `now_ms`.
+    async fn touch_token(&self, name: &str, now_ms: i64) -> StoreResult<()>;
+}
+
 /// The one clock leases, identity holds and the registry's heartbeats are judged by.
 pub trait Clock: Send + Sync {
     /// Milliseconds since the Unix epoch, by the store's clock: the database server's on
@@ -345,12 +362,21 @@ pub trait Clock: Send + Sync {
 /// ([`sqlite::SqliteStore`], [`postgres::PostgresStore`]). Callers hold an `Arc<dyn Store>`
 /// and bring the traits they call into scope (`use crate::store::*` brings them all).
 pub trait Store:
-    BlobStore + JobStore + AttemptStore + TaskStore + NodeStore + KvStore + Clock + 'static
+    BlobStore + JobStore + AttemptStore + TaskStore + NodeStore + KvStore + TokenStore + Clock + 'static
 {
 }
 
-impl<T: BlobStore + JobStore + AttemptStore + TaskStore + NodeStore + KvStore + Clock + 'static>
-    Store for T
+impl<
+    T: BlobStore
+        + JobStore
+        + AttemptStore
+        + TaskStore
+        + NodeStore
+        + KvStore
+        + TokenStore
+        + Clock
+        + 'static,
+> Store for T
 {
 }
 

@@ -460,3 +460,21 @@ pub struct Held {
     /// The hold token (fresh for every take).
     pub hold: String,
 }
+
+/// An API token as stored: its name, the blake3 hash of its secret (never the secret), and
+/// the scopes it grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Unique name; the audit trail's actor for requests made with it.
+    pub name: String,
+    /// blake3 of the secret, hex.
+    pub hash: String,
+    /// The scopes it grants (`read`, `submit`, `deploy`, `admin`).
+    pub scopes: Vec<String>,
+    /// When it was made.
+    pub created_ms: i64,
+    /// The name of the token that made it.
+    pub created_by: String,
+    /// When a node last recorded its use (at most once a minute per node).
+    pub last_used_ms: Option<i64>,
+}

@@ -44,6 +44,16 @@ error_codes! {
     InvalidComponent = "invalid-component", BAD_REQUEST;
     /// The task name or reference is not valid.
     BadTaskName = "bad-task-name", BAD_REQUEST;
+    /// The request carries no token, or one that is not valid (unknown or revoked); the answer
+    /// has a `WWW-Authenticate: Bearer` header.
+    Unauthorized = "unauthorized", UNAUTHORIZED;
+    /// The token is valid but lacks the scope the route needs; the message names both.
+    Forbidden = "forbidden", FORBIDDEN;
+    /// Open mode: the `Host` header is not a loopback name nor an `--allowed-host`.
+    HostNotAllowed = "host-not-allowed", FORBIDDEN;
+    /// Open mode: a state-changing request a web page could have sent (a simple content type
+    /// and no `x-driftless-client` header).
+    CrossSiteRequest = "cross-site-request", FORBIDDEN;
     /// No such job.
     NotFound = "not-found", NOT_FOUND;
     /// A JSON submission names a component hash that is not stored.

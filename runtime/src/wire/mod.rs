@@ -11,10 +11,12 @@ mod error;
 mod jobs;
 mod nodes;
 mod tasks;
+mod tokens;
 
 pub use crate::compat::{CompatReport, Module, Verdict};
 pub use crate::engine::Limits;
 pub use crate::lifecycle::states::{AttemptState, JobFailure, JobStatus};
+pub use crate::tokens::Scope;
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use jobs::{
     Attempt, CheckAnswer, ComponentAnswer, Event, EventList, GetQuery, Job, JobList, JobRecord,
@@ -25,3 +27,4 @@ pub use tasks::{
     AuditEntry, DeleteQuery, DeployAnswer, JobCounts, NodeResolution, RollbackAnswer, RollbackSpec,
     Task, TaskList, TaskSummary, TaskVersion, ThisNode, UnregisterAnswer,
 };
+pub use tokens::{TokenCreated, TokenInfo, TokenList, TokenRevoked, TokenSpec};

@@ -11,3 +11,4 @@ pub(crate) mod jobs;
 pub(crate) mod kv;
 pub(crate) mod nodes;
 pub(crate) mod tasks;
+pub(crate) mod tokens;
