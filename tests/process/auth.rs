@@ -105,6 +105,13 @@ fn probes(job: &str, caller: &str) -> Vec<Probe> {
             read,
         ),
         p(
+            "/v1/jobs/{id}/output",
+            Method::GET,
+            &format!("/v1/jobs/{job}/output"),
+            Body::None,
+            read,
+        ),
+        p(
             "/v1/components",
             Method::PUT,
             "/v1/components",

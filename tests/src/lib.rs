@@ -149,6 +149,7 @@ pub fn output_json(result: &AttemptResult) -> serde_json::Value {
 
 pub mod daemon;
 pub mod drift;
+pub mod fuzz;
 pub mod poll;
 pub mod postgres;
 pub mod stores;

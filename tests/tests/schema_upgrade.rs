@@ -39,7 +39,7 @@ async fn check_upgraded(store: &dyn Store, legacy_report: Option<&str>) {
     let queued = store.get_job("queued-task").await.unwrap().unwrap().job;
     assert_eq!(queued.task, Some(TaskPin::new("t", 1)));
     assert_eq!(queued.status, JobStatus::Queued);
-    let task = store.get_task("t").await.unwrap().unwrap();
+    let task = store.get_task("t", 100).await.unwrap().unwrap();
     assert_eq!(task.versions[0].jobs.queued, 1, "{task:?}");
 
     let n0 = held(store, "n/0").await;

@@ -411,7 +411,13 @@ async fn a_lost_attempt_of_a_job_being_cancelled_cancels_it_instead_of_running_i
         let job = store.get_job(id).await.unwrap().unwrap().job;
         assert_eq!(job.status, JobStatus::Cancelled, "{id}");
         assert!(job.finished_ms.is_some());
-        let last = store.events(id).await.unwrap().pop().unwrap();
+        let last = store
+            .events(id, None, 1000)
+            .await
+            .unwrap()
+            .unwrap()
+            .pop()
+            .unwrap();
         assert_eq!(last.kind, "cancelled", "{last:?}");
         assert!(
             last.message.contains("after cancellation was requested"),
@@ -618,7 +624,7 @@ async fn task_versions_are_immutable_numbered_and_audited(db: TestDb) {
         3
     );
 
-    let task = store.get_task("t").await.unwrap().unwrap();
+    let task = store.get_task("t", 1000).await.unwrap().unwrap();
     assert_eq!(task.current, 3);
     assert_eq!(task.versions.len(), 3);
     assert!(task.versions[1].deleted_ms.is_some());
@@ -653,7 +659,7 @@ async fn task_versions_are_immutable_numbered_and_audited(db: TestDb) {
         .report_resolution("node-x", "t", 1, task.generation - 1, now_ms())
         .await
         .unwrap();
-    let nodes = store.get_task("t").await.unwrap().unwrap().nodes;
+    let nodes = store.get_task("t", 1000).await.unwrap().unwrap().nodes;
     assert_eq!(
         (nodes.len(), nodes[0].version),
         (1, 3),
@@ -717,7 +723,7 @@ async fn a_job_pinned_to_an_unregistered_version_is_refused_and_nothing_is_store
                 .unwrap()
                 .is_none()
         );
-        assert!(store.events(id).await.unwrap().is_empty());
+        assert_eq!(store.events(id, None, 1000).await.unwrap(), None);
     }
     assert!(store.list_jobs(None, None, 10).await.unwrap().is_empty());
     assert_eq!(
@@ -727,7 +733,7 @@ async fn a_job_pinned_to_an_unregistered_version_is_refused_and_nothing_is_store
             .unwrap(),
         None
     );
-    let task = store.get_task("t").await.unwrap().unwrap();
+    let task = store.get_task("t", 1000).await.unwrap().unwrap();
     assert_eq!(task.versions[0].jobs, Default::default());
 
     // The registered version takes the job; its idempotency key answers a replay even after
@@ -842,9 +848,10 @@ fn failure(code: &str, message: &str) -> JobFailure {
 
 async fn events_of(store: &Arc<dyn Store>, id: &str) -> Vec<(Option<u32>, String, String)> {
     store
-        .events(id)
+        .events(id, None, 1000)
         .await
         .unwrap()
+        .expect("the job exists")
         .into_iter()
         .map(|e| (e.attempt, e.kind, e.message))
         .collect()
@@ -947,7 +954,7 @@ async fn every_step_of_a_job_is_told_in_its_events(db: TestDb) {
             last.agent.as_str(),
             last.state,
             last.outcome.clone(),
-            last.log.as_deref(),
+            last.log.is_none(),
             last.started_ms,
             last.finished_ms
         ),
@@ -956,10 +963,32 @@ async fn every_step_of_a_job_is_told_in_its_events(db: TestDb) {
             "w/0",
             AttemptState::Succeeded,
             Some(outcome),
-            Some("hello\n"),
+            true,
             now,
             Some(now + 5)
-        )
+        ),
+        "get_job reads no logs"
+    );
+    let logs = store.job_logs("a", 1).await.unwrap().unwrap();
+    assert_eq!(
+        logs.iter()
+            .map(|a| (a.number, a.log.as_deref()))
+            .collect::<Vec<_>>(),
+        [(2, Some("hello\n"))],
+        "the newest attempt's log"
+    );
+    assert_eq!(store.job_logs("a", 10).await.unwrap().unwrap().len(), 2);
+    assert_eq!(store.job_logs("nope", 10).await.unwrap(), None);
+    let summary = store.list_jobs(None, None, 1).await.unwrap().remove(0);
+    assert_eq!(
+        (
+            summary.id.as_str(),
+            summary.input_bytes,
+            summary.output_bytes,
+            summary.error_code
+        ),
+        ("a", 4, Some(2), None),
+        "a summary has the sizes of the input and output"
     );
 
     // Failed for good.
@@ -976,6 +1005,18 @@ async fn every_step_of_a_job_is_told_in_its_events(db: TestDb) {
             .await
             .unwrap(),
         JobStatus::Failed
+    );
+    let failed = store
+        .list_jobs(Some(JobStatus::Failed), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        failed
+            .iter()
+            .map(|j| (j.id.as_str(), j.output_bytes, j.error_code.as_deref()))
+            .collect::<Vec<_>>(),
+        [("b", None, Some("bad"))],
+        "a failed job's summary has its error code"
     );
     let job = store.get_job("b").await.unwrap().unwrap().job;
     assert_eq!(
@@ -1153,7 +1194,10 @@ async fn cancelling_stops_a_queued_job_at_once_and_flags_a_running_one(db: TestD
         (again.status, again.finished_ms),
         (JobStatus::Cancelled, Some(now + 5))
     );
-    assert_eq!(store.events("r").await.unwrap().len(), 4);
+    assert_eq!(
+        store.events("r", None, 1000).await.unwrap().unwrap().len(),
+        4
+    );
     assert!(matches!(
         store.cancel_job("nope", now).await,
         Err(StoreError::NotFound(_))
@@ -1245,7 +1289,7 @@ async fn jobs_read_back_as_written_listed_newest_first_and_counted(db: TestDb) {
         ids.push(id);
     }
     let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
-    let listed = |jobs: Vec<driftless::store::Job>| -> Vec<String> {
+    let listed = |jobs: Vec<driftless::store::JobSummary>| -> Vec<String> {
         jobs.into_iter().map(|j| j.id).collect()
     };
     assert_eq!(
@@ -1299,7 +1343,7 @@ async fn jobs_read_back_as_written_listed_newest_first_and_counted(db: TestDb) {
     );
 
     assert_eq!(store.get_job("nope").await.unwrap(), None);
-    assert!(store.events("nope").await.unwrap().is_empty());
+    assert_eq!(store.events("nope", None, 1000).await.unwrap(), None);
     assert_eq!(store.load_checkpoint("nope").await.unwrap(), None);
     assert!(
         matches!(
@@ -1828,7 +1872,7 @@ async fn two_nodes_deploying_at_once_number_versions_without_gaps(db: TestDb) {
         12,
         "each deploy bumped the generation once"
     );
-    let task = nodes[1].get_task("t").await.unwrap().unwrap();
+    let task = nodes[1].get_task("t", 1000).await.unwrap().unwrap();
     assert_eq!(task.generation, *generations.last().unwrap());
     assert_eq!(task.audit.len(), 12);
     // The audit trail chains: each deploy's previous is the one before it.
@@ -2032,7 +2076,13 @@ async fn a_new_holder_recovers_only_what_a_dead_holder_left(db: TestDb) {
             (JobStatus::Running, AttemptState::Running)
         );
     }
-    let last = store.events(&left.job.id).await.unwrap().pop().unwrap();
+    let last = store
+        .events(&left.job.id, None, 1000)
+        .await
+        .unwrap()
+        .unwrap()
+        .pop()
+        .unwrap();
     assert_eq!(
         last.message,
         "attempt 1 on n/0 was lost (its agent restarted under the same identity); the job is queued again"
@@ -2404,7 +2454,7 @@ mod postgres_only {
                 }
             }
             let outcome = delete.await.unwrap();
-            let task = nodes[1].get_task("t").await.unwrap().unwrap();
+            let task = nodes[1].get_task("t", 1000).await.unwrap().unwrap();
             let row = &task.versions[v.version as usize - 1];
             let live = row.jobs.queued + row.jobs.running;
             match outcome {

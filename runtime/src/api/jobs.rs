@@ -1,18 +1,19 @@
 //! `/v1/jobs` and `/v1/components`: submit, look up, list, wait, cancel, logs.
 
 use super::error::{ApiError, Path, Query};
-use super::{AppState, view};
+use super::submission::{self, Caps};
+use super::{AppState, page, view};
 use crate::admission::{self, AdmissionError, Admitted, Component};
 use crate::engine::{Limits, hash_hex};
 use crate::node::resolver::TaskRef;
 use crate::store::{Job, JobStatus, NewJob, ResolvedTask, StoreError, TaskPin, now_ms};
 use crate::wire::{
-    ComponentAnswer, ErrorCode, EventList, GetQuery, JobList, JobSpec, JobView, ListQuery,
-    SubmitAnswer, SubmitQuery,
+    ComponentAnswer, ErrorCode, EventList, GetQuery, JobList, JobSpec, JobView, LimitQuery,
+    ListQuery, PageQuery, SubmitAnswer, SubmitQuery,
 };
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -24,12 +25,10 @@ const MAX_ATTEMPTS: u32 = 100;
 const MAX_WAIT_SECS: u64 = 60;
 
 impl SubmitQuery {
-    fn take_spec(&mut self) -> Result<JobSpec, ApiError> {
+    fn take_spec(&mut self, caps: &Caps) -> Result<JobSpec, ApiError> {
         let input = match self.input.take() {
             None => None,
-            Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
-                ApiError::bad_request(format!("the `input` query parameter is not JSON ({e}); URL-encode a JSON value, e.g. input=%7B%22key%22%3A1%7D"))
-            })?),
+            Some(text) => Some(submission::query_input(&text, caps)?),
         };
         Ok(JobSpec {
             component: None,
@@ -52,12 +51,13 @@ impl SubmitQuery {
     }
 }
 
-fn parse_spec(bytes: &[u8]) -> Result<JobSpec, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::new(ErrorCode::BadSpec,
-            format!("the job spec is not valid ({e}); it is a JSON object with optional fields component, task, input, timeout_ms, memory_mib, max_attempts, optional_imports"),
-        )
-    })
+/// This node's submission caps.
+pub(super) fn caps(state: &AppState) -> Caps {
+    let config = state.node.config();
+    Caps {
+        max_upload_bytes: config.max_upload_bytes,
+        max_input_bytes: config.max_input_bytes,
+    }
 }
 
 fn limits(state: &AppState, spec: &JobSpec) -> Result<(Limits, u32), ApiError> {
@@ -91,21 +91,21 @@ fn limits(state: &AppState, spec: &JobSpec) -> Result<(Limits, u32), ApiError> {
     Ok((limits, attempts))
 }
 
+/// A request body up to the upload cap: 413 `too-large` over it, 400 when it is cut short.
 pub(super) async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
     let limit = state.node.config().max_upload_bytes;
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large(limit))
+    read_at_most(body, limit, || submission::too_large(limit)).await
 }
 
-/// 413 `too-large`: nothing was stored.
-pub(super) fn too_large(limit: usize) -> ApiError {
-    ApiError::new(
-        ErrorCode::TooLarge,
-        format!(
-            "the upload is larger than this node accepts ({limit} bytes); nothing was stored. Strip debug info (`strip = true` in the release profile) or raise --max-upload-bytes"
-        ),
-    )
+/// A body of at most `limit` bytes (`over` says how to refuse a longer one).
+async fn read_at_most(
+    body: Body,
+    limit: usize,
+    over: impl FnOnce() -> ApiError,
+) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|e| submission::body_error(e, over))
 }
 
 fn content_type(headers: &HeaderMap) -> String {
@@ -320,15 +320,30 @@ async fn read_submission(
     query: &mut SubmitQuery,
     request: Request,
 ) -> Result<(Source, JobSpec), ApiError> {
+    let caps = caps(state);
     let (source, spec) = match content_type(request.headers()).as_str() {
         "application/wasm" | "application/octet-stream" => {
-            let spec = query.take_spec()?;
+            let spec = query.take_spec(&caps)?;
             let bytes = read_body(state, request.into_body()).await?;
             (Source::Upload(bytes.to_vec()), spec)
         }
-        "multipart/form-data" => read_multipart(state, request).await?,
+        "multipart/form-data" => {
+            let header = request
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            let body = read_body(state, request.into_body()).await?;
+            let (component, spec) = submission::multipart(&header, body, &caps).await?;
+            (Source::Upload(component), spec)
+        }
         "application/json" => {
-            let spec = parse_spec(&read_body(state, request.into_body()).await?)?;
+            let body = read_at_most(request.into_body(), caps.max_spec_bytes(), || {
+                submission::input_too_large("the JSON body", None, &caps)
+            })
+            .await?;
+            let spec = submission::spec(&body, &caps)?;
             (json_source(&spec)?, spec)
         }
         other => {
@@ -355,40 +370,6 @@ async fn read_submission(
         ));
     }
     Ok((source, spec))
-}
-
-/// A multipart submission: part `component` (required) and part `spec` (optional).
-async fn read_multipart(state: &AppState, request: Request) -> Result<(Source, JobSpec), ApiError> {
-    let limit = state.node.config().max_upload_bytes;
-    let mut multipart = Multipart::from_request(request, state)
-        .await
-        .map_err(|e| ApiError::bad_request(format!("the multipart body is malformed: {e}")))?;
-    let (mut component, mut spec) = (None, JobSpec::default());
-    while let Some(field) = multipart.next_field().await.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            too_large(limit)
-        } else {
-            ApiError::bad_request(format!("the multipart body is malformed: {e}"))
-        }
-    })? {
-        let name = field.name().unwrap_or("").to_string();
-        let data = field.bytes().await.map_err(|_| too_large(limit))?;
-        match name.as_str() {
-            "component" => component = Some(data.to_vec()),
-            "spec" => spec = parse_spec(&data)?,
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "unexpected multipart part `{other}`; send `component` (the .wasm) and optionally `spec` (JSON)"
-                )));
-            }
-        }
-    }
-    let component = component.ok_or_else(|| {
-        ApiError::bad_request(
-            "the multipart body has no `component` part; attach the .wasm as `component`",
-        )
-    })?;
-    Ok((Source::Upload(component), spec))
 }
 
 /// What a JSON submission names: an uploaded component by hash, or a deployed task.
@@ -515,26 +496,51 @@ async fn wait_for(
     }
 }
 
-/// `GET /v1/jobs?status=&limit=&before=`.
+/// `GET /v1/jobs?status=&limit=&before=`: summaries, never inputs or outputs.
 pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<JobList>, ApiError> {
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let jobs = state
+    let size = page::JOBS.size(q.limit);
+    let rows = state
         .node
         .store()
-        .list_jobs(q.status, q.before, limit)
+        .list_jobs(q.status, q.before, size + 1)
         .await?;
-    let next = if jobs.len() as u32 == limit {
-        jobs.last().map(|j| j.seq)
-    } else {
-        None
-    };
+    let (jobs, next) = page::page(rows, size, |j| j.seq);
     Ok(Json(JobList {
         jobs: jobs.iter().map(Into::into).collect(),
         next,
     }))
+}
+
+/// `GET /v1/jobs/{id}/output`: a succeeded job's output as it returned it, as
+/// `application/json` when it is JSON, else `application/octet-stream`.
+pub async fn output(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let record = state
+        .node
+        .store()
+        .get_job(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
+    let Some(output) = record.job.output else {
+        return Err(ApiError::new(
+            ErrorCode::NoOutput,
+            format!(
+                "job {id} is {} and has no output; only a succeeded job has one (GET /v1/jobs/{id}?wait=SECONDS waits for it to finish)",
+                record.job.status.as_str()
+            ),
+        ));
+    };
+    let kind = if serde_json::from_slice::<serde::de::IgnoredAny>(&output).is_ok() {
+        "application/json"
+    } else {
+        "application/octet-stream"
+    };
+    Ok(([(header::CONTENT_TYPE, kind)], output).into_response())
 }
 
 /// `POST /v1/jobs/{id}/cancel`.
@@ -552,19 +558,30 @@ pub async fn cancel(
     Ok(Json((&job).into()))
 }
 
-/// `GET /v1/jobs/{id}/logs`: every attempt's log, as text.
+/// `GET /v1/jobs/{id}/logs?limit=`: the newest attempts' logs (10 by default), as text.
 pub async fn logs(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(q): Query<LimitQuery>,
 ) -> Result<Response, ApiError> {
-    let record = state
+    let size = page::LOGS.size(q.limit);
+    let attempts = state
         .node
         .store()
-        .get_job(&id)
+        .job_logs(&id, size)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
     let mut text = String::new();
-    for a in &record.attempt_list {
+    if let Some(first) = attempts.first()
+        && first.number > 1
+    {
+        text.push_str(&format!(
+            "=== attempts 1 to {} not shown (?limit= shows up to {}) ===\n",
+            first.number - 1,
+            page::LOGS.max
+        ));
+    }
+    for a in &attempts {
         text.push_str(&format!(
             "=== attempt {} on {} ({}) ===\n",
             a.number,
@@ -579,16 +596,32 @@ pub async fn logs(
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
-/// `GET /v1/jobs/{id}/events`: the job's history.
+/// `GET /v1/jobs/{id}/events?limit=&after=`: the job's history, oldest first.
 pub async fn events(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
 ) -> Result<Json<EventList>, ApiError> {
-    if state.node.store().get_job(&id).await?.is_none() {
-        return Err(ApiError::not_found(format!("job {id}")));
-    }
-    let events = state.node.store().events(&id).await?;
+    let after = q
+        .after
+        .as_deref()
+        .map(str::parse::<i64>)
+        .transpose()
+        .map_err(|_| {
+            ApiError::bad_request(
+                "`after` is not a cursor of this route; pass the `next` of the previous page",
+            )
+        })?;
+    let size = page::EVENTS.size(q.limit);
+    let rows = state
+        .node
+        .store()
+        .events(&id, after, size + 1)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
+    let (events, next) = page::page(rows, size, |e| e.id.to_string());
     Ok(Json(EventList {
         events: events.into_iter().map(Into::into).collect(),
+        next,
     }))
 }

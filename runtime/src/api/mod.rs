@@ -6,6 +6,8 @@ pub mod auth;
 pub mod error;
 mod jobs;
 mod nodes;
+mod page;
+pub mod submission;
 mod system;
 mod tasks;
 mod tokens;
@@ -42,6 +44,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/jobs/{id}/cancel"),
     ("GET", "/v1/jobs/{id}/logs"),
     ("GET", "/v1/jobs/{id}/events"),
+    ("GET", "/v1/jobs/{id}/output"),
     ("PUT", "/v1/components"),
     ("GET", "/v1/tasks"),
     ("PUT", "/v1/tasks/{name}"),
@@ -75,6 +78,7 @@ pub const ACCESS: &[(&str, &str, Access)] = &[
     ("POST", "/v1/jobs/{id}/cancel", Access::Scope(Scope::Submit)),
     ("GET", "/v1/jobs/{id}/logs", Access::Scope(Scope::Read)),
     ("GET", "/v1/jobs/{id}/events", Access::Scope(Scope::Read)),
+    ("GET", "/v1/jobs/{id}/output", Access::Scope(Scope::Read)),
     ("PUT", "/v1/components", Access::Scope(Scope::Submit)),
     ("GET", "/v1/tasks", Access::Scope(Scope::Read)),
     ("PUT", "/v1/tasks/{name}", Access::Scope(Scope::Deploy)),
@@ -127,6 +131,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
         .route("/v1/jobs/{id}/logs", get(jobs::logs))
         .route("/v1/jobs/{id}/events", get(jobs::events))
+        .route("/v1/jobs/{id}/output", get(jobs::output))
         .route("/v1/components", put(jobs::put_component))
         .route("/v1/tasks", get(tasks::list))
         .route("/v1/tasks/{name}", put(tasks::deploy).get(tasks::get))

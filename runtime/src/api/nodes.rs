@@ -1,22 +1,31 @@
 //! `/v1/nodes`: the node registry, as an operator reads it during a rolling upgrade.
 
-use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, Query};
+use super::{AppState, page};
 use crate::node::registry;
 use crate::store::NodeRecord;
-use crate::wire::{NodeInfo, NodeList};
+use crate::wire::{LimitQuery, NodeInfo, NodeList};
 use axum::Json;
 use axum::extract::State;
 
-/// `GET /v1/nodes`: every live node process and those gone within `remember_nodes`, with
-/// its catalog, version of driftless, heartbeat, draining flag and in-flight count.
-pub async fn list(State(state): State<AppState>) -> Result<Json<NodeList>, ApiError> {
+/// `GET /v1/nodes?limit=`: every live node process and those gone within `remember_nodes`
+/// (the newest `limit`, 100 by default), with its catalog, version of driftless, heartbeat,
+/// draining flag and in-flight count. The registry holds a cluster's processes of the last
+/// minutes, so it is read whole and capped here.
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<LimitQuery>,
+) -> Result<Json<NodeList>, ApiError> {
     let node = &state.node;
     let now = node.store().now();
-    let records = node
+    let mut records = node
         .store()
         .list_nodes(now - node.config().remember_nodes.as_millis() as i64)
         .await?;
+    let size = page::NODES.size(q.limit) as usize;
+    if records.len() > size {
+        records.drain(..records.len() - size);
+    }
     let holder = node.holder().to_string();
     Ok(Json(NodeList {
         nodes: records.iter().map(|n| info(n, now, &holder)).collect(),

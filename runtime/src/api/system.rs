@@ -14,10 +14,7 @@ pub async fn check(
     State(state): State<AppState>,
     body: Body,
 ) -> Result<Json<CheckAnswer>, ApiError> {
-    let limit = state.node.config().max_upload_bytes;
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| super::jobs::too_large(limit))?;
+    let bytes = super::jobs::read_body(&state, body).await?;
     let report = state
         .node
         .sandbox()

@@ -1,14 +1,14 @@
 //! `/v1/tasks`: deploy immutable task versions, roll back, unregister, look up.
 
 use super::error::{ApiError, Path, Query};
-use super::{AppState, jobs, view};
+use super::{AppState, jobs, page, view};
 use crate::admission::{self, Component};
 use crate::node::resolver::{TaskRef, check_name};
 use crate::store::{DeleteOutcome, NewTaskVersion, now_ms};
 use crate::tokens::Caller;
 use crate::wire::{
-    DeleteQuery, DeployAnswer, ErrorCode, RollbackAnswer, RollbackSpec, Task, TaskList, ThisNode,
-    UnregisterAnswer,
+    DeleteQuery, DeployAnswer, ErrorCode, LimitQuery, PageQuery, RollbackAnswer, RollbackSpec,
+    Task, TaskList, ThisNode, UnregisterAnswer,
 };
 use axum::Json;
 use axum::body::Body;
@@ -203,22 +203,34 @@ pub async fn delete_version(
     }
 }
 
-/// `GET /v1/tasks`.
-pub async fn list(State(state): State<AppState>) -> Result<Json<TaskList>, ApiError> {
-    let tasks = state.node.store().list_tasks().await?;
+/// `GET /v1/tasks?limit=&after=`: tasks by name.
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<TaskList>, ApiError> {
+    let size = page::TASKS.size(q.limit);
+    let rows = state
+        .node
+        .store()
+        .list_tasks(q.after.as_deref(), size + 1)
+        .await?;
+    let (tasks, next) = page::page(rows, size, |t| t.name.clone());
     Ok(Json(TaskList {
         tasks: tasks.into_iter().map(Into::into).collect(),
+        next,
     }))
 }
 
-/// `GET /v1/tasks/{name}`: versions (with import summaries and job counts), `current`, what
-/// every node resolves `current` to, and the audit trail.
+/// `GET /v1/tasks/{name}?limit=`: the newest versions (with import summaries and job counts),
+/// `current`, what every node resolves `current` to, and the newest audit entries.
 pub async fn get(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    Query(q): Query<LimitQuery>,
 ) -> Result<Json<Task>, ApiError> {
     name_ok(&name)?;
-    let task = state.node.store().get_task(&name).await?.ok_or_else(|| {
+    let size = page::TASK_VERSIONS.size(q.limit);
+    let task = state.node.store().get_task(&name, size).await?.ok_or_else(|| {
         ApiError::new(ErrorCode::UnknownTask,
             format!("no task is named {name}; deploy it with PUT /v1/tasks/{name} (GET /v1/tasks lists tasks)"),
         )

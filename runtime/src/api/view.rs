@@ -48,6 +48,25 @@ impl From<&store::Job> for wire::Job {
     }
 }
 
+impl From<&store::JobSummary> for wire::JobSummary {
+    fn from(j: &store::JobSummary) -> Self {
+        wire::JobSummary {
+            id: j.id.clone(),
+            status: j.status,
+            component: j.component.clone(),
+            task: j.task.as_ref().map(ToString::to_string),
+            attempts: j.attempts,
+            max_attempts: j.max_attempts,
+            created_ms: j.created_ms,
+            updated_ms: j.updated_ms,
+            finished_ms: j.finished_ms,
+            input_bytes: j.input_bytes,
+            output_bytes: j.output_bytes,
+            error: j.error_code.clone(),
+        }
+    }
+}
+
 impl From<&store::Attempt> for wire::Attempt {
     fn from(a: &store::Attempt) -> Self {
         wire::Attempt {

@@ -382,14 +382,22 @@ pub async fn list(args: ListArgs) -> Result<i32> {
         eprintln!("no jobs");
         return Ok(0);
     }
-    println!("{:<38} {:<10} {:>8}  COMPONENT", "ID", "STATUS", "ATTEMPTS");
+    println!(
+        "{:<38} {:<10} {:>8} {:>10}  TASK OR COMPONENT",
+        "ID", "STATUS", "ATTEMPTS", "OUTPUT"
+    );
     for j in &page.jobs {
         let component = j
             .task
             .clone()
             .unwrap_or_else(|| j.component.chars().take(16).collect());
+        let output = match (&j.output_bytes, &j.error) {
+            (Some(n), _) => format!("{n} B"),
+            (None, Some(code)) => code.clone(),
+            (None, None) => "-".into(),
+        };
         println!(
-            "{:<38} {:<10} {:>8}  {component}",
+            "{:<38} {:<10} {:>8} {output:>10}  {component}",
             j.id,
             j.status.as_str(),
             format!("{}/{}", j.attempts, j.max_attempts),

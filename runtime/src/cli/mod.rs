@@ -99,6 +99,9 @@ fn default_cache_dir() -> Option<PathBuf> {
 /// Parse arguments and run; returns the process exit code.
 pub fn main() -> Result<i32> {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        quiet_on_broken_pipe();
+    }
     let default_log = if matches!(cli.command, Command::Serve(_)) {
         "info"
     } else {
@@ -116,6 +119,18 @@ pub fn main() -> Result<i32> {
         Command::Run(args) => tokio::runtime::Runtime::new()?.block_on(run::run(args)),
         Command::Serve(args) => tokio::runtime::Runtime::new()?.block_on(serve::run(args)),
         command => client_command(command),
+    }
+}
+
+/// Let a command whose output is cut off (`driftless jobs | head -1`) end quietly, as other
+/// command-line tools do: Rust ignores SIGPIPE, so a write to a closed pipe would fail and
+/// `println!` would panic; with the default action the process just ends. Not for `serve`,
+/// whose sockets must never end the process.
+fn quiet_on_broken_pipe() {
+    // SAFETY: called once at start-up, before any thread is spawned; restoring a signal's
+    // default disposition has no other effect.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

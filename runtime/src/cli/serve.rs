@@ -33,6 +33,10 @@ pub struct Args {
     /// Largest component upload, in bytes.
     #[arg(long, env = "DRIFTLESS_MAX_UPLOAD_BYTES", default_value_t = 32 << 20)]
     max_upload_bytes: usize,
+    /// Largest job input (JSON), in bytes: the `input` of a JSON submission, a multipart
+    /// `spec` part or the `input` query parameter; larger ones answer 413 `input-too-large`.
+    #[arg(long, env = "DRIFTLESS_MAX_INPUT_BYTES", default_value_t = 1 << 20)]
+    max_input_bytes: usize,
     /// How long an attempt's lease lasts without a heartbeat, in milliseconds.
     #[arg(long, env = "DRIFTLESS_LEASE_MS", default_value_t = 30_000)]
     lease_ms: u64,
@@ -109,6 +113,7 @@ pub async fn run(args: Args) -> Result<i32> {
     let mut node = NodeConfig {
         node: args.node,
         max_upload_bytes: args.max_upload_bytes,
+        max_input_bytes: args.max_input_bytes,
         ..NodeConfig::default()
     };
     if let Some(n) = args.agents {

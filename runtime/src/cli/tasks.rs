@@ -5,7 +5,8 @@ use super::read_component;
 use anyhow::Result;
 use driftless::compat::Verdict;
 use driftless::wire::{
-    DeleteQuery, DeployAnswer, RollbackAnswer, RollbackSpec, Task, TaskList, UnregisterAnswer,
+    DeleteQuery, DeployAnswer, PageQuery, RollbackAnswer, RollbackSpec, Task, TaskList,
+    UnregisterAnswer,
 };
 use reqwest::Method;
 use serde_json::Value;
@@ -119,21 +120,39 @@ pub async fn deploy(args: DeployArgs) -> Result<i32> {
 
 pub async fn list(args: ShowArgs) -> Result<i32> {
     let client = Client::new(&args.daemon)?;
-    let raw: Value = client.get("/v1/tasks").await?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&raw)?);
-        return Ok(0);
+    // Page by page (each answer is bounded), printing as they come.
+    let mut after: Option<String> = None;
+    let mut first = true;
+    loop {
+        let query = PageQuery {
+            limit: None,
+            after: after.take(),
+        };
+        let raw: Value = client
+            .json(client.request(Method::GET, "/v1/tasks").query(&query))
+            .await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&raw)?);
+        }
+        let page = decode::<TaskList>(&raw)?;
+        if !args.json {
+            if first && page.tasks.is_empty() {
+                eprintln!("no tasks; deploy one with `driftless deploy NAME JOB.wasm`");
+                return Ok(0);
+            }
+            if first {
+                println!("{:<32} {:>8} {:>9}", "NAME", "CURRENT", "VERSIONS");
+            }
+            for t in &page.tasks {
+                println!("{:<32} {:>8} {:>9}", t.name, t.current, t.versions);
+            }
+        }
+        first = false;
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(0),
+        }
     }
-    let tasks = decode::<TaskList>(&raw)?.tasks;
-    if tasks.is_empty() {
-        eprintln!("no tasks; deploy one with `driftless deploy NAME JOB.wasm`");
-        return Ok(0);
-    }
-    println!("{:<32} {:>8} {:>9}", "NAME", "CURRENT", "VERSIONS");
-    for t in &tasks {
-        println!("{:<32} {:>8} {:>9}", t.name, t.current, t.versions);
-    }
-    Ok(0)
 }
 
 pub async fn show(args: TaskArgs) -> Result<i32> {

@@ -23,6 +23,9 @@ pub struct NodeConfig {
     pub refresh_tasks: Duration,
     /// Largest component upload, in bytes.
     pub max_upload_bytes: usize,
+    /// Largest job input (compact JSON), in bytes; a JSON body or multipart `spec` part may be
+    /// 64 KiB larger for the spec's other fields.
+    pub max_input_bytes: usize,
     /// How long a stopping node lets in-flight attempts finish before it interrupts them.
     pub grace: Duration,
     /// How often the node heartbeats in the registry (and judges new compatibility classes).
@@ -49,6 +52,7 @@ impl Default for NodeConfig {
             reap_every: Duration::from_secs(5),
             refresh_tasks: Duration::from_secs(1),
             max_upload_bytes: 32 << 20,
+            max_input_bytes: 1 << 20,
             grace: Duration::from_secs(30),
             node_heartbeat: Duration::from_secs(1),
             node_ttl: Duration::from_secs(10),

@@ -167,14 +167,25 @@ impl<B: Backend> JobStore for B {
         status: Option<JobStatus>,
         before: Option<i64>,
         limit: u32,
-    ) -> StoreResult<Vec<Job>> {
+    ) -> StoreResult<Vec<JobSummary>> {
         self.read(op!(|s| ops::jobs::list(s, status, before, limit)))
             .await
     }
 
-    async fn events(&self, id: &str) -> StoreResult<Vec<Event>> {
+    async fn events(
+        &self,
+        id: &str,
+        after: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Option<Vec<Event>>> {
         let id = id.to_string();
-        self.read(op!(|s| ops::jobs::events(s, &id))).await
+        self.read(op!(|s| ops::jobs::events(s, &id, after, limit)))
+            .await
+    }
+
+    async fn job_logs(&self, id: &str, limit: u32) -> StoreResult<Option<Vec<Attempt>>> {
+        let id = id.to_string();
+        self.read(op!(|s| ops::jobs::logs(s, &id, limit))).await
     }
 
     async fn cancel_job(&self, id: &str, now: i64) -> StoreResult<Job> {
@@ -354,13 +365,15 @@ impl<B: Backend> TaskStore for B {
         .await
     }
 
-    async fn list_tasks(&self) -> StoreResult<Vec<TaskSummary>> {
-        self.read(op!(|s| ops::tasks::list(s))).await
+    async fn list_tasks(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<TaskSummary>> {
+        let after = after.map(str::to_string);
+        self.read(op!(|s| ops::tasks::list(s, after.as_deref(), limit)))
+            .await
     }
 
-    async fn get_task(&self, task: &str) -> StoreResult<Option<Task>> {
+    async fn get_task(&self, task: &str, limit: u32) -> StoreResult<Option<Task>> {
         let task = task.to_string();
-        self.read(op!(|s| ops::tasks::get(s, &task))).await
+        self.read(op!(|s| ops::tasks::get(s, &task, limit))).await
     }
 }
 

@@ -117,16 +117,27 @@ pub trait JobStore: Send + Sync {
     /// The job an idempotency key named, with its admission report (JSON text).
     async fn job_by_idempotency_key(&self, key: &str) -> StoreResult<Option<(Job, String)>>;
 
-    /// Jobs, newest first, optionally by status; `before` is the `seq` cursor of the last page.
+    /// Job summaries (no input or output bytes are read), newest first, optionally by status,
+    /// at most `limit`; `before` is the `seq` cursor of the last page.
     async fn list_jobs(
         &self,
         status: Option<JobStatus>,
         before: Option<i64>,
         limit: u32,
-    ) -> StoreResult<Vec<Job>>;
+    ) -> StoreResult<Vec<JobSummary>>;
 
-    /// The job's events, oldest first.
-    async fn events(&self, id: &str) -> StoreResult<Vec<Event>>;
+    /// The job's events, oldest first, after the event id `after`, at most `limit` (`None`:
+    /// no such job).
+    async fn events(
+        &self,
+        id: &str,
+        after: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Option<Vec<Event>>>;
+
+    /// The newest `limit` attempts of a job with their logs, oldest first (`None`: no such
+    /// job).
+    async fn job_logs(&self, id: &str, limit: u32) -> StoreResult<Option<Vec<Attempt>>>;
 
     /// Request cancellation: a queued job is cancelled at once; a running one is flagged and
     /// its agent stops it. Returns the job after the change.
@@ -250,11 +261,11 @@ pub trait TaskStore: Send + Sync {
         now_ms: i64,
     ) -> StoreResult<()>;
 
-    /// Every task.
-    async fn list_tasks(&self) -> StoreResult<Vec<TaskSummary>>;
+    /// Tasks by name after `after` (the last name of the previous page), at most `limit`.
+    async fn list_tasks(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<TaskSummary>>;
 
-    /// One task with its versions, node resolutions and audit trail.
-    async fn get_task(&self, task: &str) -> StoreResult<Option<Task>>;
+    /// One task with its newest `limit` versions and audit entries, and its node resolutions.
+    async fn get_task(&self, task: &str, limit: u32) -> StoreResult<Option<Task>>;
 }
 
 /// The cluster: the node registry, agent identities and compatibility classes.

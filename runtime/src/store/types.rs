@@ -172,6 +172,38 @@ pub struct Job {
     pub request_hash: Option<String>,
 }
 
+/// A job as a listing shows it: what it is and where it stands, with the sizes of its input
+/// and output but not the bytes (read without them, so a listing's memory is bounded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSummary {
+    /// Its id.
+    pub id: String,
+    /// Queue position; the pagination cursor.
+    pub seq: i64,
+    /// The component's hash.
+    pub component: String,
+    /// Where it is.
+    pub status: JobStatus,
+    /// The task version a task job is pinned to.
+    pub task: Option<TaskPin>,
+    /// Attempts started so far.
+    pub attempts: u32,
+    /// Attempts allowed.
+    pub max_attempts: u32,
+    /// Accepted at.
+    pub created_ms: i64,
+    /// Last change.
+    pub updated_ms: i64,
+    /// Finished at.
+    pub finished_ms: Option<i64>,
+    /// Size of the input, in bytes.
+    pub input_bytes: u64,
+    /// Size of a succeeded job's output, in bytes.
+    pub output_bytes: Option<u64>,
+    /// The code of why it failed (or why its last attempt did).
+    pub error_code: Option<String>,
+}
+
 /// One attempt as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attempt {
@@ -192,7 +224,8 @@ pub struct Attempt {
     pub lease_expires_ms: i64,
     /// The engine outcome (without output bytes), JSON.
     pub outcome: Option<serde_json::Value>,
-    /// What the attempt logged.
+    /// What the attempt logged: read by [`JobStore::job_logs`](super::JobStore::job_logs)
+    /// only (`None` in [`JobStore::get_job`](super::JobStore::get_job)'s answer).
     pub log: Option<String>,
 }
 
@@ -246,6 +279,8 @@ pub struct AttemptEnd {
 /// One event in a job's history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
+    /// Its position in the store (the cursor of a page of events).
+    pub id: i64,
     /// The attempt it concerns.
     pub attempt: Option<u32>,
     /// When.

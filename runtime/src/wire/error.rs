@@ -68,12 +68,16 @@ error_codes! {
     Conflict = "conflict", CONFLICT;
     /// An attempt's lease is no longer valid.
     StaleLease = "stale-lease", CONFLICT;
+    /// The job has no output (it has not succeeded).
+    NoOutput = "no-output", CONFLICT;
     /// The task version is pinned by queued or running jobs.
     VersionInUse = "version-in-use", CONFLICT;
     /// The job names (or resolved to) a task version that was unregistered.
     TaskVersionUnregistered = "task-version-unregistered", CONFLICT;
     /// The upload is larger than the node accepts.
     TooLarge = "too-large", PAYLOAD_TOO_LARGE;
+    /// The job's JSON input (or the JSON body carrying it) is larger than `--max-input-bytes`.
+    InputTooLarge = "input-too-large", PAYLOAD_TOO_LARGE;
     /// The submission's Content-Type is not accepted.
     UnsupportedMediaType = "unsupported-media-type", UNSUPPORTED_MEDIA_TYPE;
     /// The component's imports fail the version check; the body carries the report.

@@ -72,6 +72,26 @@ pub struct ListQuery {
     pub before: Option<i64>,
 }
 
+/// Query of the list routes paged by a cursor other than `GET /v1/jobs`
+/// (`GET /v1/jobs/{id}/events`, `GET /v1/tasks`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Page size (each route has a default and a maximum; larger values are capped).
+    pub limit: Option<u32>,
+    /// The `next` cursor of the previous page.
+    pub after: Option<String>,
+}
+
+/// Query of the routes whose lists are capped but not paged (`GET /v1/jobs/{id}/logs`,
+/// `GET /v1/tasks/{name}`, `GET /v1/nodes`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitQuery {
+    /// How many entries to show, newest (each route has a default and a maximum).
+    pub limit: Option<u32>,
+}
+
 /// The latest progress a job reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
@@ -187,11 +207,41 @@ pub struct SubmitAnswer {
     pub report: CompatReport,
 }
 
+/// A job as `GET /v1/jobs` lists it: where it stands and the sizes of its input and output,
+/// never the bytes (`GET /v1/jobs/{id}` and `GET /v1/jobs/{id}/output` have the output).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSummary {
+    /// `job_` and 32 hex digits.
+    pub id: String,
+    /// Where it is.
+    pub status: JobStatus,
+    /// The component's blake3 hash.
+    pub component: String,
+    /// The task version it is pinned to, `name@version`.
+    pub task: Option<String>,
+    /// Attempts started so far.
+    pub attempts: u32,
+    /// Attempts allowed.
+    pub max_attempts: u32,
+    /// Accepted at (ms since the epoch).
+    pub created_ms: i64,
+    /// Last change.
+    pub updated_ms: i64,
+    /// Finished at.
+    pub finished_ms: Option<i64>,
+    /// Size of the input (JSON), in bytes.
+    pub input_bytes: u64,
+    /// Size of a succeeded job's output, in bytes.
+    pub output_bytes: Option<u64>,
+    /// The code of why it failed, or why its last attempt did.
+    pub error: Option<String>,
+}
+
 /// A page of `GET /v1/jobs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobList {
     /// Newest first.
-    pub jobs: Vec<Job>,
+    pub jobs: Vec<JobSummary>,
     /// Pass as `before` for the next page; `None` on the last page.
     pub next: Option<i64>,
 }
@@ -214,6 +264,8 @@ pub struct Event {
 pub struct EventList {
     /// Oldest first.
     pub events: Vec<Event>,
+    /// Pass as `after` for the next page; `None` on the last page.
+    pub next: Option<String>,
 }
 
 /// The answer to `PUT /v1/components`.

@@ -20,7 +20,8 @@ pub use crate::tokens::Scope;
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use jobs::{
     Attempt, CheckAnswer, ComponentAnswer, Event, EventList, GetQuery, Job, JobList, JobRecord,
-    JobSpec, JobView, ListQuery, ModuleList, Progress, SubmitAnswer, SubmitQuery,
+    JobSpec, JobSummary, JobView, LimitQuery, ListQuery, ModuleList, PageQuery, Progress,
+    SubmitAnswer, SubmitQuery,
 };
 pub use nodes::{Inflight, InflightAttempt, NodeInfo, NodeList, NodeState, NodeVerdict, Placement};
 pub use tasks::{

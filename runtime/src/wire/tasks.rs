@@ -76,8 +76,10 @@ pub struct TaskSummary {
 /// `GET /v1/tasks`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskList {
-    /// Every task, by name.
+    /// Tasks, by name.
     pub tasks: Vec<TaskSummary>,
+    /// Pass as `after` for the next page; `None` on the last page.
+    pub next: Option<String>,
 }
 
 /// Jobs pinned to one version, by status.

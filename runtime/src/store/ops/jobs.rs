@@ -71,7 +71,8 @@ pub(crate) fn job(r: &Record) -> StoreResult<Job> {
     })
 }
 
-fn attempt(r: &Record) -> StoreResult<Attempt> {
+/// An attempt from a row with the [`attempt_columns!`] (and `log` when `with_log`).
+fn attempt(r: &Record, with_log: bool) -> StoreResult<Attempt> {
     let state: String = r.get("state")?;
     Ok(Attempt {
         number: r.get("number")?,
@@ -82,7 +83,7 @@ fn attempt(r: &Record) -> StoreResult<Attempt> {
         finished_ms: r.get("finished_ms")?,
         lease_expires_ms: r.get("lease_expires_ms")?,
         outcome: r.json("outcome")?,
-        log: r.get("log")?,
+        log: if with_log { r.get("log")? } else { None },
     })
 }
 
@@ -106,7 +107,14 @@ pub(crate) async fn event(
     Ok(())
 }
 
-/// One job with its attempts.
+/// The attempt columns [`attempt`] reads, without the log.
+macro_rules! attempt_columns {
+    () => {
+        "number, agent, holder, state, started_ms, finished_ms, lease_expires_ms, outcome"
+    };
+}
+
+/// One job with its attempts (without their logs: see [`logs`]).
 pub(crate) async fn get(s: &mut impl Sql, id: &str) -> StoreResult<Option<JobRecord>> {
     let Some(row) = s
         .row(
@@ -119,17 +127,48 @@ pub(crate) async fn get(s: &mut impl Sql, id: &str) -> StoreResult<Option<JobRec
     };
     let attempt_list = s
         .rows(
-            "SELECT number, agent, holder, state, started_ms, finished_ms, lease_expires_ms, outcome, log FROM attempts WHERE job_id = $1 ORDER BY number",
+            concat!(
+                "SELECT ",
+                attempt_columns!(),
+                " FROM attempts WHERE job_id = $1 ORDER BY number"
+            ),
             params![id],
         )
         .await?
         .iter()
-        .map(attempt)
+        .map(|r| attempt(r, false))
         .collect::<StoreResult<Vec<_>>>()?;
     Ok(Some(JobRecord {
         job: job(&row)?,
         attempt_list,
     }))
+}
+
+/// The newest `limit` attempts of a job with their logs, oldest first; `None` when there is no
+/// such job.
+pub(crate) async fn logs(
+    s: &mut impl Sql,
+    id: &str,
+    limit: u32,
+) -> StoreResult<Option<Vec<Attempt>>> {
+    if !exists(s, id).await? {
+        return Ok(None);
+    }
+    let mut attempts = s
+        .rows(
+            concat!(
+                "SELECT ",
+                attempt_columns!(),
+                ", log FROM attempts WHERE job_id = $1 ORDER BY number DESC LIMIT $2"
+            ),
+            params![id, limit],
+        )
+        .await?
+        .iter()
+        .map(|r| attempt(r, true))
+        .collect::<StoreResult<Vec<_>>>()?;
+    attempts.reverse();
+    Ok(Some(attempts))
 }
 
 /// The job an idempotency key named, with its admission report (JSON text).
@@ -154,81 +193,120 @@ pub(crate) async fn by_idempotency_key(
     Ok(Some((job(&row)?, report.unwrap_or_else(|| "null".into()))))
 }
 
-/// Jobs newest first, optionally by status, before a `seq` cursor (each filter combination is
-/// its own statement, so each uses its index).
+/// The columns [`summary`] reads: a job's summary, with the sizes of its input and output
+/// computed by the database (the bytes are never read) and the code of its error.
+macro_rules! summary_columns {
+    ($error_code:literal) => {
+        concat!(
+            "SELECT id, seq, component, status, task_name, task_version, attempts, max_attempts, created_ms, updated_ms, finished_ms, LENGTH(input) AS input_bytes, LENGTH(output) AS output_bytes, ",
+            $error_code,
+            " AS error_code FROM jobs"
+        )
+    };
+}
+
+/// A job's summary from a row with the [`summary_columns!`].
+fn summary(r: &Record) -> StoreResult<JobSummary> {
+    let status: String = r.get("status")?;
+    Ok(JobSummary {
+        id: r.get("id")?,
+        seq: r.get("seq")?,
+        component: r.get("component")?,
+        status: JobStatus::parse(&status).unwrap_or(JobStatus::Failed),
+        task: match r.get::<Option<String>>("task_name")? {
+            Some(task) => Some(TaskPin {
+                task,
+                version: r.get("task_version")?,
+            }),
+            None => None,
+        },
+        attempts: r.get("attempts")?,
+        max_attempts: r.get("max_attempts")?,
+        created_ms: r.get("created_ms")?,
+        updated_ms: r.get("updated_ms")?,
+        finished_ms: r.get("finished_ms")?,
+        input_bytes: r.get("input_bytes")?,
+        output_bytes: r.get("output_bytes")?,
+        error_code: r.get("error_code")?,
+    })
+}
+
+/// Job summaries newest first, optionally by status, before a `seq` cursor, at most `limit`
+/// (each filter combination is its own statement, so each uses its index).
 pub(crate) async fn list(
     s: &mut impl Sql,
     status: Option<JobStatus>,
     before: Option<i64>,
     limit: u32,
-) -> StoreResult<Vec<Job>> {
+) -> StoreResult<Vec<JobSummary>> {
+    macro_rules! statements {
+        ($code:literal) => {
+            [
+                concat!(summary_columns!($code), " ORDER BY seq DESC LIMIT $1"),
+                concat!(
+                    summary_columns!($code),
+                    " WHERE status = $2 ORDER BY seq DESC LIMIT $1"
+                ),
+                concat!(
+                    summary_columns!($code),
+                    " WHERE seq < $2 ORDER BY seq DESC LIMIT $1"
+                ),
+                concat!(
+                    summary_columns!($code),
+                    " WHERE status = $2 AND seq < $3 ORDER BY seq DESC LIMIT $1"
+                ),
+            ]
+        };
+    }
+    let sql = match s.dialect() {
+        Dialect::Sqlite => statements!("json_extract(error, '$.code')"),
+        Dialect::Postgres => statements!("(error::jsonb ->> 'code')"),
+    };
     let status = status.map(JobStatus::as_str);
     let rows = match (status, before) {
-        (None, None) => {
-            s.rows(
-                concat!(
-                    "SELECT ",
-                    job_columns!(),
-                    " FROM jobs ORDER BY seq DESC LIMIT $1"
-                ),
-                params![limit],
-            )
-            .await?
-        }
-        (Some(st), None) => {
-            s.rows(
-                concat!(
-                    "SELECT ",
-                    job_columns!(),
-                    " FROM jobs WHERE status = $2 ORDER BY seq DESC LIMIT $1"
-                ),
-                params![limit, st],
-            )
-            .await?
-        }
-        (None, Some(b)) => {
-            s.rows(
-                concat!(
-                    "SELECT ",
-                    job_columns!(),
-                    " FROM jobs WHERE seq < $2 ORDER BY seq DESC LIMIT $1"
-                ),
-                params![limit, b],
-            )
-            .await?
-        }
-        (Some(st), Some(b)) => {
-            s.rows(
-                concat!(
-                    "SELECT ",
-                    job_columns!(),
-                    " FROM jobs WHERE status = $2 AND seq < $3 ORDER BY seq DESC LIMIT $1"
-                ),
-                params![limit, st, b],
-            )
-            .await?
-        }
+        (None, None) => s.rows(sql[0], params![limit]).await?,
+        (Some(st), None) => s.rows(sql[1], params![limit, st]).await?,
+        (None, Some(b)) => s.rows(sql[2], params![limit, b]).await?,
+        (Some(st), Some(b)) => s.rows(sql[3], params![limit, st, b]).await?,
     };
-    rows.iter().map(job).collect()
+    rows.iter().map(summary).collect()
 }
 
-/// A job's events, oldest first.
-pub(crate) async fn events(s: &mut impl Sql, id: &str) -> StoreResult<Vec<Event>> {
+/// A job's events, oldest first, after the event `after` (a page's cursor), at most `limit`;
+/// `None` when there is no such job.
+pub(crate) async fn events(
+    s: &mut impl Sql,
+    id: &str,
+    after: Option<i64>,
+    limit: u32,
+) -> StoreResult<Option<Vec<Event>>> {
+    if !exists(s, id).await? {
+        return Ok(None);
+    }
     s.rows(
-        "SELECT attempt, at_ms, kind, message FROM events WHERE job_id = $1 ORDER BY id",
-        params![id],
+        "SELECT id, attempt, at_ms, kind, message FROM events WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        params![id, after.unwrap_or(0), limit],
     )
     .await?
     .iter()
     .map(|r| {
         Ok(Event {
+            id: r.get("id")?,
             attempt: r.get("attempt")?,
             at_ms: r.get("at_ms")?,
             kind: r.get("kind")?,
             message: r.get("message")?,
         })
     })
-    .collect()
+    .collect::<StoreResult<Vec<_>>>()
+    .map(Some)
+}
+
+/// Whether a job with this id is stored (read without its input or output).
+async fn exists(s: &mut impl Sql, id: &str) -> StoreResult<bool> {
+    Ok(s.row("SELECT id FROM jobs WHERE id = $1", params![id])
+        .await?
+        .is_some())
 }
 
 /// Jobs by status.

@@ -305,13 +305,17 @@ pub(crate) async fn report_resolution(
     Ok(())
 }
 
-/// Every task, by name.
-pub(crate) async fn list(s: &mut impl Sql) -> StoreResult<Vec<TaskSummary>> {
+/// Tasks by name, after the name `after` (a page's cursor), at most `limit`.
+pub(crate) async fn list(
+    s: &mut impl Sql,
+    after: Option<&str>,
+    limit: u32,
+) -> StoreResult<Vec<TaskSummary>> {
     s.rows(
         "SELECT t.name, t.current_version, t.updated_ms,
                 (SELECT COUNT(*) FROM task_versions v WHERE v.task = t.name AND v.deleted_ms IS NULL) AS versions
-         FROM tasks t ORDER BY t.name",
-        &[],
+         FROM tasks t WHERE t.name > $1 ORDER BY t.name LIMIT $2",
+        params![after.unwrap_or(""), limit],
     )
     .await?
     .iter()
@@ -352,8 +356,9 @@ async fn job_counts(
     Ok(counts)
 }
 
-/// One task with its versions, node resolutions and audit trail.
-pub(crate) async fn get(s: &mut impl Sql, task: &str) -> StoreResult<Option<Task>> {
+/// One task with its newest `limit` versions and audit entries (each oldest first) and its
+/// node resolutions.
+pub(crate) async fn get(s: &mut impl Sql, task: &str, limit: u32) -> StoreResult<Option<Task>> {
     let Some(row) = s
         .row(
             "SELECT current_version, created_ms, updated_ms FROM tasks WHERE name = $1",
@@ -364,10 +369,10 @@ pub(crate) async fn get(s: &mut impl Sql, task: &str) -> StoreResult<Option<Task
         return Ok(None);
     };
     let mut counts = job_counts(s, task).await?;
-    let versions = s
+    let mut versions = s
         .rows(
-            "SELECT version, component, created_ms, deployed_by, deleted_ms, report FROM task_versions WHERE task = $1 ORDER BY version",
-            params![task],
+            "SELECT version, component, created_ms, deployed_by, deleted_ms, report FROM task_versions WHERE task = $1 ORDER BY version DESC LIMIT $2",
+            params![task, limit],
         )
         .await?
         .iter()
@@ -400,10 +405,11 @@ pub(crate) async fn get(s: &mut impl Sql, task: &str) -> StoreResult<Option<Task
             })
         })
         .collect::<StoreResult<Vec<_>>>()?;
-    let audit = s
+    versions.reverse();
+    let mut audit = s
         .rows(
-            "SELECT at_ms, action, actor, request_id, old_version, new_version FROM task_audit WHERE task = $1 ORDER BY id",
-            params![task],
+            "SELECT at_ms, action, actor, request_id, old_version, new_version FROM task_audit WHERE task = $1 ORDER BY id DESC LIMIT $2",
+            params![task, limit],
         )
         .await?
         .iter()
@@ -418,6 +424,7 @@ pub(crate) async fn get(s: &mut impl Sql, task: &str) -> StoreResult<Option<Task
             })
         })
         .collect::<StoreResult<Vec<_>>>()?;
+    audit.reverse();
     Ok(Some(Task {
         name: task.to_string(),
         current: row.get("current_version")?,
