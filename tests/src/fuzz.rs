@@ -258,9 +258,12 @@ pub fn mutate_seed(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
     input
 }
 
-/// A wasm binary's top-level sections: (id, payload), after the 8-byte preamble; `None` when
-/// it does not split cleanly.
-pub fn wasm_sections(bytes: &[u8]) -> Option<(Vec<u8>, Vec<(u8, Vec<u8>)>)> {
+/// A top-level section of a wasm binary: its id and payload.
+pub type Section = (u8, Vec<u8>);
+
+/// A wasm binary's top-level sections, after the 8-byte preamble; `None` when it does not
+/// split cleanly.
+pub fn wasm_sections(bytes: &[u8]) -> Option<(Vec<u8>, Vec<Section>)> {
     let preamble = bytes.get(..8)?.to_vec();
     let mut rest = &bytes[8..];
     let mut sections = Vec::new();
@@ -276,7 +279,7 @@ pub fn wasm_sections(bytes: &[u8]) -> Option<(Vec<u8>, Vec<(u8, Vec<u8>)>)> {
 }
 
 /// The binary of a preamble and sections.
-pub fn wasm_join(preamble: &[u8], sections: &[(u8, Vec<u8>)]) -> Vec<u8> {
+pub fn wasm_join(preamble: &[u8], sections: &[Section]) -> Vec<u8> {
     let mut out = preamble.to_vec();
     for (id, payload) in sections {
         out.push(*id);
