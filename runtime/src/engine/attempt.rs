@@ -144,6 +144,9 @@ fn new_store(
     };
     let mut store = Store::new(prepared.engine.wasmtime(), data);
     store.limiter(|d| &mut d.limiter);
+    // The most the job may hand the host in one call, its output included: an output past it
+    // is refused while wasmtime lifts it, before the host allocates a copy.
+    store.set_hostcall_fuel(request.limits.hostcall_bytes());
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|mut ctx| {
         let data = ctx.data_mut();
@@ -175,6 +178,12 @@ fn timed_out(limits: &Limits) -> Outcome {
             limits.timeout_ms
         ),
     }
+}
+
+/// Whether wasmtime refused to copy more data from the job to the host than the store's
+/// hostcall fuel allows (its error type is private; its message is stable).
+fn is_hostcall_fuel(e: &wasmtime::Error) -> bool {
+    format!("{e:#}").contains("fuel allocated for hostcalls has been exhausted")
 }
 
 fn classify(e: &wasmtime::Error, data: &StoreData, limits: &Limits) -> Outcome {
@@ -221,6 +230,18 @@ fn classify(e: &wasmtime::Error, data: &StoreData, limits: &Limits) -> Outcome {
         None if detail.contains("concurrent limit") || detail.contains("resource limit exceeded") => trapped(
             TrapReason::ResourceLimit,
             format!("the attempt could not be instantiated within its limits: {e:#}. Another attempt may succeed when the node is less busy"),
+        ),
+        None if detail.is_empty() && is_hostcall_fuel(e) => trapped(
+            TrapReason::OutputTooLarge,
+            format!(
+                "the job returned more than {} bytes of output (the runtime stopped reading it there); the limit is {} bytes. Return less (store bulk results in kv), or ask for a larger output limit",
+                limits.hostcall_bytes(),
+                limits.output_bytes
+            ),
+        ),
+        None if is_hostcall_fuel(e) => trapped(
+            TrapReason::ResourceLimit,
+            format!("the job passed more than {} bytes to a host function in one call, and was stopped; pass less at a time.{detail}", limits.hostcall_bytes()),
         ),
         None => trapped(TrapReason::HostError, format!("the attempt failed in the host: {e:#}")),
     }

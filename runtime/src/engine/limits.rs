@@ -41,10 +41,23 @@ impl Default for Limits {
     }
 }
 
+/// The least a job may hand the host in one call (a kv value or a checkpoint is at most
+/// 1 MiB; the rest is keys and framing).
+const MIN_HOSTCALL_BYTES: u64 = 4 << 20;
+
 impl Limits {
     /// The timeout as a duration.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+
+    /// The most the job may hand the host in one call, its output included (wasmtime's
+    /// hostcall fuel): four times the output limit, at least 4 MiB. An output between the
+    /// output limit and this is read and refused with its size; a bigger one is refused while
+    /// it is read, before the host allocates a copy of it.
+    pub fn hostcall_bytes(&self) -> usize {
+        usize::try_from(self.output_bytes.saturating_mul(4).max(MIN_HOSTCALL_BYTES))
+            .unwrap_or(usize::MAX)
     }
 }
 
