@@ -118,6 +118,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// Jobs reached a final status (PostgreSQL tells every node, so waits for them end).
     fn announce_finished(&self, _jobs: Vec<String>) {}
+
+    /// Whether the store can take writes now (see [`JobStore::writable`]).
+    fn writable(&self) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
 impl<B: Backend> Clock for B {
@@ -199,6 +202,10 @@ impl<B: Backend> JobStore for B {
 
     async fn stats(&self) -> StoreResult<StoreStats> {
         self.read(op!(|s| ops::jobs::stats(s))).await
+    }
+
+    async fn writable(&self) -> StoreResult<()> {
+        Backend::writable(self).await
     }
 }
 

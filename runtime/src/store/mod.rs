@@ -24,6 +24,7 @@
 //! holds both backends to the same behaviour.
 
 mod backend;
+mod health;
 mod kv;
 mod migrations;
 mod ops;
@@ -32,6 +33,7 @@ pub(crate) mod sql;
 pub mod sqlite;
 mod types;
 
+pub use health::CannotWrite;
 pub use kv::StoreKv;
 pub use types::*;
 
@@ -74,6 +76,9 @@ pub enum StoreError {
     /// changed, and the same call may succeed at once.
     #[error("the database refused a write that raced another ({0}); nothing changed, try again")]
     Contention(String),
+    /// The database cannot write (a full disk, a read-only database); nothing changed.
+    #[error(transparent)]
+    CannotWrite(CannotWrite),
     /// The database failed.
     #[error("the store failed: {0}")]
     Backend(String),
@@ -145,6 +150,12 @@ pub trait JobStore: Send + Sync {
 
     /// Counts for metrics and readiness.
     async fn stats(&self) -> StoreResult<StoreStats>;
+
+    /// Whether the store can take writes now ([`StoreError::CannotWrite`] with the reason if
+    /// not): the last write failure of that kind, until a write succeeds again, and a probe
+    /// (SQLite: the database's file system is writable and has room; PostgreSQL: the server
+    /// is not a standby in recovery, nor read-only by default).
+    async fn writable(&self) -> StoreResult<()>;
 }
 
 /// Attempts: claiming, the fenced writes of a running attempt, ending it, and losing attempts whose agent is gone (see [`crate::lifecycle`] for what each does to the job).

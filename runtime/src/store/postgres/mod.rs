@@ -28,6 +28,7 @@ use sql::Pg;
 pub use notify::Notice;
 
 use super::backend::{Backend, BoxFuture, op};
+use super::health::WriteHealth;
 use super::migrations;
 use super::ops::{self, jobs::commits_kv};
 use deadpool_postgres::{
@@ -77,6 +78,8 @@ pub struct PostgresStore {
     known_classes: Mutex<HashSet<String>>,
     /// The server's clock, which leases and holds go by.
     clock: std::sync::Arc<clock::ServerClock>,
+    /// The last write that found the database unable to write, until one succeeds.
+    health: WriteHealth,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -131,6 +134,7 @@ impl PostgresStore {
             notifier,
             known_classes: Mutex::default(),
             clock,
+            health: WriteHealth::default(),
         };
         store.migrate().await?;
         store.clock.sync(&store.client().await?).await?;
@@ -365,8 +369,19 @@ pub(super) fn pg(e: tokio_postgres::Error) -> StoreError {
         *c == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
             || *c == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
     });
+    let code = e.code();
     if raced {
         StoreError::Contention(db_message(&e))
+    } else if code == Some(&tokio_postgres::error::SqlState::DISK_FULL) {
+        StoreError::CannotWrite(CannotWrite::DiskFull(format!(
+            "PostgreSQL: {}",
+            db_message(&e)
+        )))
+    } else if code == Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION) {
+        StoreError::CannotWrite(CannotWrite::ReadOnly(format!(
+            "PostgreSQL: {}",
+            db_message(&e)
+        )))
     } else if is_constraint(&e) {
         StoreError::Conflict(db_message(&e))
     } else if e.as_db_error().is_some() {
@@ -402,25 +417,57 @@ impl Backend for PostgresStore {
         &self,
         op: impl for<'s> FnOnce(&'s mut Pg) -> BoxFuture<'s, StoreResult<R>> + Send + 'static,
     ) -> StoreResult<R> {
-        op(&mut Pg::new(self.client().await?)).await
+        let written = op(&mut Pg::new(self.client().await?)).await;
+        self.health.saw(&written);
+        written
     }
 
     async fn atomic<R: Send + 'static>(
         &self,
         op: impl for<'s> FnOnce(&'s mut Pg) -> BoxFuture<'s, StoreResult<R>> + Send + 'static,
     ) -> StoreResult<R> {
-        self.transaction("BEGIN", op).await
+        let written = self.transaction("BEGIN", op).await;
+        self.health.saw(&written);
+        written
     }
 
     async fn insert(&self, job: NewJob) -> StoreResult<Inserted> {
         if let Some(r) = &job.requirements {
             self.ensure_class(r, job.now_ms).await?;
         }
-        let inserted = queue::insert(&self.client().await?, &job).await?;
+        let inserted = queue::insert(&self.client().await?, &job).await;
+        self.health.saw(&inserted);
+        let inserted = inserted?;
         if inserted.created {
             self.notifier.jobs_queued();
         }
         Ok(inserted)
+    }
+
+    async fn writable(&self) -> StoreResult<()> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only') = 'on'",
+                &[],
+            )
+            .await
+            .map_err(pg)?;
+        let read_only = |why: String| Err(StoreError::CannotWrite(CannotWrite::ReadOnly(why)));
+        if row.get::<_, bool>(0) {
+            return read_only(format!(
+                "PostgreSQL at {} is a standby in recovery",
+                self.target
+            ));
+        }
+        if row.get::<_, bool>(1) {
+            return read_only(format!(
+                "PostgreSQL at {} has default_transaction_read_only on",
+                self.target
+            ));
+        }
+        self.health.check()
     }
 
     fn now(&self) -> i64 {
@@ -435,7 +482,9 @@ impl Backend for PostgresStore {
         now: i64,
     ) -> StoreResult<Option<Claim>> {
         let c = self.client().await?;
-        queue::claim(&c, &agent, &classes, lease_ms, now).await
+        let claimed = queue::claim(&c, &agent, &classes, lease_ms, now).await;
+        self.health.saw(&claimed);
+        claimed
     }
 
     async fn finish(&self, token: String, end: AttemptEnd, now: i64) -> StoreResult<JobStatus> {
@@ -443,8 +492,9 @@ impl Backend for PostgresStore {
             let status = self.finish_with_kv(token, end, now).await?;
             return Ok(status);
         }
-        let ended = queue::finish(&self.client().await?, &token, &end, now).await?;
-        Ok(self.ended(ended))
+        let ended = queue::finish(&self.client().await?, &token, &end, now).await;
+        self.health.saw(&ended);
+        Ok(self.ended(ended?))
     }
 
     async fn finish_then_claim(
@@ -460,7 +510,9 @@ impl Backend for PostgresStore {
         }
         let mut c = self.client().await?;
         let next = (&agent, classes.as_slice(), lease_ms);
-        let (ended, claim) = queue::finish_and_claim(&mut c, &token, &end, next, now).await?;
+        let done = queue::finish_and_claim(&mut c, &token, &end, next, now).await;
+        self.health.saw(&done);
+        let (ended, claim) = done?;
         Ok((self.ended(ended), claim))
     }
 

@@ -8,6 +8,7 @@
 //! same), and nothing can come between a check and its write.
 
 use super::backend::{Backend, BoxFuture};
+use super::health::{CannotWrite, WriteHealth};
 use super::migrations;
 use super::sql::ready;
 use super::*;
@@ -23,15 +24,21 @@ pub(crate) use sql::Lite;
 /// Most requests committed together.
 const MAX_BATCH: usize = 1024;
 const READERS: usize = 4;
+/// Below this much free space on the database's file system, the store reports that it cannot
+/// write (a commit needs room for its log frames, and a checkpoint for the pages it copies).
+const MIN_FREE_BYTES: u64 = 1 << 20;
 
 type Reply = Box<dyn FnOnce(StoreResult<()>) + Send>;
-type Work = Box<dyn FnOnce(&mut Lite) -> Reply + Send>;
+/// A request for the writer: run in the batch's transaction, or, when the batch cannot run
+/// (`Some(refusal)`), answered with the refusal without running.
+type Work = Box<dyn FnOnce(&mut Lite, Option<&StoreError>) -> (Reply, Option<CannotWrite>) + Send>;
 
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
     writer: mpsc::Sender<Work>,
     readers: Arc<Mutex<Vec<Lite>>>,
     path: PathBuf,
+    health: Arc<WriteHealth>,
 }
 
 /// A failure of the store.
@@ -40,15 +47,18 @@ pub(super) fn backend(e: impl std::fmt::Display) -> StoreError {
 }
 
 /// Map a SQLite error: a broken constraint is a conflict (the write was refused, nothing
-/// changed), anything else a failure of the store.
+/// changed), a full disk or a read-only database means the store cannot write, anything else
+/// is a failure of the store.
 fn refused(e: rusqlite::Error) -> StoreError {
-    match e {
-        rusqlite::Error::SqliteFailure(f, _)
-            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
-            StoreError::Conflict(e.to_string())
-        }
-        e => backend(e),
+    use rusqlite::ErrorCode as Code;
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) => match f.code {
+            Code::ConstraintViolation => StoreError::Conflict(e.to_string()),
+            Code::DiskFull => StoreError::CannotWrite(CannotWrite::DiskFull(e.to_string())),
+            Code::ReadOnly => StoreError::CannotWrite(CannotWrite::ReadOnly(e.to_string())),
+            _ => backend(e),
+        },
+        _ => backend(e),
     }
 }
 
@@ -93,9 +103,11 @@ impl SqliteStore {
         let writer = open(path)?;
         migrate(&writer.0, path)?;
         let (tx, rx) = mpsc::channel::<Work>();
+        let health = Arc::new(WriteHealth::default());
+        let seen = health.clone();
         std::thread::Builder::new()
             .name("driftless-store-writer".into())
-            .spawn(move || writer_loop(writer, rx))
+            .spawn(move || writer_loop(writer, rx, &seen))
             .map_err(backend)?;
         let readers = (0..READERS)
             .map(|_| open(path))
@@ -104,6 +116,7 @@ impl SqliteStore {
             writer: tx,
             readers: Arc::new(Mutex::new(readers)),
             path: path.to_path_buf(),
+            health,
         })
     }
 
@@ -113,31 +126,43 @@ impl SqliteStore {
     }
 }
 
-/// Run `f` in its own savepoint of the writer's transaction; the reply goes out once the
-/// batch is committed.
+/// Run `f` in its own savepoint of the writer's transaction (unless the batch cannot run:
+/// then the refusal is the answer); the reply goes out once the batch is committed. Also
+/// returns why the request could not write, if that is how it failed.
 fn savepoint<R: Send + 'static>(
     lite: &mut Lite,
+    refusal: Option<&StoreError>,
     f: impl FnOnce(&mut Lite) -> StoreResult<R>,
     tx: oneshot::Sender<StoreResult<R>>,
-) -> Reply {
-    let result = match lite.0.execute_batch("SAVEPOINT request") {
-        Err(e) => Err(backend(e)),
-        Ok(()) => {
-            let r = f(lite);
-            let end = if r.is_ok() {
-                "RELEASE request"
-            } else {
-                "ROLLBACK TO request; RELEASE request"
-            };
-            match lite.0.execute_batch(end) {
-                Ok(()) => r,
-                Err(e) => Err(backend(e)),
+) -> (Reply, Option<CannotWrite>) {
+    let result = match refusal {
+        Some(refusal) => Err(refusal.clone()),
+        None => match lite.0.execute_batch("SAVEPOINT request") {
+            Err(e) => Err(refused(e)),
+            Ok(()) => {
+                let r = f(lite);
+                let end = if r.is_ok() {
+                    "RELEASE request"
+                } else {
+                    "ROLLBACK TO request; RELEASE request"
+                };
+                match lite.0.execute_batch(end) {
+                    Ok(()) => r,
+                    // The request's own error says more (SQLite may have rolled the whole
+                    // transaction back with it, and the savepoint with it).
+                    Err(e) => r.and(Err(refused(e))),
+                }
             }
-        }
+        },
     };
-    Box::new(move |committed: StoreResult<()>| {
+    let cannot = match &result {
+        Err(StoreError::CannotWrite(why)) => Some(why.clone()),
+        _ => None,
+    };
+    let reply: Reply = Box::new(move |committed: StoreResult<()>| {
         let _ = tx.send(committed.and(result));
-    })
+    });
+    (reply, cannot)
 }
 
 impl Backend for SqliteStore {
@@ -172,7 +197,8 @@ impl Backend for SqliteStore {
         op: impl for<'s> FnOnce(&'s mut Lite) -> BoxFuture<'s, StoreResult<R>> + Send + 'static,
     ) -> StoreResult<R> {
         let (tx, rx) = oneshot::channel();
-        let work: Work = Box::new(move |lite| savepoint(lite, |l| ready(op(l)), tx));
+        let work: Work =
+            Box::new(move |lite, refusal| savepoint(lite, refusal, |l| ready(op(l)), tx));
         self.writer
             .send(work)
             .map_err(|_| StoreError::Backend("the store's writer thread stopped".into()))?;
@@ -189,9 +215,61 @@ impl Backend for SqliteStore {
     ) -> StoreResult<R> {
         self.write(op).await
     }
+
+    async fn writable(&self) -> StoreResult<()> {
+        let dir = self
+            .path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let probed = tokio::task::spawn_blocking(move || room(&dir))
+            .await
+            .map_err(backend)?;
+        probed.and_then(|()| self.health.check())
+    }
 }
 
-fn writer_loop(mut lite: Lite, rx: mpsc::Receiver<Work>) {
+/// Whether the file system holding the database (in `dir`) takes writes: not mounted
+/// read-only, with at least [`MIN_FREE_BYTES`] free (or, in tests, the disk-full fault hook).
+fn room(dir: &Path) -> StoreResult<()> {
+    let full = |why: String| Err(StoreError::CannotWrite(CannotWrite::DiskFull(why)));
+    if crate::fault::disk_full() {
+        return full("DRIFTLESS_FAULT_DISK_FULL: a test says the disk is full".into());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(c_path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+            return Ok(());
+        };
+        let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: a NUL-terminated path and a buffer of the right type, filled on success.
+        if unsafe { libc::statvfs(c_path.as_ptr(), stats.as_mut_ptr()) } != 0 {
+            return Ok(()); // no answer: the writes themselves will say
+        }
+        // SAFETY: statvfs returned 0, so it filled the buffer.
+        let stats = unsafe { stats.assume_init() };
+        if stats.f_flag & libc::ST_RDONLY != 0 {
+            return Err(StoreError::CannotWrite(CannotWrite::ReadOnly(format!(
+                "the file system holding {} is mounted read-only",
+                dir.display()
+            ))));
+        }
+        // The field types differ between platforms (u64 on Linux, u32 on macOS).
+        #[allow(clippy::unnecessary_cast)]
+        let free = stats.f_bavail as u64 * stats.f_frsize as u64;
+        if free < MIN_FREE_BYTES {
+            return full(format!(
+                "{free} bytes free on the file system holding {}",
+                dir.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn writer_loop(mut lite: Lite, rx: mpsc::Receiver<Work>, health: &WriteHealth) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -200,16 +278,48 @@ fn writer_loop(mut lite: Lite, rx: mpsc::Receiver<Work>) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = lite.0.execute_batch("BEGIN IMMEDIATE") {
-            // Never run a request outside a transaction: dropping them answers each caller
-            // with an error.
-            tracing::error!(error = %e, requests = batch.len(), "the store could not start a transaction");
-            continue;
+        // Never run a request outside a transaction: when none can start, every request of
+        // the batch is answered with the reason.
+        let mut refusal = if crate::fault::disk_full() {
+            Some(StoreError::CannotWrite(CannotWrite::DiskFull(
+                "DRIFTLESS_FAULT_DISK_FULL: a test says the disk is full".into(),
+            )))
+        } else {
+            lite.0.execute_batch("BEGIN IMMEDIATE").err().map(|e| {
+                tracing::error!(error = %e, requests = batch.len(), "the store could not start a transaction");
+                refused(e)
+            })
+        };
+        let mut cannot = None;
+        let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
+        for work in batch {
+            let (reply, why) = work(&mut lite, refusal.as_ref());
+            if refusal.is_none() && lite.0.is_autocommit() {
+                // SQLite rolled the whole transaction back after an error (a full disk, an
+                // I/O error): the requests before were undone with it, so none of the batch
+                // commits, and the rest are refused.
+                refusal = Some(why.clone().map(StoreError::CannotWrite).unwrap_or_else(|| {
+                    backend("SQLite rolled the batch's transaction back after an error")
+                }));
+            }
+            cannot = cannot.or(why);
+            replies.push(reply);
         }
-        let replies: Vec<Reply> = batch.into_iter().map(|w| w(&mut lite)).collect();
-        let committed = lite.0.execute_batch("COMMIT").map_err(backend);
-        if committed.is_err() {
-            let _ = lite.0.execute_batch("ROLLBACK");
+        let committed = match &refusal {
+            Some(refusal) => Err(refusal.clone()),
+            None => {
+                let committed = lite.0.execute_batch("COMMIT").map_err(refused);
+                if committed.is_err() {
+                    let _ = lite.0.execute_batch("ROLLBACK");
+                }
+                committed
+            }
+        };
+        match (&committed, cannot) {
+            (Err(StoreError::CannotWrite(why)), _) => health.failed(why.clone()),
+            (_, Some(why)) => health.failed(why),
+            (Ok(()), None) => health.succeeded(),
+            (Err(_), None) => {}
         }
         for reply in replies {
             reply(committed.clone());

@@ -61,7 +61,7 @@ pub(super) fn translated(sql: &'static str) -> &'static str {
 
 impl Lite {
     fn prepare(&self, sql: &'static str) -> StoreResult<rusqlite::CachedStatement<'_>> {
-        self.0.prepare_cached(translated(sql)).map_err(backend)
+        self.0.prepare_cached(translated(sql)).map_err(refused)
     }
 }
 
@@ -70,9 +70,9 @@ fn records(stmt: &mut Statement<'_>, params: &[Value]) -> StoreResult<Vec<Record
     let width = names.len();
     let mut rows = stmt
         .query(rusqlite::params_from_iter(params))
-        .map_err(backend)?;
+        .map_err(refused)?;
     let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(backend)? {
+    while let Some(row) = rows.next().map_err(refused)? {
         let values = (0..width)
             .map(|i| row.get_ref(i).map(value))
             .collect::<rusqlite::Result<Vec<_>>>()
