@@ -114,6 +114,7 @@ impl Daemon {
         let engine = Engine::new(EngineConfig {
             cache_dir: Some(config.data_dir.join("cache")),
             max_instances: (config.node.agents as u32 * 2).max(16),
+            compile: config.node.compile.clone(),
             ..EngineConfig::default()
         })?;
         let sandbox = Arc::new(

@@ -1,6 +1,6 @@
 //! Counters and a histogram for `GET /metrics` (Prometheus text format).
 
-use crate::engine::{CacheStats, Outcome};
+use crate::engine::{CacheStats, Outcome, PoolStats};
 use crate::store::{JobStatus, StoreStats};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -72,7 +72,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
-    pub fn render(&self, stats: &StoreStats, cache: CacheStats) -> String {
+    pub fn render(&self, stats: &StoreStats, cache: CacheStats, compile: PoolStats) -> String {
         let mut out = String::new();
         let queued = stats
             .jobs
@@ -154,6 +154,26 @@ impl Metrics {
             out,
             "driftless_compile_cache_total{{result=\"compiled\"}} {}",
             cache.compiles
+        );
+        let _ = writeln!(
+            out,
+            "# HELP driftless_compile_queue_depth Components waiting for a compile worker.\n# TYPE driftless_compile_queue_depth gauge\ndriftless_compile_queue_depth {}",
+            compile.queued
+        );
+        let _ = writeln!(
+            out,
+            "# HELP driftless_compiles_running Components being inspected or compiled now.\n# TYPE driftless_compiles_running gauge\ndriftless_compiles_running {}",
+            compile.running
+        );
+        let _ = writeln!(
+            out,
+            "# HELP driftless_compiles_refused_total Uploads refused (503 compile-busy) because the compile queue was full.\n# TYPE driftless_compiles_refused_total counter\ndriftless_compiles_refused_total {}",
+            compile.refused
+        );
+        let _ = writeln!(
+            out,
+            "# HELP driftless_compile_timeouts_total Requests answered compile-timeout (the compile went on).\n# TYPE driftless_compile_timeouts_total counter\ndriftless_compile_timeouts_total {}",
+            compile.timed_out
         );
         out
     }

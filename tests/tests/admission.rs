@@ -164,7 +164,9 @@ fn the_linker_agrees_with_every_accepted_verdict() {
                 Err(PrepareError::Link { message, .. }) => {
                     panic!("{name} on {host:?}: the linker refused an accepted job: {message}")
                 }
-                Err(PrepareError::Compile(e)) => panic!("{name} on {host:?}: {e}"),
+                Err(e @ (PrepareError::Compile(_) | PrepareError::Pool(_))) => {
+                    panic!("{name} on {host:?}: {e}")
+                }
                 Err(PrepareError::Rejected(_) | PrepareError::Invalid(_)) => {}
             }
         }

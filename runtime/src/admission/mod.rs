@@ -5,17 +5,45 @@
 //! come through here, so both refuse, with the same report and error, a component no node
 //! of the cluster can run.
 
-use crate::compat::{CompatReport, InspectError, Requirements, Verdict};
-use crate::engine::{Judged, PrepareError, Prepared, hash_hex};
+use crate::compat::{CompatReport, InspectError, Requirements};
+use crate::engine::{Judged, PrepareError, Prepared, Ready, WhenBusy, hash_hex};
 use crate::node::Node;
 use crate::store::StoreError;
+use bytes::Bytes;
 use std::sync::Arc;
+
+/// Bodies up to this size are hashed where they are; bigger ones on a blocking thread.
+const HASH_INLINE_BYTES: usize = 1 << 20;
+
+/// An uploaded component: its bytes and their blake3 hash, computed once.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// The component's bytes.
+    pub bytes: Bytes,
+    /// Their [`hash_hex`].
+    pub hash: String,
+}
+
+impl Upload {
+    /// Hash `bytes`: a big body on a blocking thread, never on the async runtime's.
+    pub async fn new(bytes: Bytes) -> Upload {
+        if bytes.len() <= HASH_INLINE_BYTES {
+            let hash = hash_hex(&bytes);
+            return Upload { bytes, hash };
+        }
+        let shared = bytes.clone();
+        let hash = tokio::task::spawn_blocking(move || hash_hex(&shared))
+            .await
+            .expect("hashing does not panic");
+        Upload { bytes, hash }
+    }
+}
 
 /// Where the component to admit comes from.
 #[derive(Debug, Clone, Copy)]
 pub enum Component<'b> {
     /// Uploaded with the request: stored once admitted.
-    Upload(&'b [u8]),
+    Upload(&'b Upload),
     /// Stored earlier, named by hash.
     Stored(&'b str),
 }
@@ -96,27 +124,28 @@ impl From<PrepareError> for AdmissionError {
 
 /// Admit `component` on `node` (with the optional imports declared at submission): judged
 /// against this node's catalog, else against the cluster's; an upload is stored once admitted.
-/// A component this node prepared before is neither read, inspected nor hashed again.
+/// A component this node prepared before is neither read, inspected nor hashed again; one it
+/// did not is inspected and compiled on the engine's compile pool, which refuses the work
+/// when it is full ([`crate::engine::PoolError`]).
 pub async fn admit(
     node: &Node,
     component: Component<'_>,
     optional: &[String],
 ) -> Result<Admitted, AdmissionError> {
     match component {
-        Component::Upload(bytes) => {
-            let hash = hash_hex(bytes);
-            let admitted = match node.sandbox().cached(&hash, optional) {
+        Component::Upload(upload) => {
+            let admitted = match node.sandbox().cached(&upload.hash, optional) {
                 Some(prepared) => Admitted::here(&prepared),
-                None => judge_and_place(node, &hash, bytes, optional).await?,
+                None => judge_and_place(node, &upload.hash, upload.bytes.clone(), optional).await?,
             };
-            node.store().put_blob(&hash, bytes).await?;
+            node.store().put_blob(&upload.hash, &upload.bytes).await?;
             Ok(admitted)
         }
         Component::Stored(hash) => match node.sandbox().cached(hash, optional) {
             Some(prepared) => Ok(Admitted::here(&prepared)),
             None => {
                 let bytes = read(node, hash).await?;
-                judge_and_place(node, hash, &bytes, optional).await
+                judge_and_place(node, hash, bytes.into(), optional).await
             }
         },
     }
@@ -137,16 +166,20 @@ async fn read(node: &Node, hash: &str) -> Result<Vec<u8>, AdmissionError> {
 async fn judge_and_place(
     node: &Node,
     hash: &str,
-    bytes: &[u8],
+    bytes: Bytes,
     optional: &[String],
 ) -> Result<Admitted, AdmissionError> {
-    let judged = node.sandbox().judge(hash, bytes, optional)?;
-    if judged.report.verdict == Verdict::Rejected {
-        return elsewhere(node, judged).await;
+    let ready = node
+        .sandbox()
+        .judge_and_build(WhenBusy::Refuse, hash, bytes, optional)
+        .await?;
+    match ready {
+        Ready::Rejected(judged) => elsewhere(node, *judged).await,
+        Ready::Prepared(prepared) => {
+            node.learn_class(&prepared.requirements.class, true);
+            Ok(Admitted::here(&prepared))
+        }
     }
-    let prepared = node.sandbox().build(bytes, judged, optional)?;
-    node.learn_class(&prepared.requirements.class, true);
-    Ok(Admitted::here(&prepared))
 }
 
 /// A component this node's catalog rejects: accepted when a registered node (live, or gone

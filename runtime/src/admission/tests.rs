@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::compat::Catalog;
-use crate::compat::inspect::INSPECTIONS;
+use crate::compat::Verdict;
 use crate::engine::{Engine, EngineConfig, Sandbox};
 use crate::host::MemoryKv;
 use crate::node::NodeConfig;
@@ -22,7 +22,7 @@ struct Fixture {
     _dir: tempfile::TempDir,
     node: Arc<Node>,
     store: Arc<SqliteStore>,
-    kv_v2: Vec<u8>,
+    kv_v2: Upload,
 }
 
 impl Fixture {
@@ -45,7 +45,7 @@ impl Fixture {
             _dir: dir,
             node,
             store,
-            kv_v2: std::fs::read(driftless_tests::examples::KV_V2).unwrap(),
+            kv_v2: upload(driftless_tests::examples::KV_V2),
         }
     }
 
@@ -66,15 +66,26 @@ impl Fixture {
             .unwrap();
     }
 
-    /// Admit and count (blob reads, inspections) on this thread.
+    /// Admit and count (blob reads on this thread, inspections by this node's sandbox).
     async fn counted(
         &self,
         component: Component<'_>,
     ) -> (Result<Admitted, AdmissionError>, usize, usize) {
+        use std::sync::atomic::Ordering::SeqCst;
         READS.with(|r| r.set(0));
-        INSPECTIONS.with(|n| n.set(0));
+        let inspections = &self.node.sandbox().inspections;
+        inspections.store(0, SeqCst);
         let result = admit(&self.node, component, &[]).await;
-        (result, READS.with(Cell::get), INSPECTIONS.with(Cell::get))
+        (result, READS.with(Cell::get), inspections.load(SeqCst))
+    }
+}
+
+/// An example component as an upload.
+fn upload(path: &str) -> Upload {
+    let bytes = std::fs::read(path).unwrap();
+    Upload {
+        hash: hash_hex(&bytes),
+        bytes: bytes.into(),
     }
 }
 
@@ -89,14 +100,14 @@ async fn a_rejected_upload_is_inspected_once_and_not_stored() {
             .contains("No other node of the cluster can run it either")
     );
     assert_eq!((reads, inspections), (0, 1));
-    assert_eq!(f.store.get_blob(&hash_hex(&f.kv_v2)).await.unwrap(), None);
+    assert_eq!(f.store.get_blob(&f.kv_v2.hash).await.unwrap(), None);
 }
 
 #[tokio::test]
 async fn a_stored_component_no_node_can_run_is_read_and_inspected_once() {
     let f = Fixture::new();
-    let hash = hash_hex(&f.kv_v2);
-    f.store.put_blob(&hash, &f.kv_v2).await.unwrap();
+    let hash = f.kv_v2.hash.clone();
+    f.store.put_blob(&hash, &f.kv_v2.bytes).await.unwrap();
     let (result, reads, inspections) = f.counted(Component::Stored(&hash)).await;
     let err = result.unwrap_err();
     assert!(matches!(err, AdmissionError::Rejected(_)), "{err}");
@@ -107,8 +118,8 @@ async fn a_stored_component_no_node_can_run_is_read_and_inspected_once() {
 #[tokio::test]
 async fn a_stored_component_another_node_can_run_is_read_and_inspected_once() {
     let f = Fixture::new();
-    let hash = hash_hex(&f.kv_v2);
-    f.store.put_blob(&hash, &f.kv_v2).await.unwrap();
+    let hash = f.kv_v2.hash.clone();
+    f.store.put_blob(&hash, &f.kv_v2.bytes).await.unwrap();
     f.kv2_node_joins().await;
     let (result, reads, inspections) = f.counted(Component::Stored(&hash)).await;
     let admitted = result.unwrap();
@@ -122,7 +133,7 @@ async fn a_stored_component_another_node_can_run_is_read_and_inspected_once() {
 #[tokio::test]
 async fn a_component_this_node_prepared_is_not_read_again() {
     let f = Fixture::new();
-    let hello = std::fs::read(driftless_tests::examples::HELLO).unwrap();
+    let hello = upload(driftless_tests::examples::HELLO);
     let (result, _, inspections) = f.counted(Component::Upload(&hello)).await;
     let admitted = result.unwrap();
     assert_eq!((admitted.runs_on, inspections), (None, 1));

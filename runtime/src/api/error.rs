@@ -3,7 +3,7 @@
 
 use crate::admission::AdmissionError;
 use crate::compat::CompatReport;
-use crate::engine::PrepareError;
+use crate::engine::{PoolError, PrepareError};
 use crate::store::StoreError;
 use crate::wire::{ErrorBody, ErrorCode, ErrorDetail};
 use axum::Json;
@@ -20,6 +20,8 @@ pub struct ApiError {
     pub message: String,
     /// The compat report, for version-check rejections.
     pub report: Option<Box<CompatReport>>,
+    /// When retrying can help: answered as `Retry-After` (whole seconds).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
@@ -29,7 +31,20 @@ impl ApiError {
             code,
             message: message.into(),
             report: None,
+            retry_after: None,
         }
+    }
+
+    /// With the compat report.
+    pub fn with_report(mut self, report: Box<CompatReport>) -> Self {
+        self.report = Some(report);
+        self
+    }
+
+    /// With a `Retry-After` header.
+    pub fn with_retry_after(mut self, after: std::time::Duration) -> Self {
+        self.retry_after = Some(after);
+        self
     }
 
     /// 400 `bad-request`.
@@ -62,7 +77,14 @@ impl IntoResponse for ApiError {
             },
             report: self.report,
         };
-        (self.code.status(), Json(body)).into_response()
+        let mut response = (self.code.status(), Json(body)).into_response();
+        if let Some(after) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(after.as_secs().max(1)),
+            );
+        }
+        response
     }
 }
 
@@ -81,6 +103,10 @@ impl From<StoreError> for ApiError {
                 ApiError::new(ErrorCode::StaleLease, e.to_string())
             }
             StoreError::Contention(_) => ApiError::new(ErrorCode::StoreBusy, e.to_string()),
+            StoreError::CannotWrite(why) => {
+                tracing::error!(error = %why, "the store cannot write");
+                ApiError::new(ErrorCode::StoreUnavailable, why.to_string())
+            }
             StoreError::Backend(m) => {
                 tracing::error!(error = %m, "store failure");
                 ApiError::new(
@@ -96,20 +122,19 @@ impl From<PrepareError> for ApiError {
     fn from(e: PrepareError) -> Self {
         match e {
             PrepareError::Invalid(i) => ApiError::new(ErrorCode::InvalidComponent, i.to_string()),
-            PrepareError::Rejected(report) => ApiError {
-                code: ErrorCode::Rejected,
-                message: format!(
+            PrepareError::Rejected(report) => ApiError::new(
+                ErrorCode::Rejected,
+                format!(
                     "the job's imports do not fit this host, so nothing was stored: {}",
                     report.summary
                 ),
-                report: Some(report),
-            },
+            )
+            .with_report(report),
             PrepareError::Compile(m) => ApiError::new(ErrorCode::DoesNotCompile, m),
-            PrepareError::Link { report, message } => ApiError {
-                code: ErrorCode::LinkFailed,
-                message,
-                report: Some(report),
-            },
+            PrepareError::Link { report, message } => {
+                ApiError::new(ErrorCode::LinkFailed, message).with_report(report)
+            }
+            PrepareError::Pool(e) => e.into(),
         }
     }
 }
@@ -123,11 +148,25 @@ impl From<AdmissionError> for ApiError {
             AdmissionError::UnknownComponent(_) => {
                 ApiError::new(ErrorCode::UnknownComponent, e.to_string())
             }
-            AdmissionError::Rejected(report) => ApiError {
-                code: ErrorCode::Rejected,
-                message: crate::admission::refusal(&report),
-                report: Some(report),
-            },
+            AdmissionError::Rejected(report) => {
+                ApiError::new(ErrorCode::Rejected, crate::admission::refusal(&report))
+                    .with_report(report)
+            }
+        }
+    }
+}
+
+impl From<PoolError> for ApiError {
+    fn from(e: PoolError) -> Self {
+        let code = match e {
+            PoolError::Busy { .. } => ErrorCode::CompileBusy,
+            PoolError::TimedOut { .. } => ErrorCode::CompileTimeout,
+            PoolError::Failed(_) => ErrorCode::DoesNotCompile,
+        };
+        let error = ApiError::new(code, e.to_string());
+        match e.retry_after() {
+            Some(after) => error.with_retry_after(after),
+            None => error,
         }
     }
 }

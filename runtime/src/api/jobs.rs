@@ -3,8 +3,8 @@
 use super::error::{ApiError, Path, Query};
 use super::submission::{self, Caps};
 use super::{AppState, page, view};
-use crate::admission::{self, AdmissionError, Admitted, Component};
-use crate::engine::{Limits, hash_hex};
+use crate::admission::{self, AdmissionError, Admitted, Component, Upload};
+use crate::engine::{Limits, Ready, WhenBusy};
 use crate::node::resolver::TaskRef;
 use crate::store::{Job, JobStatus, NewJob, ResolvedTask, StoreError, TaskPin, now_ms};
 use crate::wire::{
@@ -123,7 +123,7 @@ fn content_type(headers: &HeaderMap) -> String {
 /// Where a submission's component comes from.
 enum Source {
     /// Uploaded with the request.
-    Upload(Vec<u8>),
+    Upload(Upload),
     /// Stored earlier, named by hash.
     Stored(String),
     /// A deployed task's version (resolved now, then pinned).
@@ -138,8 +138,8 @@ async fn admit(
     optional: &[String],
 ) -> Result<(Admitted, Option<ResolvedTask>), ApiError> {
     let admitted = match source {
-        Source::Upload(bytes) => (
-            admission::admit(&state.node, Component::Upload(bytes), optional).await,
+        Source::Upload(upload) => (
+            admission::admit(&state.node, Component::Upload(upload), optional).await,
             None,
         ),
         Source::Stored(hash) => (
@@ -167,7 +167,9 @@ async fn admit(
         (Err(e), _) => {
             if !matches!(
                 e,
-                AdmissionError::Store(_) | AdmissionError::UnknownComponent(_)
+                AdmissionError::Store(_)
+                    | AdmissionError::UnknownComponent(_)
+                    | AdmissionError::Prepare(crate::engine::PrepareError::Pool(_))
             ) {
                 state.node.metrics().job_rejected();
             }
@@ -260,7 +262,7 @@ pub async fn submit(
 /// hash, or the task reference as written), the input and the options, hashed.
 fn fingerprint(source: &Source, spec: &JobSpec) -> String {
     let component = match source {
-        Source::Upload(bytes) => format!("upload:{}", hash_hex(bytes)),
+        Source::Upload(upload) => format!("upload:{}", upload.hash),
         Source::Stored(hash) => format!("stored:{hash}"),
         Source::Task(r) => format!("task:{}", spec.task.as_deref().unwrap_or(&r.name)),
     };
@@ -325,7 +327,7 @@ async fn read_submission(
         "application/wasm" | "application/octet-stream" => {
             let spec = query.take_spec(&caps)?;
             let bytes = read_body(state, request.into_body()).await?;
-            (Source::Upload(bytes.to_vec()), spec)
+            (Source::Upload(Upload::new(bytes).await), spec)
         }
         "multipart/form-data" => {
             let header = request
@@ -336,7 +338,7 @@ async fn read_submission(
                 .to_string();
             let body = read_body(state, request.into_body()).await?;
             let (component, spec) = submission::multipart(&header, body, &caps).await?;
-            (Source::Upload(component), spec)
+            (Source::Upload(Upload::new(component.into()).await), spec)
         }
         "application/json" => {
             let body = read_at_most(request.into_body(), caps.max_spec_bytes(), || {
@@ -361,8 +363,8 @@ async fn read_submission(
             "the request uploads a component and names a task; submit to a task with a JSON body ({\"task\": \"name\"}), without a component",
         ));
     }
-    if let (Some(hash), Source::Upload(component)) = (&spec.component, &source)
-        && *hash != hash_hex(component)
+    if let (Some(hash), Source::Upload(upload)) = (&spec.component, &source)
+        && *hash != upload.hash
     {
         return Err(ApiError::new(
             ErrorCode::BadSpec,
@@ -423,9 +425,23 @@ pub async fn put_component(
     State(state): State<AppState>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = read_body(&state, body).await?;
-    let prepared = state.node.sandbox().prepare(&bytes)?;
-    let created = state.node.store().put_blob(&prepared.hash, &bytes).await?;
+    let upload = Upload::new(read_body(&state, body).await?).await;
+    let prepared = match state
+        .node
+        .sandbox()
+        .judge_and_build(WhenBusy::Refuse, &upload.hash, upload.bytes.clone(), &[])
+        .await?
+    {
+        Ready::Prepared(prepared) => prepared,
+        Ready::Rejected(judged) => {
+            return Err(crate::engine::PrepareError::Rejected(Box::new(judged.report)).into());
+        }
+    };
+    let created = state
+        .node
+        .store()
+        .put_blob(&prepared.hash, &upload.bytes)
+        .await?;
     let status = if created {
         StatusCode::CREATED
     } else {

@@ -15,12 +15,7 @@ pub async fn check(
     body: Body,
 ) -> Result<Json<CheckAnswer>, ApiError> {
     let bytes = super::jobs::read_body(&state, body).await?;
-    let report = state
-        .node
-        .sandbox()
-        .judge(&crate::engine::hash_hex(&bytes), &bytes, &[])
-        .map_err(|e| ApiError::new(ErrorCode::InvalidComponent, e.to_string()))?
-        .report;
+    let report = state.node.sandbox().judge_pooled(bytes).await?.report;
     Ok(Json(CheckAnswer {
         accepted: report.accepted(),
         text: report.to_string(),
@@ -41,7 +36,7 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// `GET /readyz`: ready to take jobs (not draining, and the store answers).
+/// `GET /readyz`: ready to take jobs (not draining, and the store answers and can write).
 pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     if state.node.is_draining() {
         return Err(ApiError::new(
@@ -55,16 +50,23 @@ pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiEr
             format!("the store does not answer: {e}"),
         )
     })?;
+    state.node.store().writable().await.map_err(|e| {
+        ApiError::new(
+            ErrorCode::NotReady,
+            format!("the store cannot take writes: {e}"),
+        )
+    })?;
     Ok("ready\n")
 }
 
 /// `GET /metrics`: Prometheus text.
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let stats = state.node.store().stats().await?;
-    let text = state
-        .node
-        .metrics()
-        .render(&stats, state.node.sandbox().engine().cache_stats());
+    let text = state.node.metrics().render(
+        &stats,
+        state.node.sandbox().engine().cache_stats(),
+        state.node.sandbox().engine().compile_pool().stats(),
+    );
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 

@@ -2,7 +2,7 @@
 
 use super::error::{ApiError, Path, Query};
 use super::{AppState, jobs, page, view};
-use crate::admission::{self, Component};
+use crate::admission::{self, Component, Upload};
 use crate::node::resolver::{TaskRef, check_name};
 use crate::store::{DeleteOutcome, NewTaskVersion, now_ms};
 use crate::tokens::Caller;
@@ -71,8 +71,8 @@ pub async fn deploy(
     body: Body,
 ) -> Result<Response, ApiError> {
     name_ok(&name)?;
-    let bytes = jobs::read_body(&state, body).await?;
-    let admitted = admission::admit(&state.node, Component::Upload(&bytes), &[]).await?;
+    let upload = Upload::new(jobs::read_body(&state, body).await?).await;
+    let admitted = admission::admit(&state.node, Component::Upload(&upload), &[]).await?;
     crate::fault::point("deploy-after-blob");
     let deployed = state
         .node

@@ -71,6 +71,19 @@ pub struct Args {
         value_delimiter = ','
     )]
     allowed_hosts: Vec<String>,
+    /// Threads that inspect and compile uploaded components, at a lower priority than the
+    /// threads serving requests; default: one per core.
+    #[arg(long, env = "DRIFTLESS_COMPILE_WORKERS")]
+    compile_workers: Option<usize>,
+    /// Components that may wait for a compile worker; an upload beyond the workers and this
+    /// queue is answered 503 `compile-busy` with Retry-After.
+    #[arg(long, env = "DRIFTLESS_COMPILE_QUEUE", default_value_t = 4)]
+    compile_queue: usize,
+    /// The longest a request waits for its component's inspection and compile (queue time
+    /// included), in milliseconds; past it the request gets 503 `compile-timeout`, the compile
+    /// runs to its end and its result is cached.
+    #[arg(long, env = "DRIFTLESS_COMPILE_TIMEOUT_MS", default_value_t = 60_000)]
+    compile_timeout_ms: u64,
 }
 
 /// The admin token from DRIFTLESS_ADMIN_TOKEN or --admin-token-file (never a plain flag: a
@@ -130,6 +143,16 @@ pub async fn run(args: Args) -> Result<i32> {
     );
     node.node_ttl = Duration::from_millis(args.node_ttl_ms);
     node.auth = auth;
+    if let Some(n) = args.compile_workers {
+        anyhow::ensure!(n >= 1, "--compile-workers must be at least 1");
+        node.compile.workers = n;
+    }
+    anyhow::ensure!(
+        args.compile_timeout_ms >= 1,
+        "--compile-timeout-ms must be at least 1"
+    );
+    node.compile.queue = args.compile_queue;
+    node.compile.timeout = Duration::from_millis(args.compile_timeout_ms);
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
     let store = StoreChoice::parse(&args.store)?;
     let config = DaemonConfig {

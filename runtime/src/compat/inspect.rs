@@ -75,16 +75,8 @@ pub enum InspectError {
     },
 }
 
-#[cfg(test)]
-thread_local! {
-    /// How many components this thread inspected (admission's tests count them).
-    pub(crate) static INSPECTIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
 /// Inspect `bytes` as a driftless job component.
 pub fn inspect(bytes: &[u8]) -> Result<Inspection, InspectError> {
-    #[cfg(test)]
-    INSPECTIONS.with(|n| n.set(n.get() + 1));
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         return Err(InspectError::NotWasm);
     }

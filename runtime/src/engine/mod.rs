@@ -7,15 +7,17 @@
 
 mod attempt;
 pub mod cache;
+pub mod compile_pool;
 pub mod limits;
 pub mod outcome;
 mod sandbox;
 
 pub use attempt::CancelToken;
 pub use cache::{CacheStats, hash_hex};
+pub use compile_pool::{CompileConfig, CompilePool, PoolError, PoolStats, WhenBusy};
 pub use limits::Limits;
 pub use outcome::{AttemptResult, Outcome, TrapReason};
-pub use sandbox::{AttemptRequest, Judged, PrepareError, Prepared, Sandbox};
+pub use sandbox::{AttemptRequest, Judged, PrepareError, Prepared, Ready, Sandbox};
 
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
@@ -35,6 +37,8 @@ pub struct EngineConfig {
     pub max_memory_bytes: u64,
     /// The wasm stack per attempt, in bytes.
     pub max_wasm_stack: usize,
+    /// The compile pool (inspection and compilation off the async runtime).
+    pub compile: CompileConfig,
 }
 
 impl Default for EngineConfig {
@@ -44,6 +48,7 @@ impl Default for EngineConfig {
             max_instances: 128,
             max_memory_bytes: 1 << 30,
             max_wasm_stack: 1 << 20,
+            compile: CompileConfig::default(),
         }
     }
 }
@@ -59,12 +64,17 @@ pub enum EngineError {
     /// The compile cache could not be opened.
     #[error(transparent)]
     Cache(#[from] cache::CacheError),
+    /// The compile pool's threads could not start.
+    #[error("the compile pool could not start its threads: {0}")]
+    Pool(std::io::Error),
 }
 
-/// The process-wide engine: compiler, instance pool, epoch ticker and compile cache.
+/// The process-wide engine: compiler, instance pool, epoch ticker, compile cache and compile
+/// pool.
 pub struct Engine {
     wasmtime: wasmtime::Engine,
     cache: cache::CompileCache,
+    pool: CompilePool,
     config: EngineConfig,
 }
 
@@ -99,9 +109,11 @@ impl Engine {
         let wasmtime =
             wasmtime::Engine::new(&wc).map_err(|e| EngineError::Config(format!("{e:#}")))?;
         let cache = cache::CompileCache::new(&wasmtime, config.cache_dir.as_deref())?;
+        let pool = CompilePool::new(config.compile.clone()).map_err(EngineError::Pool)?;
         let engine = Arc::new(Engine {
             wasmtime,
             cache,
+            pool,
             config,
         });
         spawn_ticker(Arc::downgrade(&engine));
@@ -121,6 +133,11 @@ impl Engine {
     /// Compile-cache counters.
     pub fn cache_stats(&self) -> CacheStats {
         self.cache.stats()
+    }
+
+    /// The pool that inspects and compiles components off the async runtime.
+    pub fn compile_pool(&self) -> &CompilePool {
+        &self.pool
     }
 
     pub(crate) fn cache(&self) -> &cache::CompileCache {

@@ -4,6 +4,7 @@
 use super::Engine;
 use super::attempt::{self, CancelToken, StoreData};
 use super::cache::hash_hex;
+use super::compile_pool::{PoolError, WhenBusy};
 use super::limits::Limits;
 use super::outcome::AttemptResult;
 use crate::compat::{self, Catalog, CompatReport, InspectError, Inspection, Requirements, Verdict};
@@ -11,6 +12,7 @@ use crate::host::bindings::Host_Pre;
 use crate::host::{
     AttemptServices, DeclaredImport, HostState, JobInfo, JobLog, KvBackend, KvTxn, linker,
 };
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use wasmtime::component::Linker;
@@ -37,6 +39,9 @@ pub enum PrepareError {
         /// The linker's message.
         message: String,
     },
+    /// The compile pool refused the work (busy) or did not finish it in time.
+    #[error(transparent)]
+    Pool(#[from] PoolError),
 }
 
 impl PrepareError {
@@ -80,6 +85,14 @@ pub struct Judged {
     pub report: CompatReport,
 }
 
+/// A component judged (and, when its verdict allows, built) on the compile pool.
+pub enum Ready {
+    /// Accepted or degraded here: compiled and linked.
+    Prepared(Arc<Prepared>),
+    /// This sandbox's catalog rejects it (another node's may not).
+    Rejected(Box<Judged>),
+}
+
 /// What one attempt needs besides the component.
 pub struct AttemptRequest {
     /// The input bytes passed to `run`.
@@ -101,6 +114,9 @@ pub struct Sandbox {
     linker: Linker<StoreData>,
     kv: Arc<dyn KvBackend>,
     prepared: Mutex<Bounded<Arc<Prepared>>>,
+    /// How many components this sandbox inspected (admission's tests count them).
+    #[cfg(test)]
+    pub(crate) inspections: std::sync::atomic::AtomicUsize,
 }
 
 impl Sandbox {
@@ -120,6 +136,8 @@ impl Sandbox {
             linker,
             kv,
             prepared: Mutex::default(),
+            #[cfg(test)]
+            inspections: Default::default(),
         })
     }
 
@@ -142,6 +160,9 @@ impl Sandbox {
         bytes: &[u8],
         extra_optional: &[String],
     ) -> Result<Judged, InspectError> {
+        #[cfg(test)]
+        self.inspections
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut inspection = compat::inspect(bytes)?;
         for o in extra_optional {
             if !inspection.optional.contains(o) {
@@ -239,6 +260,47 @@ impl Sandbox {
             .expect("prepared lock")
             .insert(cache_key(&hash, extra_optional), prepared.clone());
         Ok(prepared)
+    }
+
+    /// Judge `bytes` (whose [`hash_hex`] is `hash`) and, when the verdict allows, compile and
+    /// link them, in one trip to the engine's compile pool (never on the caller's thread);
+    /// a component prepared before is answered from the cache without the pool.
+    pub async fn judge_and_build(
+        self: &Arc<Self>,
+        when: WhenBusy,
+        hash: &str,
+        bytes: Bytes,
+        extra_optional: &[String],
+    ) -> Result<Ready, PrepareError> {
+        if let Some(p) = self.cached(hash, extra_optional) {
+            return Ok(Ready::Prepared(p));
+        }
+        let (sandbox, hash, optional) = (self.clone(), hash.to_string(), extra_optional.to_vec());
+        self.engine
+            .compile_pool()
+            .run(when, move || {
+                let judged = sandbox.judge(&hash, &bytes, &optional)?;
+                if judged.report.verdict == Verdict::Rejected {
+                    return Ok(Ready::Rejected(Box::new(judged)));
+                }
+                sandbox
+                    .build(&bytes, judged, &optional)
+                    .map(Ready::Prepared)
+            })
+            .await?
+    }
+
+    /// [`judge`](Self::judge) on the engine's compile pool (refused when it is full).
+    pub async fn judge_pooled(self: &Arc<Self>, bytes: Bytes) -> Result<Judged, PrepareError> {
+        let sandbox = self.clone();
+        let judged = self
+            .engine
+            .compile_pool()
+            .run(WhenBusy::Refuse, move || {
+                sandbox.judge(&hash_hex(&bytes), &bytes, &[])
+            })
+            .await?;
+        Ok(judged?)
     }
 
     /// A component this sandbox prepared before, by hash (with the same extra optional

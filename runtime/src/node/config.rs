@@ -1,6 +1,7 @@
 //! A node's settings: its name, how many agents it runs, and the timings of its leases,
 //! heartbeats and polls.
 
+use crate::engine::CompileConfig;
 use std::time::Duration;
 
 /// A node's settings (`driftless serve`'s flags): its name, its agents, leases and polling.
@@ -39,6 +40,8 @@ pub struct NodeConfig {
     pub remember_nodes: Duration,
     /// Who may call the API: the admin token, open mode, allowed hosts.
     pub auth: crate::tokens::AuthConfig,
+    /// The compile pool: workers, queue and deadline for inspecting and compiling components.
+    pub compile: CompileConfig,
 }
 
 impl Default for NodeConfig {
@@ -58,6 +61,7 @@ impl Default for NodeConfig {
             node_ttl: Duration::from_secs(10),
             remember_nodes: Duration::from_secs(600),
             auth: crate::tokens::AuthConfig::default(),
+            compile: CompileConfig::default(),
         }
     }
 }

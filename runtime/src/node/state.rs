@@ -6,7 +6,7 @@ use super::config::NodeConfig;
 use super::registry::Registry;
 use super::resolver::{Resolver, TaskRef};
 use crate::compat::CompatReport;
-use crate::engine::{CancelToken, PrepareError, Prepared, Sandbox};
+use crate::engine::{CancelToken, PrepareError, Prepared, Ready, Sandbox, WhenBusy};
 use crate::metrics::Metrics;
 use crate::store::{NodeRecord, ResolvedTask, Store, StoreError, StoreResult};
 use crate::tokens::Tokens;
@@ -87,7 +87,7 @@ impl Node {
     }
 
     /// The engine bound to this node's catalog.
-    pub fn sandbox(&self) -> &Sandbox {
+    pub fn sandbox(&self) -> &Arc<Sandbox> {
         &self.sandbox
     }
 
@@ -102,8 +102,8 @@ impl Node {
     }
 
     /// A stored component prepared on this node: reused by hash when this node prepared it
-    /// before (no blob read, no rehash), else read from the store and judged against this
-    /// node's catalog.
+    /// before (no blob read, no rehash), else read from the store, judged against this
+    /// node's catalog and compiled on the compile pool (waiting for a slot when it is full).
     pub async fn prepare_stored(
         &self,
         hash: &str,
@@ -117,7 +117,14 @@ impl Node {
             .get_blob(hash)
             .await?
             .ok_or(PrepareStoredError::Missing)?;
-        Ok(self.sandbox.prepare_with(&bytes, extra_optional)?)
+        match self
+            .sandbox
+            .judge_and_build(WhenBusy::Wait, hash, bytes.into(), extra_optional)
+            .await?
+        {
+            Ready::Prepared(prepared) => Ok(prepared),
+            Ready::Rejected(judged) => Err(PrepareError::Rejected(Box::new(judged.report)).into()),
+        }
     }
 
     // Draining and waking.

@@ -96,6 +96,11 @@ error_codes! {
     NotReady = "not-ready", SERVICE_UNAVAILABLE;
     /// The node is draining (`GET /readyz`).
     Draining = "draining", SERVICE_UNAVAILABLE;
+    /// Every compile worker is busy and the compile queue is full; retry after `Retry-After`.
+    CompileBusy = "compile-busy", SERVICE_UNAVAILABLE;
+    /// Inspecting and compiling the component took longer than the compile deadline; the
+    /// compile goes on and is cached, so a retry after `Retry-After` is answered at once.
+    CompileTimeout = "compile-timeout", SERVICE_UNAVAILABLE;
 }
 
 impl std::fmt::Display for ErrorCode {

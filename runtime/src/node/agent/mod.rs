@@ -15,7 +15,7 @@ mod services;
 use super::identity;
 use super::state::{Node, PrepareStoredError, Running};
 use super::stop::Stopping;
-use crate::engine::{AttemptRequest, CancelToken};
+use crate::engine::{AttemptRequest, CancelToken, PoolError, PrepareError};
 use crate::host::JobInfo;
 use crate::store::{
     AttemptEnd, AttemptState, Claim, Held, IdentityHold, JobFailure, Next, StoreError, now_ms,
@@ -283,6 +283,20 @@ async fn prepare(node: &Node, claim: &Claim) -> Result<Arc<crate::engine::Prepar
                 false,
             ),
             PrepareStoredError::Store(e) => failure("store-unavailable", e.to_string(), true),
+            PrepareStoredError::Prepare(PrepareError::Pool(PoolError::TimedOut {
+                timeout, ..
+            })) => failure(
+                "compile-timeout",
+                format!(
+                    "compiling the job's component on node {} took longer than {} ms (--compile-timeout-ms); the compile goes on and its result is cached, so the next attempt starts without it",
+                    node.config().node,
+                    timeout.as_millis()
+                ),
+                true,
+            ),
+            PrepareStoredError::Prepare(PrepareError::Pool(e)) => {
+                failure("compile-failed", e.to_string(), false)
+            }
             PrepareStoredError::Prepare(e) => failure(
                 "rejected-at-claim",
                 format!(
