@@ -3,7 +3,9 @@
 //! the operator's browser out (a loopback or allowed `Host`; state-changing requests only with
 //! a non-simple content type or the `x-driftless-client` header).
 //!
-//! It runs before the body is read, so a request without a valid token costs no upload.
+//! It runs before the body is read, so nothing of a refused request is stored or buffered; what
+//! a refused client still sends is read and dropped (up to the upload limit), so it reads the
+//! refusal instead of a connection reset.
 
 use super::error::ApiError;
 use super::{ACCESS, AppState, route_matches};
@@ -52,35 +54,64 @@ pub async fn authorize(
     if needs == Some(Access::Open) {
         return next.run(request).await;
     }
-    let bearer = bearer(request.headers());
-    let caller = match state.node.tokens().caller(bearer).await {
-        Ok(caller) => caller,
-        Err(Denied::Missing) => {
-            return unauthorized(
-                "this node requires a token and the request carried none: send `Authorization: Bearer TOKEN` (the CLI: --token or DRIFTLESS_TOKEN); an admin makes tokens with `driftless tokens create NAME --scope SCOPE`",
-                None,
-            );
-        }
-        Err(Denied::Invalid) => {
-            return unauthorized(
-                "the token is not valid: it is unknown, mistyped or revoked; check --token / DRIFTLESS_TOKEN, or ask an admin for a token (`driftless tokens list` shows which exist)",
-                Some("invalid_token"),
-            );
-        }
-        Err(Denied::Store(e)) => return ApiError::from(e).into_response(),
+    let refused = match state.node.tokens().caller(bearer(request.headers())).await {
+        Err(denied) => denial(denied),
+        Ok(caller) => match refusal(&state, &request, &caller, needs) {
+            Some(refused) => refused,
+            None => {
+                request.extensions_mut().insert(caller);
+                return next.run(request).await;
+            }
+        },
     };
-    let refused = match (&caller, needs) {
-        (Caller::Open, _) => open_mode_refusal(&state, &request),
-        (Caller::Token(grant), Some(Access::Scope(scope))) if !grant.allows(scope) => {
-            return forbidden(&grant.name, scope, request.method(), request.uri().path());
-        }
-        (Caller::Token(_), _) => None,
-    };
-    if let Some(refused) = refused {
-        return refused.into_response();
+    discard_body(request, state.node.config().max_upload_bytes).await;
+    refused
+}
+
+/// The answer to a request that was not authenticated.
+fn denial(denied: Denied) -> Response {
+    match denied {
+        Denied::Missing => unauthorized(
+            "this node requires a token and the request carried none: send `Authorization: Bearer TOKEN` (the CLI: --token or DRIFTLESS_TOKEN); an admin makes tokens with `driftless tokens create NAME --scope SCOPE`",
+            None,
+        ),
+        Denied::Invalid => unauthorized(
+            "the token is not valid: it is unknown, mistyped or revoked; check --token / DRIFTLESS_TOKEN, or ask an admin for a token (`driftless tokens list` shows which exist)",
+            Some("invalid_token"),
+        ),
+        Denied::Store(e) => ApiError::from(e).into_response(),
     }
-    request.extensions_mut().insert(caller);
-    next.run(request).await
+}
+
+/// Why `caller` may not make this request, if it may not: a scope its token lacks, or in open
+/// mode what a web page could have sent.
+fn refusal(
+    state: &AppState,
+    request: &Request,
+    caller: &Caller,
+    needs: Option<Access>,
+) -> Option<Response> {
+    match (caller, needs) {
+        (Caller::Open, _) => open_mode_refusal(state, request).map(IntoResponse::into_response),
+        (Caller::Token(grant), Some(Access::Scope(scope))) if !grant.allows(scope) => Some(
+            forbidden(&grant.name, scope, request.method(), request.uri().path()),
+        ),
+        (Caller::Token(_), _) => None,
+    }
+}
+
+/// Read and drop what a refused request still sends (up to `limit` bytes), so a client in the
+/// middle of an upload reads the refusal instead of a connection reset.
+async fn discard_body(request: Request, limit: usize) {
+    use http_body_util::BodyExt;
+    let mut body = request.into_body();
+    let mut read = 0;
+    while let Some(Ok(frame)) = body.frame().await {
+        read += frame.data_ref().map_or(0, |d| d.len());
+        if read > limit {
+            break;
+        }
+    }
 }
 
 /// The secret of an `Authorization: Bearer SECRET` header. Another scheme or an unreadable
