@@ -5,7 +5,8 @@ use crate::api;
 use crate::compat::Catalog;
 use crate::engine::{Engine, EngineConfig, Sandbox};
 use crate::node::loops::{self, Loops, Notices};
-use crate::node::{Node, NodeConfig, listener};
+use crate::node::server::{Server, ServerConfig};
+use crate::node::{Node, NodeConfig, listener, server};
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreKv};
@@ -55,6 +56,8 @@ pub struct DaemonConfig {
     pub catalog: Catalog,
     /// Node settings (name, agents, leases).
     pub node: NodeConfig,
+    /// The HTTP server's settings (TLS, deadlines, connection cap).
+    pub server: ServerConfig,
 }
 
 /// Refuse to serve a non-loopback address without tokens (unless `--insecure-no-auth`): with
@@ -74,13 +77,17 @@ async fn refuse_open_off_loopback(config: &DaemonConfig, store: &dyn Store) -> a
 pub struct Daemon {
     /// The address it listens on.
     pub addr: SocketAddr,
+    /// `http://ADDR`, or `https://ADDR` when it serves TLS.
+    pub url: String,
+    /// Most client connections it serves at once.
+    pub max_connections: usize,
     /// Which store it uses, for people (`sqlite PATH`, `postgres user@host:port/db`; never a
     /// password).
     pub store: String,
     /// The node.
     pub node: Arc<Node>,
     loops: Loops,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    server: tokio::task::JoinHandle<()>,
     stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -126,22 +133,30 @@ impl Daemon {
             .map_err(|e| anyhow::anyhow!("{e:#}"))?,
         );
         let node = Node::new(config.node.clone(), store, sandbox);
+        let descriptors = match server::raise_descriptor_limit() {
+            Ok(limit) => limit.soft,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the descriptor limit; assuming 1024");
+                1024
+            }
+        };
+        let max_connections = config.server.connection_cap(descriptors);
         let listener = listener::bind(config.listen).map_err(|e| {
             anyhow::anyhow!("cannot listen on {} ({e}); is something other than a driftless daemon using that port? Choose another with --listen", config.listen)
         })?;
         let addr = listener.local_addr()?;
+        let server = Server::new(listener, config.server.clone(), max_connections)?;
+        let url = server::url(addr, server.is_tls());
         let loops = loops::start(node.clone(), addr.to_string(), notices);
         let app = api::router(node.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let server = tokio::spawn(server.serve(app, async move {
+            let _ = stopped.await;
+        }));
         Ok(Daemon {
             addr,
+            url,
+            max_connections,
             store: described,
             node,
             loops,
@@ -195,7 +210,7 @@ impl Daemon {
         tokio::time::sleep_until(linger_until).await;
         let _ = self.stop.send(());
         match tokio::time::timeout(Duration::from_secs(10), self.server).await {
-            Ok(joined) => joined??,
+            Ok(joined) => joined?,
             Err(_) => tracing::warn!("connections still open 10 s after the drain; closing them"),
         }
         Ok(())

@@ -10,7 +10,7 @@ use std::time::Duration;
 /// A running daemon process.
 pub struct DaemonProcess {
     child: Child,
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` when it serves TLS).
     pub url: String,
     /// Its data directory.
     pub data_dir: PathBuf,
@@ -72,7 +72,7 @@ impl DaemonProcess {
             });
         let url = line
             .split_whitespace()
-            .find(|w| w.starts_with("http://"))
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
             .expect("address in the first line")
             .to_string();
         DaemonProcess {
@@ -168,15 +168,21 @@ pub struct Client {
 impl Client {
     /// A client for the daemon at `url`.
     pub fn new(url: &str) -> Client {
-        Self::build(url, None)
+        Self::build(url, None, None)
     }
 
     /// A client for the daemon at `url` that sends `token` as its bearer token.
     pub fn with_token(url: &str, token: &str) -> Client {
-        Self::build(url, Some(token))
+        Self::build(url, Some(token), None)
     }
 
-    fn build(url: &str, token: Option<&str>) -> Client {
+    /// A client for an HTTPS daemon at `url` whose certificate `ca_pem` (a PEM CA) signed.
+    pub fn with_ca(url: &str, ca_pem: &str) -> Client {
+        let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("a PEM CA");
+        Self::build(url, None, Some(ca))
+    }
+
+    fn build(url: &str, token: Option<&str>, ca: Option<reqwest::Certificate>) -> Client {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert("x-driftless-client", "1".parse().unwrap());
         if let Some(token) = token {
@@ -186,7 +192,11 @@ impl Client {
             );
         }
         Client {
-            http: reqwest::Client::builder()
+            http: ca
+                .into_iter()
+                .fold(reqwest::Client::builder(), |b, ca| {
+                    b.add_root_certificate(ca)
+                })
                 .default_headers(headers)
                 .build()
                 .expect("a client"),

@@ -19,6 +19,16 @@ pub struct PgServer {
 impl PgServer {
     /// Install (if needed), initialise and start a server; panics with what went wrong.
     pub fn start() -> PgServer {
+        Self::start_with(None)
+    }
+
+    /// [`start`](Self::start) a server that also accepts TLS (`ssl=on`), with this
+    /// certificate and key (PEM). Clients may still connect without TLS.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> PgServer {
+        Self::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> PgServer {
         let bin = bin_dir().unwrap_or_else(|| {
             install();
             bin_dir().expect("PostgreSQL is installed but no initdb was found")
@@ -55,10 +65,38 @@ impl PgServer {
                 "--locale=C",
             ],
         );
-        let options = format!(
+        let mut options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
             server.dir.path().display()
         );
+        if let Some((cert, key)) = tls {
+            // The key must belong to the server's user and be private to it.
+            let (cert_file, key_file) = (
+                server.dir.path().join("server.crt"),
+                server.dir.path().join("server.key"),
+            );
+            std::fs::write(&cert_file, cert).expect("write the server certificate");
+            std::fs::write(&key_file, key).expect("write the server key");
+            std::fs::set_permissions(
+                &key_file,
+                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+            )
+            .expect("chmod the server key");
+            if let Some(user) = run_as {
+                ok(
+                    Command::new("chown")
+                        .arg(user)
+                        .arg(&cert_file)
+                        .arg(&key_file),
+                    "chown",
+                );
+            }
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert_file.display(),
+                key_file.display()
+            ));
+        }
         server.run(
             "pg_ctl",
             &[

@@ -28,6 +28,7 @@ async fn start(dir: &Path, node: &str) -> (Daemon, Client) {
             refresh_tasks: Duration::from_secs(3600),
             ..NodeConfig::default()
         },
+        server: Default::default(),
     })
     .await
     .expect("the daemon starts");

@@ -8,6 +8,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Where the daemon is, and the token to call it with.
@@ -20,6 +21,10 @@ pub struct ClientArgs {
     /// mode, on loopback without tokens).
     #[arg(long, env = "DRIFTLESS_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Trust this CA certificate (PEM; may hold several) for an https:// daemon, besides the
+    /// system's trust store.
+    #[arg(long, env = "DRIFTLESS_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// A client of one daemon.
@@ -91,13 +96,17 @@ impl Client {
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .default_headers(headers)
-            .build()?;
+            .default_headers(headers);
+        if let Some(path) = &args.ca_cert {
+            for root in ca_certificates(path)? {
+                http = http.add_root_certificate(root);
+            }
+        }
         Ok(Client {
             base,
-            http,
+            http: http.build()?,
             token: token.is_some(),
         })
     }
@@ -110,7 +119,19 @@ impl Client {
     /// Send, and turn a failure to connect or an API error into a message.
     pub async fn send(&self, request: RequestBuilder) -> Result<reqwest::Response> {
         let response = request.send().await.map_err(|e| {
-            if e.is_connect() || e.is_timeout() {
+            if let Some(tls) = tls_failure(&e) {
+                if tls.contains("certificate") {
+                    anyhow!(
+                        "the daemon at {} presented a TLS certificate this client does not trust ({tls}); pass the CA certificate that signed it with --ca-cert FILE (or DRIFTLESS_CA_CERT), or add it to the system's trust store",
+                        self.base
+                    )
+                } else {
+                    anyhow!(
+                        "the TLS connection to {} failed ({tls}); if the daemon serves plain HTTP, use an http:// URL",
+                        self.base
+                    )
+                }
+            } else if e.is_connect() || e.is_timeout() {
                 anyhow!(
                     "cannot reach the daemon at {} ({e}); start it with `driftless serve`, or point --url / DRIFTLESS_URL at a running one",
                     self.base
@@ -149,6 +170,53 @@ impl Client {
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.json(self.request(Method::GET, path)).await
     }
+}
+
+/// The CA certificates in a PEM file.
+fn ca_certificates(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>> {
+    let pem = std::fs::read(path).with_context(|| {
+        format!(
+            "cannot read --ca-cert {}; give the PEM file of the CA that signed the daemon's certificate",
+            path.display()
+        )
+    })?;
+    let roots = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
+        format!(
+            "--ca-cert {} is not a PEM certificate file; give the CA certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        )
+    })?;
+    anyhow::ensure!(
+        !roots.is_empty(),
+        "--ca-cert {} holds no certificate; give the CA certificate (-----BEGIN CERTIFICATE-----)",
+        path.display()
+    );
+    Ok(roots)
+}
+
+/// What TLS said, when TLS is what failed a request. The rustls error sits under several
+/// layers of connector errors (some boxed twice, some inside an `io::Error` whose `source`
+/// skips it), so each layer is looked at as a rustls error and then by its text.
+fn tls_failure(e: &reqwest::Error) -> Option<String> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        let inner = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        for layer in [Some(err), inner].into_iter().flatten() {
+            if let Some(tls) = layer.downcast_ref::<rustls::Error>() {
+                return Some(tls.to_string());
+            }
+            let text = layer.to_string();
+            if text.contains("invalid peer certificate") || text.starts_with("received fatal alert")
+            {
+                return Some(text);
+            }
+        }
+        next = err.source();
+    }
+    None
 }
 
 /// A daemon's JSON answer as a [`wire`](driftless::wire) type.

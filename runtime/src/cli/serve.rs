@@ -4,6 +4,7 @@ use super::HostArgs;
 use anyhow::Result;
 use driftless::daemon::{Daemon, DaemonConfig, StoreChoice};
 use driftless::node::NodeConfig;
+use driftless::node::server::{ServerConfig, TlsFiles};
 use driftless::tokens::{AdminToken, AuthConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -84,6 +85,42 @@ pub struct Args {
     /// runs to its end and its result is cached.
     #[arg(long, env = "DRIFTLESS_COMPILE_TIMEOUT_MS", default_value_t = 60_000)]
     compile_timeout_ms: u64,
+    /// Serve HTTPS with this certificate chain (PEM: the server's certificate first, then
+    /// its intermediates); needs --tls-key.
+    #[arg(
+        long,
+        env = "DRIFTLESS_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "DRIFTLESS_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// How long a client has to send a request's headers (from the connection's start,
+    /// TLS handshake included, or from the first byte of a later request), in
+    /// milliseconds; a connection that misses it is closed.
+    #[arg(long, env = "DRIFTLESS_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    header_timeout_ms: u64,
+    /// How long a client has to send a request's whole body once its headers arrived, in
+    /// milliseconds (the default lets a 32 MiB upload through at about 2.3 Mbit/s); missed:
+    /// 408 request-timeout and the connection is closed.
+    #[arg(long, env = "DRIFTLESS_BODY_TIMEOUT_MS", default_value_t = 120_000)]
+    body_timeout_ms: u64,
+    /// How long a keep-alive connection may wait for its next request before it is closed,
+    /// in milliseconds.
+    #[arg(long, env = "DRIFTLESS_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    idle_timeout_ms: u64,
+    /// Most client connections served at once; over it a new connection is answered 503
+    /// too-many-connections (with Retry-After) and closed. Default: the descriptor limit
+    /// (raised to its hard maximum at start) less 256, at most 10,000.
+    #[arg(long, env = "DRIFTLESS_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
 }
 
 /// The admin token from DRIFTLESS_ADMIN_TOKEN or --admin-token-file (never a plain flag: a
@@ -153,6 +190,27 @@ pub async fn run(args: Args) -> Result<i32> {
     );
     node.compile.queue = args.compile_queue;
     node.compile.timeout = Duration::from_millis(args.compile_timeout_ms);
+    for (flag, ms) in [
+        ("--header-timeout-ms", args.header_timeout_ms),
+        ("--body-timeout-ms", args.body_timeout_ms),
+        ("--idle-timeout-ms", args.idle_timeout_ms),
+    ] {
+        anyhow::ensure!(ms >= 1, "{flag} must be at least 1 millisecond");
+    }
+    anyhow::ensure!(
+        args.max_connections != Some(0),
+        "--max-connections must be at least 1"
+    );
+    let server = ServerConfig {
+        header_timeout: Duration::from_millis(args.header_timeout_ms),
+        body_timeout: Duration::from_millis(args.body_timeout_ms),
+        idle_timeout: Duration::from_millis(args.idle_timeout_ms),
+        max_connections: args.max_connections,
+        tls: args
+            .tls_cert
+            .zip(args.tls_key)
+            .map(|(cert, key)| TlsFiles { cert, key }),
+    };
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
     let store = StoreChoice::parse(&args.store)?;
     let config = DaemonConfig {
@@ -161,13 +219,14 @@ pub async fn run(args: Args) -> Result<i32> {
         data_dir: data_dir.clone(),
         catalog: args.host.catalog()?,
         node,
+        server,
     };
     let insecure = args.insecure_no_auth && !args.listen.ip().is_loopback();
     let daemon = Daemon::start(config).await?;
     let open = daemon.node.tokens().is_open().await?;
     println!(
-        "driftless listening on http://{} (node {}, {} agents, store {}, data in {}; {})",
-        daemon.addr,
+        "driftless listening on {} (node {}, {} agents, store {}, data in {}; {})",
+        daemon.url,
         daemon.node.config().node,
         daemon.node.config().agents,
         daemon.store,
@@ -186,7 +245,7 @@ pub async fn run(args: Args) -> Result<i32> {
             daemon.addr
         );
     }
-    tracing::info!(addr = %daemon.addr, "serving");
+    tracing::info!(addr = %daemon.addr, max_connections = daemon.max_connections, "serving");
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     tokio::select! {

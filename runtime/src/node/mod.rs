@@ -9,6 +9,7 @@
 //! - `identity`: exclusive agent identities held by this process;
 //! - `agent`: the agents (claim, lease, run, record, recover) and the lease reaper;
 //! - [`listener`]: the daemon's TCP listener, shared with the process that replaces it;
+//! - [`server`]: the HTTP server on it: accept loop, TLS, connection cap and deadlines;
 //! - [`loops`]: the one place that starts every background loop and keeps its handle, so a
 //!   stopping node stops and awaits them all (`stop`: the signal they wait on).
 //!
@@ -23,6 +24,7 @@ pub mod listener;
 pub mod loops;
 pub mod registry;
 pub mod resolver;
+pub mod server;
 mod state;
 mod stop;
 

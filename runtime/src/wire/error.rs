@@ -101,6 +101,10 @@ error_codes! {
     /// Inspecting and compiling the component took longer than the compile deadline; the
     /// compile goes on and is cached, so a retry after `Retry-After` is answered at once.
     CompileTimeout = "compile-timeout", SERVICE_UNAVAILABLE;
+    /// The request body did not arrive within the body timeout; the connection is closed.
+    RequestTimeout = "request-timeout", REQUEST_TIMEOUT;
+    /// The node serves its maximum of connections; the connection is closed, retry later.
+    TooManyConnections = "too-many-connections", SERVICE_UNAVAILABLE;
 }
 
 impl std::fmt::Display for ErrorCode {

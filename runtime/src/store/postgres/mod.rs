@@ -22,6 +22,7 @@ mod clock;
 mod notify;
 mod queue;
 mod sql;
+mod tls;
 
 use sql::Pg;
 
@@ -39,7 +40,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::broadcast;
-use tokio_postgres::NoTls;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// The advisory lock key that serialises migrations across nodes ("driftles" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6472_6966_746c_6573;
@@ -70,6 +71,8 @@ impl Default for PostgresOptions {
 pub struct PostgresStore {
     pool: Pool,
     config: tokio_postgres::Config,
+    /// TLS as the address's `sslmode` asks.
+    tls: MakeRustlsConnect,
     target: String,
     options: PostgresOptions,
     /// Sends `driftless_jobs` and `driftless_done` after commits.
@@ -100,6 +103,8 @@ impl PostgresStore {
 
     /// [`connect`](Self::connect) with explicit options.
     pub async fn connect_with(url: &str, options: PostgresOptions) -> StoreResult<PostgresStore> {
+        let (url, tls) = tls::PgTls::split(url)?;
+        let tls = tls.connector()?;
         let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
             StoreError::Backend(format!(
                 "the PostgreSQL address is not valid ({e}); check --store / DRIFTLESS_STORE (postgres://user[:password]@host[:port]/database)"
@@ -112,7 +117,7 @@ impl PostgresStore {
         let target = describe(&config);
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -129,6 +134,7 @@ impl PostgresStore {
         let store = PostgresStore {
             pool,
             config,
+            tls,
             target,
             options,
             notifier,
@@ -153,7 +159,7 @@ impl PostgresStore {
     /// once every receiver is dropped. Notices are wake-ups, not a log: polling stays the
     /// backstop.
     pub async fn listen(&self) -> StoreResult<broadcast::Receiver<Notice>> {
-        notify::listen(&self.config, &self.target, notify::notices()).await
+        notify::listen(&self.config, &self.tls, &self.target, notify::notices()).await
     }
 
     /// Subscribe to finished jobs: the ids of jobs that reached a final status (succeeded,
@@ -161,7 +167,7 @@ impl PostgresStore {
     /// [`listen`](Self::listen), one dedicated connection per call that reconnects by itself;
     /// ids announced while it was down are not repeated, so waiters keep a polling backstop.
     pub async fn listen_finished(&self) -> StoreResult<broadcast::Receiver<String>> {
-        notify::listen(&self.config, &self.target, notify::finished()).await
+        notify::listen(&self.config, &self.tls, &self.target, notify::finished()).await
     }
 
     async fn client(&self) -> StoreResult<Object> {
@@ -349,9 +355,14 @@ fn describe(config: &tokio_postgres::Config) -> String {
 }
 
 fn connect_error(target: &str, e: &tokio_postgres::Error) -> StoreError {
+    let message = db_message(e);
+    let what_to_do = if message.contains("TLS") {
+        "check sslmode and sslrootcert in --store / DRIFTLESS_STORE: sslmode=require encrypts without checking the certificate, verify-ca and verify-full check it against sslrootcert=FILE (or the system's roots)"
+    } else {
+        "check --store / DRIFTLESS_STORE and that the server is running"
+    };
     StoreError::Backend(format!(
-        "cannot connect to PostgreSQL at {target}: {}; check --store / DRIFTLESS_STORE and that the server is running",
-        db_message(e)
+        "cannot connect to PostgreSQL at {target}: {message}; {what_to_do}"
     ))
 }
 

@@ -13,7 +13,8 @@ use crate::store::{StoreError, StoreResult};
 use deadpool_postgres::Pool;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
-use tokio_postgres::{AsyncMessage, NoTls, Notification};
+use tokio_postgres::{AsyncMessage, Notification};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// The channel notified when jobs are queued (empty payload).
 pub const JOBS_CHANNEL: &str = "driftless_jobs";
@@ -183,10 +184,11 @@ struct Listening {
 /// Connect, start forwarding notifications, and LISTEN.
 async fn open<T: Clone + Send + 'static>(
     config: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
     what: &Subscription<T>,
     out: &broadcast::Sender<T>,
 ) -> Result<Listening, tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+    let (client, mut connection) = config.connect(tls.clone()).await?;
     let (end, ended) = oneshot::channel();
     let (parse, out) = (what.parse, out.clone());
     tokio::spawn(async move {
@@ -220,16 +222,24 @@ async fn open<T: Clone + Send + 'static>(
 /// Open a listening connection and keep it open (see [`super::PostgresStore::listen`]).
 pub(super) async fn listen<T: Clone + Send + Sync + 'static>(
     config: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
     target: &str,
     what: Subscription<T>,
 ) -> StoreResult<broadcast::Receiver<T>> {
     let mut config = config.clone();
     config.application_name("driftless-listen");
     let (out, receiver) = broadcast::channel(1024);
-    let first = open(&config, &what, &out)
+    let first = open(&config, tls, &what, &out)
         .await
         .map_err(|e| connect_error(target, &e))?;
-    tokio::spawn(supervise(config, target.to_string(), what, out, first));
+    tokio::spawn(supervise(
+        config,
+        tls.clone(),
+        target.to_string(),
+        what,
+        out,
+        first,
+    ));
     Ok(receiver)
 }
 
@@ -237,6 +247,7 @@ pub(super) async fn listen<T: Clone + Send + Sync + 'static>(
 /// every receiver is gone.
 async fn supervise<T: Clone + Send + 'static>(
     config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     target: String,
     what: Subscription<T>,
     out: broadcast::Sender<T>,
@@ -262,7 +273,7 @@ async fn supervise<T: Clone + Send + 'static>(
                 return;
             }
             tokio::time::sleep(delay).await;
-            match open(&config, &what, &out).await {
+            match open(&config, &tls, &what, &out).await {
                 Ok(listening) => break listening,
                 Err(e) => {
                     tracing::warn!(%target, error = %e, retry_in = ?delay * 2, "cannot reopen the PostgreSQL notification connection");
