@@ -125,12 +125,12 @@ fn raise_own_descriptor_limit(at_least: u64) {
     unsafe {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
         assert!(
-            limit.rlim_max as u64 >= at_least,
+            limit.rlim_max >= at_least,
             "this test needs a hard descriptor limit of at least {at_least} (ulimit -Hn is {})",
             limit.rlim_max
         );
-        if (limit.rlim_cur as u64) < at_least {
-            limit.rlim_cur = at_least as libc::rlim_t;
+        if limit.rlim_cur < at_least {
+            limit.rlim_cur = at_least;
             assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
         }
     }
@@ -262,7 +262,7 @@ async fn two_thousand_idle_connections_leave_the_daemon_responsive() {
     took.sort();
     eprintln!("/healthz with {IDLE} idle connections open: {took:?}");
     assert!(
-        took[took.len() * 9 / 10] < Duration::from_millis(50),
+        took.iter().all(|t| *t < Duration::from_millis(50)),
         "/healthz answers took {took:?}"
     );
     // The idle connections are still served.

@@ -26,13 +26,13 @@ pub fn raise_descriptor_limit() -> std::io::Result<DescriptorLimit> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    let before = limit.rlim_cur as u64;
-    let hard = limit.rlim_max as u64;
+    let before = limit.rlim_cur;
+    let hard = limit.rlim_max;
     let wanted = hard.min(MOST);
     let mut soft = before;
     if wanted > before {
         let raised = libc::rlimit {
-            rlim_cur: wanted as libc::rlim_t,
+            rlim_cur: wanted,
             rlim_max: limit.rlim_max,
         };
         // SAFETY: `raised` is a valid rlimit; the kernel only reads it.
