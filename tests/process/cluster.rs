@@ -421,8 +421,10 @@ async fn rolling_upgrade(kill: bool) {
                 nodes[i].process.log()
             );
         }
-        nodes[i].restart(&store, NEW);
+        // The old process is gone: every attempt started from now on is the new process's
+        // (recorded before the restart, which may claim a queued job at once).
         upgraded_at.insert(name.clone(), now_ms());
+        nodes[i].restart(&store, NEW);
         let url = nodes[i].process.url.clone();
         let c = nodes[i].client();
         until(
