@@ -15,6 +15,11 @@
 //! one PostgreSQL with the clients spread over them. PostgreSQL is a throwaway server from
 //! Debian's packages (as in the tests), on the same machine.
 //!
+//! The peer: on the one-node PostgreSQL setup's server, after driftless, graphile-worker
+//! (`benches/peer/graphile-worker.mjs`, installed with npm under target/ and run with the
+//! machine's Node.js) takes the same workload on a database of its own, and its jobs/s and
+//! latency are printed beside driftless's with the ratio. `DRIFTLESS_BENCH_PEER=0` skips it.
+//!
 //! Settings (environment): `DRIFTLESS_BENCH_JOBS` (default 20000), `DRIFTLESS_BENCH_CONCURRENCY`
 //! (64), `DRIFTLESS_BENCH_LATENCY_JOBS` (1000), `DRIFTLESS_BENCH_BASELINE_RUNS` (200),
 //! `DRIFTLESS_BENCH_AGENTS` (the daemon's default when unset), `WASMTIME` (the wasmtime CLI;
@@ -118,12 +123,126 @@ impl Setup {
     }
 }
 
+/// The stages a node times (`driftless_stage_*` in `/metrics`), in a job's order.
+const STAGES: [&str; 8] = [
+    "admission",
+    "insert",
+    "queued",
+    "claim",
+    "prepare",
+    "instantiate",
+    "run",
+    "finish",
+];
+
+/// A reading of every daemon's stage counters and CPU time.
+#[derive(Default, Clone)]
+struct Reading {
+    /// Per stage: seconds and passes, summed over the nodes.
+    stages: std::collections::BTreeMap<String, (f64, f64)>,
+    /// User + system CPU seconds of the daemon processes.
+    cpu: f64,
+}
+
+impl Reading {
+    async fn take(http: &reqwest::Client, daemons: &[DaemonProcess]) -> Reading {
+        let mut reading = Reading::default();
+        for d in daemons {
+            let text = http
+                .get(format!("{}/metrics", d.url))
+                .send()
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("metrics text");
+            for line in text.lines() {
+                let parsed = line
+                    .strip_prefix("driftless_stage_seconds_total{stage=\"")
+                    .map(|rest| (0, rest))
+                    .or_else(|| {
+                        line.strip_prefix("driftless_stage_total{stage=\"")
+                            .map(|rest| (1, rest))
+                    });
+                if let Some((which, rest)) = parsed
+                    && let Some((stage, value)) = rest.split_once("\"} ")
+                {
+                    let value: f64 = value.trim().parse().unwrap_or(0.0);
+                    let entry = reading.stages.entry(stage.to_string()).or_default();
+                    if which == 0 {
+                        entry.0 += value;
+                    } else {
+                        entry.1 += value;
+                    }
+                }
+            }
+            reading.cpu += cpu_seconds(d.pid());
+        }
+        reading
+    }
+
+    /// Per stage, µs per pass and passes per job, from `self` to `later` over `jobs` jobs; and
+    /// the daemons' CPU µs per job.
+    fn per_job(&self, later: &Reading, jobs: usize) -> (Vec<(String, f64, f64)>, f64) {
+        let stages = STAGES
+            .iter()
+            .map(|stage| {
+                let (s0, n0) = self.stages.get(*stage).copied().unwrap_or_default();
+                let (s1, n1) = later.stages.get(*stage).copied().unwrap_or_default();
+                let passes = n1 - n0;
+                let per_pass = if passes > 0.0 {
+                    (s1 - s0) / passes * 1e6
+                } else {
+                    0.0
+                };
+                (stage.to_string(), per_pass, passes / jobs as f64)
+            })
+            .collect();
+        (stages, (later.cpu - self.cpu) / jobs as f64 * 1e6)
+    }
+}
+
+/// User + system CPU seconds a process has used (`/proc/PID/stat`, in clock ticks).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the stat line: 12 and 13 after the name.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz
+}
+
 /// What one setup measured.
 struct Figures {
     throughput: f64,
     elapsed: Duration,
     loaded: Vec<Duration>,
     low: Vec<Duration>,
+    /// graphile-worker on the same server (the one-node PostgreSQL setup), or why not.
+    peer: Option<Result<Peer, String>>,
+    /// Per stage (µs per pass, passes per job) and CPU µs per job, at low load.
+    low_stages: (Vec<(String, f64, f64)>, f64),
+    /// The same under load.
+    loaded_stages: (Vec<(String, f64, f64)>, f64),
+}
+
+/// What graphile-worker measured (its script's JSON line).
+#[derive(serde::Deserialize)]
+struct Peer {
+    version: String,
+    jobs_per_s: f64,
+    loaded_p50_ms: f64,
+    low_p50_ms: f64,
+    low_p99_ms: f64,
 }
 
 struct Settings {
@@ -191,11 +310,13 @@ async fn measure(setup: Setup, settings: &Settings) -> Figures {
     }
 
     eprintln!("low load: {} jobs, one at a time...", settings.latency_jobs);
+    let before_low = Reading::take(&bench.http, &daemons).await;
     let mut low = Vec::with_capacity(settings.latency_jobs);
     for _ in 0..settings.latency_jobs {
         low.push(bench.job(&urls[0]).await);
     }
     low.sort();
+    let after_low = Reading::take(&bench.http, &daemons).await;
 
     let (jobs, concurrency) = (settings.jobs, settings.concurrency);
     eprintln!("throughput: {jobs} jobs, {concurrency} clients...");
@@ -219,13 +340,83 @@ async fn measure(setup: Setup, settings: &Settings) -> Figures {
     }
     let elapsed = start.elapsed();
     loaded.sort();
+    let after_loaded = Reading::take(&bench.http, &daemons).await;
     drop(daemons);
+    let peer = match (&pg, setup) {
+        (Some(pg), Setup::Postgres(1)) if setting("DRIFTLESS_BENCH_PEER", 1) != 0 => {
+            eprintln!(
+                "peer: graphile-worker on the same PostgreSQL, {jobs} jobs, {concurrency} clients..."
+            );
+            Some(graphile_worker(pg, settings).await)
+        }
+        _ => None,
+    };
     Figures {
         throughput: jobs as f64 / elapsed.as_secs_f64(),
         elapsed,
         loaded,
+        low_stages: before_low.per_job(&after_low, settings.latency_jobs),
+        loaded_stages: after_low.per_job(&after_loaded, jobs),
         low,
+        peer,
     }
+}
+
+/// Run graphile-worker's side of the bench on a new database of `pg`.
+async fn graphile_worker(pg: &PgServer, settings: &Settings) -> Result<Peer, String> {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-peer");
+    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peer");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    for file in ["package.json", "graphile-worker.mjs"] {
+        std::fs::copy(sources.join(file), dir.join(file)).map_err(|e| e.to_string())?;
+    }
+    if !dir.join("node_modules/graphile-worker").exists() {
+        eprintln!(
+            "installing graphile-worker with npm into {}...",
+            dir.display()
+        );
+        let ok = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--silent"])
+            .current_dir(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return Err(
+                "`npm install graphile-worker` failed (Node.js 20 and npm are needed)".into(),
+            );
+        }
+    }
+    let (client, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    client
+        .batch_execute("CREATE DATABASE graphile")
+        .await
+        .map_err(|e| e.to_string())?;
+    let server = pg.url();
+    let (server, _database) = server.rsplit_once('/').expect("a URL with a database");
+    let url = format!("{server}/graphile");
+    let out = Command::new("node")
+        .arg("graphile-worker.mjs")
+        .current_dir(&dir)
+        .env("DATABASE_URL", url)
+        .env("JOBS", settings.jobs.to_string())
+        .env("CLIENTS", settings.concurrency.to_string())
+        .env(
+            "CONCURRENCY",
+            setting("DRIFTLESS_BENCH_PEER_CONCURRENCY", 8).to_string(),
+        )
+        .env("LATENCY_JOBS", settings.latency_jobs.to_string())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run node: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("graphile-worker's run failed ({})", out.status));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or_default();
+    serde_json::from_str(line).map_err(|e| format!("graphile-worker printed `{line}`: {e}"))
 }
 
 #[tokio::main]
@@ -287,6 +478,48 @@ async fn main() {
                 "    ratio               {:.1}x the baseline's jobs/s",
                 f.throughput / rate
             );
+        }
+        println!(
+            "    per job             low load: CPU {:.0} µs, under load: CPU {:.0} µs (the daemons' user + system time)",
+            f.low_stages.1, f.loaded_stages.1
+        );
+        println!("    stage               low load µs (passes/job)   under load µs (passes/job)");
+        for ((stage, low_us, low_n), (_, loaded_us, loaded_n)) in
+            f.low_stages.0.iter().zip(&f.loaded_stages.0)
+        {
+            println!(
+                "      {stage:<17} {low_us:>9.1} ({low_n:.2})           {loaded_us:>9.1} ({loaded_n:.2})"
+            );
+        }
+        // `queued` runs from the job's creation (before its insert) to its claim, so it holds
+        // `insert` and `claim`: they are left out of the sum.
+        let staged: f64 = f
+            .low_stages
+            .0
+            .iter()
+            .filter(|(stage, _, _)| stage != "insert" && stage != "claim")
+            .map(|(_, us, n)| us * n)
+            .sum();
+        let mean_low =
+            f.low.iter().map(Duration::as_secs_f64).sum::<f64>() / f.low.len() as f64 * 1e6;
+        println!(
+            "      {:<17} {:>9.1}                  (low load: mean submit → complete minus the stages: HTTP, JSON, wake-up, scheduling)",
+            "rest",
+            mean_low - staged
+        );
+        match &f.peer {
+            Some(Ok(peer)) => println!(
+                "    graphile-worker     {:.0} jobs/s  (v{}, same server, same run; p50 {:.2} ms under load; low load p50 {:.2} ms, p99 {:.2} ms)\n    driftless/graphile  {:.2}x jobs/s, {:.2}x low-load p50",
+                peer.jobs_per_s,
+                peer.version,
+                peer.loaded_p50_ms,
+                peer.low_p50_ms,
+                peer.low_p99_ms,
+                f.throughput / peer.jobs_per_s,
+                percentile(&f.low, 50.0) / peer.low_p50_ms
+            ),
+            Some(Err(e)) => println!("    graphile-worker     not measured: {e}"),
+            None => {}
         }
     }
     match baseline {

@@ -13,9 +13,63 @@ const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0,
 ];
 
+/// A stage of a job's way through a node, timed for the per-stage breakdown
+/// (`driftless_stage_seconds_total`, read by the load bench).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Submission: the component looked up by hash and judged (or taken from the cache).
+    Admission,
+    /// Submission: the job's durable insert.
+    Insert,
+    /// From the job's creation (before its insert) to its claim: at low load, the insert, the
+    /// wake-up and the claim (in milliseconds of the store's clock).
+    Queued,
+    /// An agent's claim when it had no attempt in hand (otherwise the claim rides on the
+    /// previous attempt's finish).
+    Claim,
+    /// The claimed job's component found prepared (or prepared) on this node.
+    Prepare,
+    /// A fresh store and instance of the component.
+    Instantiate,
+    /// The job's `run`, to its end.
+    Run,
+    /// The attempt's end recorded (with the agent's next claim in the same transaction).
+    Finish,
+}
+
+impl Stage {
+    /// Every stage, in the order a job meets them.
+    pub const ALL: [Stage; 8] = [
+        Stage::Admission,
+        Stage::Insert,
+        Stage::Queued,
+        Stage::Claim,
+        Stage::Prepare,
+        Stage::Instantiate,
+        Stage::Run,
+        Stage::Finish,
+    ];
+
+    /// Its label in `/metrics`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Admission => "admission",
+            Stage::Insert => "insert",
+            Stage::Queued => "queued",
+            Stage::Claim => "claim",
+            Stage::Prepare => "prepare",
+            Stage::Instantiate => "instantiate",
+            Stage::Run => "run",
+            Stage::Finish => "finish",
+        }
+    }
+}
+
 /// The node's counters.
 #[derive(Default)]
 pub struct Metrics {
+    /// Per stage: nanoseconds spent, and how many times.
+    stages: [(AtomicU64, AtomicU64); Stage::ALL.len()],
     submitted: AtomicU64,
     rejected: AtomicU64,
     finished: Mutex<BTreeMap<&'static str, u64>>,
@@ -42,6 +96,13 @@ impl Metrics {
             .expect("metrics")
             .entry(status.as_str())
             .or_default() += 1;
+    }
+
+    /// One pass through `stage` took `took`.
+    pub fn stage(&self, stage: Stage, took: Duration) {
+        let (nanos, count) = &self.stages[stage as usize];
+        nanos.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        count.fetch_add(1, Ordering::Relaxed);
     }
 
     /// An attempt ended.
@@ -175,6 +236,31 @@ impl Metrics {
             "# HELP driftless_compile_timeouts_total Requests answered compile-timeout (the compile went on).\n# TYPE driftless_compile_timeouts_total counter\ndriftless_compile_timeouts_total {}",
             compile.timed_out
         );
+        let _ = writeln!(
+            out,
+            "# HELP driftless_stage_seconds_total Wall-clock time spent in each stage of jobs' way through this node.\n# TYPE driftless_stage_seconds_total counter"
+        );
+        for stage in Stage::ALL {
+            let nanos = self.stages[stage as usize].0.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "driftless_stage_seconds_total{{stage=\"{}\"}} {}",
+                stage.as_str(),
+                nanos as f64 / 1e9
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP driftless_stage_total Passes through each stage on this node.\n# TYPE driftless_stage_total counter"
+        );
+        for stage in Stage::ALL {
+            let count = self.stages[stage as usize].1.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "driftless_stage_total{{stage=\"{}\"}} {count}",
+                stage.as_str()
+            );
+        }
         out
     }
 }

@@ -5,6 +5,7 @@ use super::submission::{self, Caps};
 use super::{AppState, page, view};
 use crate::admission::{self, AdmissionError, Admitted, Component, Upload};
 use crate::engine::{Limits, Ready, WhenBusy};
+use crate::metrics::Stage;
 use crate::node::resolver::TaskRef;
 use crate::store::{Job, JobStatus, NewJob, ResolvedTask, StoreError, TaskPin, now_ms};
 use crate::wire::{
@@ -199,7 +200,12 @@ pub async fn submit(
         return submit_answer(&state, StatusCode::OK, &job, false, &report, query.wait).await;
     }
     let (limits, max_attempts) = limits(&state, &spec)?;
+    let began = std::time::Instant::now();
     let (admitted, task) = admit(&state, &source, &spec.optional_imports).await?;
+    state
+        .node
+        .metrics()
+        .stage(Stage::Admission, began.elapsed());
     let id = format!("job_{}", uuid::Uuid::now_v7().simple());
     let job = |admitted: &Admitted, task: &Option<ResolvedTask>| NewJob {
         kv_scope: task
@@ -223,6 +229,7 @@ pub async fn submit(
         request_hash: Some(fingerprint.clone()),
         now_ms: state.node.store().now(),
     };
+    let began = std::time::Instant::now();
     let (inserted, admitted) = match state.node.store().insert_job(job(&admitted, &task)).await {
         Err(gone @ StoreError::TaskVersionGone { .. }) => {
             resolve_again(&state, &source, gone).await?;
@@ -237,6 +244,7 @@ pub async fn submit(
     if let (false, Some(key)) = (inserted.created, &idempotency_key) {
         same_request(key, &inserted.job, &fingerprint)?;
     }
+    state.node.metrics().stage(Stage::Insert, began.elapsed());
     if inserted.created {
         state.node.metrics().job_submitted();
         state.node.wake_agents();

@@ -84,8 +84,10 @@ pub(crate) async fn run(
     let log = host.log.clone();
     let limits = request.limits;
     let mut store = new_store(prepared, &request, host, &log);
+    let mut instantiate = None;
     let call = async {
         let instance = prepared.pre.instantiate_async(&mut store).await?;
+        instantiate = Some(started.elapsed());
         instance.call_run(&mut store, &request.input).await
     };
     // The epoch callback stops a spinning job; this outer guard also stops one that waits on
@@ -115,10 +117,12 @@ pub(crate) async fn run(
         None if request.cancel.is_cancelled() => cancelled(),
         None => timed_out(&limits),
     };
+    let duration = started.elapsed();
     AttemptResult {
         outcome,
         log: log.contents(),
-        duration: started.elapsed(),
+        duration,
+        instantiate: instantiate.unwrap_or(duration),
         kv: store.data().host.kv.effects(),
     }
 }

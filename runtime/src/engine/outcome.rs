@@ -75,6 +75,9 @@ pub struct AttemptResult {
     /// Wall-clock time from instantiation to the end.
     #[serde(with = "duration_ms")]
     pub duration: Duration,
+    /// The part of `duration` spent making the store and instance (the rest is `run`).
+    #[serde(skip)]
+    pub instantiate: Duration,
     /// What the attempt read from and wrote to kv: its writes commit only with a success.
     #[serde(skip)]
     pub kv: crate::host::KvEffects,

@@ -17,6 +17,7 @@ use super::state::{Node, PrepareStoredError, Running};
 use super::stop::Stopping;
 use crate::engine::{AttemptRequest, CancelToken, PoolError, PrepareError};
 use crate::host::JobInfo;
+use crate::metrics::Stage;
 use crate::store::{
     AttemptEnd, AttemptState, Claim, Held, IdentityHold, JobFailure, Next, StoreError, now_ms,
 };
@@ -108,7 +109,12 @@ async fn serve(node: &Arc<Node>, held: &Held, stop: &mut Stopping) -> Served {
             let lease_ms = config.lease.as_millis() as i64;
             let classes = node.runnable_classes();
             let store = node.store();
-            store.claim(held, &classes, lease_ms, store.now()).await
+            let began = std::time::Instant::now();
+            let claimed = store.claim(held, &classes, lease_ms, store.now()).await;
+            if let Ok(Some(_)) = claimed {
+                node.metrics().stage(Stage::Claim, began.elapsed());
+            }
+            claimed
         };
         match claimed {
             Ok(Some(claim)) => next = Some(claim),
@@ -166,9 +172,17 @@ async fn run_claim(node: &Arc<Node>, held: &Held, claim: Claim) -> Option<Claim>
         },
     );
     let heartbeat = tokio::spawn(keep_lease(node.clone(), token.clone(), cancel.clone()));
+    let metrics = node.metrics();
+    let waited_ms = node.store().now() - job.run_after_ms.max(job.created_ms);
+    metrics.stage(
+        Stage::Queued,
+        std::time::Duration::from_millis(waited_ms.max(0) as u64),
+    );
 
     let started = std::time::Instant::now();
-    let (state, next, outcome_json, log, kv) = match prepare(node, &claim).await {
+    let prepared = prepare(node, &claim).await;
+    metrics.stage(Stage::Prepare, started.elapsed());
+    let (state, next, outcome_json, log, kv) = match prepared {
         Err(failure) => {
             let record = serde_json::json!({"kind": failure.code, "message": failure.message});
             let (state, next) = retry::after_failure(failure, job.attempts, job.max_attempts);
@@ -198,8 +212,9 @@ async fn run_claim(node: &Arc<Node>, held: &Held, claim: Claim) -> Option<Claim>
             } else {
                 retry::decide(&result.outcome, job.attempts, job.max_attempts)
             };
-            node.metrics()
-                .attempt_finished(&result.outcome, result.duration);
+            metrics.attempt_finished(&result.outcome, result.duration);
+            metrics.stage(Stage::Instantiate, result.instantiate);
+            metrics.stage(Stage::Run, result.duration - result.instantiate);
             (
                 state,
                 next,
@@ -233,6 +248,7 @@ async fn record(
     let (job, token, agent) = (&claim.job, &claim.lease_token, held.agent.as_str());
     let lease_ms = node.config().lease.as_millis() as i64;
     let store = node.store();
+    let began = std::time::Instant::now();
     let recorded = if node.is_draining() {
         store
             .finish_attempt(token, end, store.now())
@@ -244,6 +260,7 @@ async fn record(
             .finish_and_claim(token, end, held, &classes, lease_ms, store.now())
             .await
     };
+    node.metrics().stage(Stage::Finish, began.elapsed());
     match recorded {
         Ok((status, next)) => {
             tracing::debug!(agent, job = %job.id, attempt = claim.attempt, status = status.as_str(), ms = started.elapsed().as_millis() as u64, "attempt finished");
