@@ -64,7 +64,7 @@ pub async fn authorize(
             }
         },
     };
-    discard_body(request, state.node.config().max_upload_bytes).await;
+    super::body::discard(request.into_body(), state.node.config().max_upload_bytes).await;
     refused
 }
 
@@ -97,20 +97,6 @@ fn refusal(
             forbidden(&grant.name, scope, request.method(), request.uri().path()),
         ),
         (Caller::Token(_), _) => None,
-    }
-}
-
-/// Read and drop what a refused request still sends (up to `limit` bytes), so a client in the
-/// middle of an upload reads the refusal instead of a connection reset.
-async fn discard_body(request: Request, limit: usize) {
-    use http_body_util::BodyExt;
-    let mut body = request.into_body();
-    let mut read = 0;
-    while let Some(Ok(frame)) = body.frame().await {
-        read += frame.data_ref().map_or(0, |d| d.len());
-        if read > limit {
-            break;
-        }
     }
 }
 

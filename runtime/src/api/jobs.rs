@@ -2,7 +2,7 @@
 
 use super::error::{ApiError, Path, Query};
 use super::submission::{self, Caps};
-use super::{AppState, page, view};
+use super::{AppState, body, page, view};
 use crate::admission::{self, AdmissionError, Admitted, Component, Upload};
 use crate::engine::{Limits, Ready, WhenBusy};
 use crate::metrics::Stage;
@@ -95,18 +95,7 @@ fn limits(state: &AppState, spec: &JobSpec) -> Result<(Limits, u32), ApiError> {
 /// A request body up to the upload cap: 413 `too-large` over it, 400 when it is cut short.
 pub(super) async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
     let limit = state.node.config().max_upload_bytes;
-    read_at_most(body, limit, || submission::too_large(limit)).await
-}
-
-/// A body of at most `limit` bytes (`over` says how to refuse a longer one).
-async fn read_at_most(
-    body: Body,
-    limit: usize,
-    over: impl FnOnce() -> ApiError,
-) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|e| submission::body_error(e, over))
+    body::read_at_most(body, limit, limit, || submission::too_large(limit)).await
 }
 
 fn content_type(headers: &HeaderMap) -> String {
@@ -349,10 +338,13 @@ async fn read_submission(
             (Source::Upload(Upload::new(component.into()).await), spec)
         }
         "application/json" => {
-            let body = read_at_most(request.into_body(), caps.max_spec_bytes(), || {
-                submission::input_too_large("the JSON body", None, &caps)
-            })
-            .await?;
+            // An over-cap spec is read to its end (up to the upload cap) before the refusal.
+            let drain = state.node.config().max_upload_bytes;
+            let body =
+                body::read_at_most(request.into_body(), caps.max_spec_bytes(), drain, || {
+                    submission::input_too_large("the JSON body", None, &caps)
+                })
+                .await?;
             let spec = submission::spec(&body, &caps)?;
             (json_source(&spec)?, spec)
         }

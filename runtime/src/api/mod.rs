@@ -3,6 +3,7 @@
 
 mod admin;
 pub mod auth;
+mod body;
 pub mod error;
 mod jobs;
 mod nodes;

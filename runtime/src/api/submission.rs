@@ -60,16 +60,6 @@ pub fn truncated(detail: impl std::fmt::Display) -> ApiError {
     ))
 }
 
-/// Why reading a body failed: over `limit` (`over_limit` says how to answer), or cut short.
-pub fn body_error(e: axum::Error, over_limit: impl FnOnce() -> ApiError) -> ApiError {
-    let inner = e.into_inner();
-    if inner.is::<http_body_util::LengthLimitError>() {
-        over_limit()
-    } else {
-        truncated(inner)
-    }
-}
-
 /// The size of `value` as compact JSON (as it is stored), counted without building the text.
 pub fn json_size(value: &Value) -> usize {
     struct Count(usize);
