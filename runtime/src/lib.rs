@@ -22,11 +22,13 @@
 //! starts and stops every background loop. [`daemon`] assembles a node and stops it.
 //! [`wire`] holds the API's bodies as types, shared by the server and the CLI.
 //! [`metrics`] renders `/metrics`; [`fault`] holds the crash points the tests use; [`tokens`]
-//! decides who may call the API (scopes, token hashes, open mode).
+//! decides who may call the API (scopes, token hashes, open mode); [`console`] is the
+//! operator's web page, served by the API's listener.
 
 pub mod admission;
 pub mod api;
 pub mod compat;
+pub mod console;
 pub mod daemon;
 pub mod engine;
 pub mod fault;

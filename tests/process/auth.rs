@@ -150,6 +150,30 @@ fn probes(job: &str, caller: &str) -> Vec<Probe> {
         p("/v1/check", Method::POST, "/v1/check", Body::Wasm, submit),
         p("/v1/modules", Method::GET, "/v1/modules", Body::None, read),
         p("/v1/nodes", Method::GET, "/v1/nodes", Body::None, read),
+        p(
+            "/v1/activity",
+            Method::GET,
+            "/v1/activity",
+            Body::None,
+            read,
+        ),
+        // Any valid token may ask what it may do.
+        p(
+            "/v1/whoami",
+            Method::GET,
+            "/v1/whoami",
+            Body::None,
+            Some("token"),
+        ),
+        // The console's page and files hold no data.
+        p("/", Method::GET, "/", Body::None, None),
+        p(
+            "/console/{file}",
+            Method::GET,
+            "/console/app.js",
+            Body::None,
+            None,
+        ),
         p("/healthz", Method::GET, "/healthz", Body::None, None),
         p("/readyz", Method::GET, "/readyz", Body::None, None),
         p("/metrics", Method::GET, "/metrics", Body::None, read),
@@ -343,6 +367,7 @@ async fn every_route_answers_by_scope(backend: Backend) {
         );
         let allowed = match (probe.needs, caller.scope) {
             (None, _) => true,
+            (Some("token"), Some(_)) => true,
             (Some(need), Some(has)) => has == need || has == "admin",
             (Some(_), None) => false,
         };

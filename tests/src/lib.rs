@@ -147,6 +147,7 @@ pub fn output_json(result: &AttemptResult) -> serde_json::Value {
     }
 }
 
+pub mod browser;
 pub mod daemon;
 pub mod drift;
 pub mod fuzz;

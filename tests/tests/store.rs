@@ -64,6 +64,7 @@ suite!(
     a_process_that_lost_its_identity_claims_nothing_and_its_attempts_are_fenced_out,
     a_new_holder_recovers_only_what_a_dead_holder_left,
     tokens_are_kept_by_hash_with_unique_names_until_revoked,
+    activity_counts_waiting_running_and_ended_jobs_per_bucket,
 );
 
 fn new_job(id: &str, max_attempts: u32) -> NewJob {
@@ -2609,4 +2610,69 @@ mod postgres_only {
         store.insert_job(new_job("j", 1)).await.unwrap();
         assert_eq!(heard(&mut rx).await, Notice::Jobs);
     }
+}
+
+/// `activity`: the queue depth and running attempts at each bucket's end, and the jobs that
+/// ended within it, from the rows' own times (a job open before the window counts from the
+/// first bucket).
+async fn activity_counts_waiting_running_and_ended_jobs_per_bucket(db: TestDb) {
+    let store = db.open().await;
+    let ag = Agents::new(&store);
+    store.put_blob("c0ffee", b"component").await.unwrap();
+    let base = now_ms();
+    // a: accepted before the window, runs in bucket 1, succeeds in bucket 2.
+    // b: accepted in bucket 0, runs in bucket 3, fails in bucket 4.
+    // c: accepted in bucket 0, cancelled while queued in bucket 5.
+    store.insert_job(job_at("a", 1, base - 500)).await.unwrap();
+    store.insert_job(job_at("b", 1, base + 600)).await.unwrap();
+    store.insert_job(job_at("c", 1, base + 700)).await.unwrap();
+    let agent = ag.get("node-1/0").await;
+    let a = store
+        .claim(&agent, &[], 60_000, base + 1500)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.job.id, "a");
+    store
+        .finish_attempt(
+            &a.lease_token,
+            end(Next::Succeed(b"1".to_vec())),
+            base + 2500,
+        )
+        .await
+        .unwrap();
+    let b = store
+        .claim(&agent, &[], 60_000, base + 3500)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.job.id, "b");
+    let failure = JobFailure {
+        code: "boom".into(),
+        message: "it broke".into(),
+        retryable: false,
+    };
+    store
+        .finish_attempt(&b.lease_token, end(Next::Fail(failure)), base + 4500)
+        .await
+        .unwrap();
+    store.cancel_job("c", base + 5500).await.unwrap();
+
+    let buckets = store.activity(base, 1000, 7).await.unwrap();
+    let got: Vec<(u64, u64, u64, u64, u64)> = buckets
+        .iter()
+        .map(|b| (b.queued, b.running, b.succeeded, b.failed, b.cancelled))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (3, 0, 0, 0, 0), // a (from before), b, c wait
+            (2, 1, 0, 0, 0), // a runs
+            (2, 0, 1, 0, 0), // a succeeded
+            (1, 1, 0, 0, 0), // b runs
+            (1, 0, 0, 1, 0), // b failed
+            (0, 0, 0, 0, 1), // c cancelled
+            (0, 0, 0, 0, 0),
+        ]
+    );
 }

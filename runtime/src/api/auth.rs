@@ -28,6 +28,8 @@ pub enum Access {
     Open,
     /// A token with this scope (`admin` grants every scope).
     Scope(Scope),
+    /// Any valid token, whatever its scopes (`/v1/whoami`: what the token may do).
+    Token,
 }
 
 /// What `method path` needs; `None` when no route matches (any valid token may then learn

@@ -9,8 +9,8 @@ use crate::metrics::Stage;
 use crate::node::resolver::TaskRef;
 use crate::store::{Job, JobStatus, NewJob, ResolvedTask, StoreError, TaskPin, now_ms};
 use crate::wire::{
-    ComponentAnswer, ErrorCode, EventList, GetQuery, JobList, JobSpec, JobView, LimitQuery,
-    ListQuery, PageQuery, SubmitAnswer, SubmitQuery,
+    Activity, ActivityBucket, ActivityQuery, ComponentAnswer, ErrorCode, EventList, GetQuery,
+    JobList, JobSpec, JobView, LimitQuery, ListQuery, PageQuery, SubmitAnswer, SubmitQuery,
 };
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -518,15 +518,85 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<JobList>, ApiError> {
     let size = page::JOBS.size(q.limit);
-    let rows = state
-        .node
-        .store()
-        .list_jobs(q.status, q.before, size + 1)
-        .await?;
-    let (jobs, next) = page::page(rows, size, |j| j.seq);
+    let store = state.node.store();
+    let Some(task) = q.task.as_deref().filter(|t| !t.is_empty()) else {
+        let rows = store.list_jobs(q.status, q.before, size + 1).await?;
+        let (jobs, next) = page::page(rows, size, |j| j.seq);
+        return Ok(Json(JobList {
+            jobs: jobs.iter().map(Into::into).collect(),
+            next,
+        }));
+    };
+    // By task: read summaries a page at a time and keep that task's, reading at most
+    // TASK_SCAN rows per request; `next` then says where the next request goes on.
+    let (mut jobs, mut before, mut scanned) = (vec![], q.before, 0u32);
+    let next = loop {
+        let rows = store.list_jobs(q.status, before, page::JOBS.max).await?;
+        let last = rows.len() < page::JOBS.max as usize;
+        for row in rows {
+            scanned += 1;
+            before = Some(row.seq);
+            if row.task.as_ref().is_some_and(|pin| of_task(pin, task)) {
+                jobs.push(row);
+                if jobs.len() == size as usize {
+                    break;
+                }
+            }
+        }
+        if jobs.len() == size as usize || scanned >= TASK_SCAN {
+            break before;
+        }
+        if last {
+            break None;
+        }
+    };
     Ok(Json(JobList {
         jobs: jobs.iter().map(Into::into).collect(),
         next,
+    }))
+}
+
+/// The most job rows one `GET /v1/jobs?task=` reads before it answers with what it found.
+const TASK_SCAN: u32 = 5_000;
+
+/// Whether a job pinned to `pin` matches the filter `task` (`name` or `name@version`).
+fn of_task(pin: &crate::store::TaskPin, task: &str) -> bool {
+    match task.split_once('@') {
+        Some((name, version)) => pin.task == name && version.parse() == Ok(pin.version),
+        None => pin.task == task,
+    }
+}
+
+/// `GET /v1/activity`: queue depth, running attempts, and jobs finished per bucket of time,
+/// over the whole store (every node), oldest bucket first.
+pub async fn activity(
+    State(state): State<AppState>,
+    Query(q): Query<ActivityQuery>,
+) -> Result<Json<Activity>, ApiError> {
+    let window = i64::from(q.window_s.unwrap_or(900).clamp(10, 86_400)) * 1000;
+    let step = i64::from(q.step_s.unwrap_or(0)) * 1000;
+    let step = if step == 0 { window / 60 } else { step };
+    let step = step.clamp((window / 500).max(1000), window);
+    let count = (window / step) as u32;
+    let store = state.node.store();
+    let now = store.now();
+    let from = now - step * i64::from(count);
+    let buckets = store.activity(from, step, count).await?;
+    Ok(Json(Activity {
+        from_ms: from,
+        step_ms: step,
+        buckets: buckets
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| ActivityBucket {
+                at_ms: from + step * (i as i64 + 1),
+                queued: b.queued,
+                running: b.running,
+                succeeded: b.succeeded,
+                failed: b.failed,
+                cancelled: b.cancelled,
+            })
+            .collect(),
     }))
 }
 

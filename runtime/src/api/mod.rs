@@ -13,6 +13,7 @@ mod system;
 mod tasks;
 mod tokens;
 mod view;
+mod whoami;
 
 #[cfg(test)]
 mod openapi_check;
@@ -55,6 +56,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/check"),
     ("GET", "/v1/modules"),
     ("GET", "/v1/nodes"),
+    ("GET", "/v1/activity"),
+    ("GET", "/v1/whoami"),
+    ("GET", "/"),
+    ("GET", "/console/{file}"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -69,8 +74,9 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 /// What each route of [`ROUTES`] needs when tokens are on (a unit test holds the two lists to
 /// the same routes). `admin` grants every scope. Open: health and readiness (for load
-/// balancers and orchestrators), and the API description (public, static, the same as the
-/// README's). `/metrics` needs `read`: it tells the node's load and jobs, and Prometheus sends a
+/// balancers and orchestrators), the API description (public, static, the same as the
+/// README's) and the console's static files (they hold no data; the page asks the API for
+/// everything with the operator's token). `/v1/whoami` takes any valid token. `/metrics` needs `read`: it tells the node's load and jobs, and Prometheus sends a
 /// bearer token (`authorization` in its scrape config).
 pub const ACCESS: &[(&str, &str, Access)] = &[
     ("POST", "/v1/jobs", Access::Scope(Scope::Submit)),
@@ -97,6 +103,10 @@ pub const ACCESS: &[(&str, &str, Access)] = &[
     ("POST", "/v1/check", Access::Scope(Scope::Submit)),
     ("GET", "/v1/modules", Access::Scope(Scope::Read)),
     ("GET", "/v1/nodes", Access::Scope(Scope::Read)),
+    ("GET", "/v1/activity", Access::Scope(Scope::Read)),
+    ("GET", "/v1/whoami", Access::Token),
+    ("GET", "/", Access::Open),
+    ("GET", "/console/{file}", Access::Open),
     ("GET", "/healthz", Access::Open),
     ("GET", "/readyz", Access::Open),
     ("GET", "/metrics", Access::Scope(Scope::Read)),
@@ -144,6 +154,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/check", post(system::check))
         .route("/v1/modules", get(system::modules))
         .route("/v1/nodes", get(nodes::list))
+        .route("/v1/activity", get(jobs::activity))
+        .route("/v1/whoami", get(whoami::whoami))
+        .route("/", get(crate::console::index))
+        .route("/console/{file}", get(crate::console::asset))
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics))

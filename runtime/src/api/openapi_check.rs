@@ -389,6 +389,7 @@ fn record() -> JobRecord {
             waiting: Some("no live node can run it".into()),
             nodes: vec![verdict],
         }),
+        input: Some(json!({"width": 10})),
     }
 }
 
@@ -521,6 +522,39 @@ fn samples() -> Vec<(&'static str, Value)> {
     .chain([
         ("NodeList", value(nodes())),
         ("Inflight", value(inflight())),
+        (
+            "Activity",
+            value(Activity {
+                from_ms: 1,
+                step_ms: 15_000,
+                buckets: vec![ActivityBucket {
+                    at_ms: 15_001,
+                    queued: 3,
+                    running: 2,
+                    succeeded: 10,
+                    failed: 1,
+                    cancelled: 0,
+                }],
+            }),
+        ),
+        (
+            "WhoAmI",
+            value(WhoAmI {
+                token: Some("ci".into()),
+                open: false,
+                scopes: vec![Scope::Read],
+                node: "node-1".into(),
+            }),
+        ),
+        (
+            "WhoAmI",
+            value(WhoAmI {
+                token: None,
+                open: true,
+                scopes: Scope::ALL.to_vec(),
+                node: "node-1".into(),
+            }),
+        ),
     ])
     .chain(token_samples())
     .collect()
@@ -586,6 +620,7 @@ fn job_samples() -> Vec<(&'static str, Value)> {
                 attempt_list: vec![],
                 agent: None,
                 placement: None,
+                input: None,
             }),
         ),
         (
@@ -812,6 +847,7 @@ fn query_types_match_the_documented_parameters() {
                 status: Some(JobStatus::Queued),
                 limit: Some(1),
                 before: Some(1),
+                task: Some("resize".into()),
             }),
         ),
         ("/v1/jobs/{id}", "get", value(GetQuery { wait: Some(1) })),
@@ -820,6 +856,14 @@ fn query_types_match_the_documented_parameters() {
         ("/v1/tasks", "get", page),
         ("/v1/tasks/{name}", "get", limit.clone()),
         ("/v1/nodes", "get", limit),
+        (
+            "/v1/activity",
+            "get",
+            value(ActivityQuery {
+                window_s: Some(1),
+                step_s: Some(1),
+            }),
+        ),
         (
             "/v1/tasks/{name}/versions/{version}",
             "delete",

@@ -88,6 +88,7 @@ impl From<&store::JobRecord> for wire::JobRecord {
             attempt_list: r.attempt_list.iter().map(wire::Attempt::from).collect(),
             agent: r.attempt_list.last().map(|a| a.agent.clone()),
             placement: None,
+            input: serde_json::from_slice(&r.job.input).ok(),
         }
     }
 }

@@ -369,6 +369,7 @@ pub async fn list(args: ListArgs) -> Result<i32> {
         status: args.status,
         limit: Some(args.limit),
         before: args.before,
+        task: None,
     };
     let raw: Value = client
         .json(client.request(Method::GET, "/v1/jobs").query(&query))

@@ -204,6 +204,11 @@ impl<B: Backend> JobStore for B {
         self.read(op!(|s| ops::jobs::stats(s))).await
     }
 
+    async fn activity(&self, from: i64, step: i64, count: u32) -> StoreResult<Vec<ActivityCounts>> {
+        self.read(op!(|s| ops::activity::activity(s, from, step, count)))
+            .await
+    }
+
     async fn writable(&self) -> StoreResult<()> {
         Backend::writable(self).await
     }

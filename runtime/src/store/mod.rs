@@ -35,6 +35,7 @@ mod types;
 
 pub use health::CannotWrite;
 pub use kv::StoreKv;
+pub use ops::activity::ActivityCounts;
 pub use types::*;
 
 use async_trait::async_trait;
@@ -150,6 +151,15 @@ pub trait JobStore: Send + Sync {
 
     /// Counts for metrics and readiness.
     async fn stats(&self) -> StoreResult<StoreStats>;
+
+    /// Jobs over time: `count` buckets of `step_ms` after `from_ms`, oldest first (queue depth
+    /// and running attempts at each bucket's end, jobs ended within it), for every node.
+    async fn activity(
+        &self,
+        from_ms: i64,
+        step_ms: i64,
+        count: u32,
+    ) -> StoreResult<Vec<ActivityCounts>>;
 
     /// Whether the store can take writes now ([`StoreError::CannotWrite`] with the reason if
     /// not): the last write failure of that kind, until a write succeeds again, and a probe

@@ -70,6 +70,8 @@ pub struct ListQuery {
     pub limit: Option<u32>,
     /// The `next` cursor of the previous page.
     pub before: Option<i64>,
+    /// Only jobs of this task: `name` (any version) or `name@version`.
+    pub task: Option<String>,
 }
 
 /// Query of the list routes paged by a cursor other than `GET /v1/jobs`
@@ -174,6 +176,9 @@ pub struct JobRecord {
     /// Where a queued job can run (queued jobs with a compatibility class only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
+    /// Its input, when it is JSON (it always is when submitted over the API).
+    #[serde(default)]
+    pub input: Option<Value>,
 }
 
 /// The job in a submission's answer: with `?wait=`, with its attempts.
@@ -297,4 +302,45 @@ pub struct ModuleList {
     pub node: String,
     /// Sorted by name, then version.
     pub modules: Vec<Module>,
+}
+
+/// Query of `GET /v1/activity`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityQuery {
+    /// How far back, in seconds (default 900, at most 86400).
+    pub window_s: Option<u32>,
+    /// The width of one bucket, in seconds (default: the window over 60; at least
+    /// window / 500).
+    pub step_s: Option<u32>,
+}
+
+/// The jobs of the whole store over one bucket of time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityBucket {
+    /// The bucket's end (ms since the epoch); it covers the `step_ms` before.
+    pub at_ms: i64,
+    /// Jobs waiting at its end: accepted, not finished, no attempt running (retries waiting
+    /// for their backoff included).
+    pub queued: u64,
+    /// Attempts running at its end.
+    pub running: u64,
+    /// Jobs that succeeded within it.
+    pub succeeded: u64,
+    /// Jobs that failed within it (out of attempts, or a failure not retried).
+    pub failed: u64,
+    /// Jobs cancelled within it.
+    pub cancelled: u64,
+}
+
+/// `GET /v1/activity`: queue depth, throughput and failures over time, for every node of the
+/// store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    /// The window's start (ms since the epoch, by the store's clock).
+    pub from_ms: i64,
+    /// The width of one bucket, in ms.
+    pub step_ms: i64,
+    /// Oldest first; the last one ends now.
+    pub buckets: Vec<ActivityBucket>,
 }

@@ -19,13 +19,13 @@ pub use crate::lifecycle::states::{AttemptState, JobFailure, JobStatus};
 pub use crate::tokens::Scope;
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use jobs::{
-    Attempt, CheckAnswer, ComponentAnswer, Event, EventList, GetQuery, Job, JobList, JobRecord,
-    JobSpec, JobSummary, JobView, LimitQuery, ListQuery, ModuleList, PageQuery, Progress,
-    SubmitAnswer, SubmitQuery,
+    Activity, ActivityBucket, ActivityQuery, Attempt, CheckAnswer, ComponentAnswer, Event,
+    EventList, GetQuery, Job, JobList, JobRecord, JobSpec, JobSummary, JobView, LimitQuery,
+    ListQuery, ModuleList, PageQuery, Progress, SubmitAnswer, SubmitQuery,
 };
 pub use nodes::{Inflight, InflightAttempt, NodeInfo, NodeList, NodeState, NodeVerdict, Placement};
 pub use tasks::{
     AuditEntry, DeleteQuery, DeployAnswer, JobCounts, NodeResolution, RollbackAnswer, RollbackSpec,
     Task, TaskList, TaskSummary, TaskVersion, ThisNode, UnregisterAnswer,
 };
-pub use tokens::{TokenCreated, TokenInfo, TokenList, TokenRevoked, TokenSpec};
+pub use tokens::{TokenCreated, TokenInfo, TokenList, TokenRevoked, TokenSpec, WhoAmI};

@@ -55,3 +55,18 @@ pub struct TokenRevoked {
     /// Always true: an unknown name is a 404.
     pub revoked: bool,
 }
+
+/// `GET /v1/whoami`: what the presented token may do, so a client (the console) offers only
+/// what it may.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhoAmI {
+    /// The token's name (`admin` for the token given at `serve`); `None` in open mode.
+    pub token: Option<String>,
+    /// Whether the node runs in open mode (no token needed, on loopback).
+    pub open: bool,
+    /// What the caller may do: its token's scopes (`admin` grants every other one), or every
+    /// scope in open mode.
+    pub scopes: Vec<Scope>,
+    /// The answering node's name.
+    pub node: String,
+}

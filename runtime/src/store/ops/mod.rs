@@ -6,6 +6,7 @@
 //! speed) is a named operation in its folder, with the same meaning, held to it by the shared
 //! store suite.
 
+pub(crate) mod activity;
 pub(crate) mod blobs;
 pub(crate) mod jobs;
 pub(crate) mod kv;
