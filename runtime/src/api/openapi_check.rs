@@ -379,6 +379,7 @@ fn record() -> JobRecord {
         state: NodeState::Draining,
         verdict: Verdict::Accepted,
         summary: "every import is satisfied".into(),
+        report: report(),
     };
     JobRecord {
         job: job(),

@@ -119,7 +119,8 @@ impl Registry {
                     address: n.address.clone(),
                     state: state_of(n),
                     verdict: report.verdict,
-                    summary: report.summary,
+                    summary: report.summary.clone(),
+                    report,
                 }
             })
             .collect();

@@ -1,6 +1,6 @@
 //! `/v1/nodes` and `/v1/admin`: the registry, placement, and what runs on a node.
 
-use super::Verdict;
+use super::{CompatReport, Verdict};
 use serde::{Deserialize, Serialize};
 
 /// A registered node process's state.
@@ -51,6 +51,8 @@ pub struct NodeVerdict {
     pub verdict: Verdict,
     /// Why, in words.
     pub summary: String,
+    /// The whole report: every import of the job against its catalog.
+    pub report: CompatReport,
 }
 
 /// Where a queued job can run.

@@ -287,25 +287,35 @@ function timeline(job) {
       });
 }
 
-/** A compat report as a table: each import, its verdict, which side is ahead, what is missing. */
+/** A compat report as a table: each import, its verdict, which side is ahead, what is missing.
+ * Unmet imports come first; satisfied WASI imports are one row, as `driftless check` prints them. */
 export function reportTable(report, id = "report") {
-  const rows = report.imports.map((i) => [
-    h("code", {}, i.import),
-    badge(i.status),
-    i.optional ? "optional" : "required",
-    i.provided.length ? i.provided.join(", ") : "none",
-    i.ahead === "job" ? "the job (upgrade the runtime)" : i.ahead === "host" ? "the host (rebuild the job)" : "—",
-    [
-      i.missing_functions.length ? h("div", {}, "missing: ", h("code", {}, i.missing_functions.join(", "))) : null,
-      ...i.retyped.map((r) => h("div", {}, `${r.function}: job ${r.job}, host ${r.host}`)),
-    ],
-    i.message,
-  ]);
+  const order = { rejected: 0, degraded: 1, satisfied: 2 };
+  const imports = [...report.imports].sort((a, b) => order[a.status] - order[b.status]);
+  const wasi = imports.filter((i) => i.status === "satisfied" && i.package.startsWith("wasi:"));
+  const rows = imports
+    .filter((i) => !wasi.includes(i))
+    .map((i) => [
+      h("code", {}, i.import),
+      badge(i.status),
+      i.optional ? "optional" : "required",
+      i.provided.length ? i.provided.join(", ") : "none",
+      i.ahead === "job" ? "the job (upgrade the runtime)" : i.ahead === "host" ? "the host (rebuild the job)" : "—",
+      [
+        i.missing_functions.length ? h("div", {}, "missing: ", h("code", {}, i.missing_functions.join(", "))) : null,
+        ...i.retyped.map((r) => h("div", {}, `${r.function}: job ${r.job}, host ${r.host}`)),
+      ],
+      i.message,
+    ]);
+  if (wasi.length) {
+    const packages = [...new Set(wasi.map((i) => i.package))].join(", ");
+    rows.push([`${wasi.length} WASI imports (${packages})`, badge("satisfied"), "required", "wasmtime-wasi", "—", "", "provided by wasmtime-wasi"]);
+  }
   return h(
     "div",
-    { id },
+    { id, class: "report" },
     h("p", { class: `verdict v-${report.verdict}` }, h("strong", {}, report.verdict.toUpperCase()), ": ", report.summary),
-    table(null, ["Import", "Verdict", "Need", "Host provides", "Ahead", "Missing", "Why"], rows, { class: "report" }),
+    table(null, ["Import", "Verdict", "Need", "Host provides", "Ahead", "Missing", "Why"], rows),
     h("p", { class: "help" }, `Judged against: ${report.catalog.join(", ")}`),
   );
 }
@@ -331,6 +341,7 @@ export async function job(root, ctx) {
     io,
   );
   let finalShown = false;
+  let shownPlacement = null;
   await ctx.every(1000, async () => {
     if (finalShown) return;
     const [job, logText, history] = await Promise.all([
@@ -384,7 +395,9 @@ export async function job(root, ctx) {
           )
         : null,
     );
-    fill(
+    const placementNow = JSON.stringify(job.placement ?? null);
+    // Unchanged: keep it as it is on screen (and the reports the reader opened or closed).
+    if (placementNow !== shownPlacement) fill(
       placement,
       job.placement
         ? section(
@@ -396,9 +409,24 @@ export async function job(root, ctx) {
               job.placement.nodes.map((n) => [n.node, h("code", {}, n.process), badge(n.state), badge(n.verdict), n.summary]),
               { id: "placement" },
             ),
+            h(
+              "div",
+              { id: "placement-reports" },
+              job.placement.nodes
+                .filter((n) => n.state !== "gone")
+                .map((n) =>
+                  h(
+                    "details",
+                    { open: n.verdict === "rejected" || job.placement.nodes.length === 1 },
+                    h("summary", {}, `${n.node}'s report: ${n.verdict}`),
+                    reportTable(n.report, `report-${n.node}`),
+                  ),
+                ),
+            ),
           )
         : null,
     );
+    shownPlacement = placementNow;
     fill(attempts, timeline(job));
     log.textContent = typeof logText === "string" && logText.length ? logText : "(nothing logged yet)";
     fill(
