@@ -438,4 +438,18 @@ async fn the_nodes_page_of_a_two_node_cluster_shows_both_catalogs() {
     b.wait_text("#job-status", "succeeded").await;
     let attempts = b.wait_text("#attempts", "node-b").await;
     assert!(attempts.contains("node-b/"), "{attempts}");
+
+    // The jobs list by node: the job ran on node-b, none on node-a.
+    b.goto(&format!("{}/#/jobs", a.url)).await;
+    b.find("#f-node option[value='node-b']").await;
+    b.eval(
+        "const s = document.querySelector('#f-node'); s.value = 'node-b';",
+        json!([]),
+    )
+    .await;
+    b.click(".filters button[type=submit]").await;
+    b.wait_text("#jobs-table", &id).await;
+    assert!(b.url().await.contains("node=node-b"), "{}", b.url().await);
+    b.goto(&format!("{}/#/jobs?node=node-a", a.url)).await;
+    b.wait_text("#job-list", "No jobs match.").await;
 }

@@ -65,6 +65,7 @@ suite!(
     a_new_holder_recovers_only_what_a_dead_holder_left,
     tokens_are_kept_by_hash_with_unique_names_until_revoked,
     activity_counts_waiting_running_and_ended_jobs_per_bucket,
+    jobs_list_by_task_and_node,
 );
 
 fn new_job(id: &str, max_attempts: u32) -> NewJob {
@@ -2674,5 +2675,107 @@ async fn activity_counts_waiting_running_and_ended_jobs_per_bucket(db: TestDb) {
             (0, 0, 0, 0, 1), // c cancelled
             (0, 0, 0, 0, 0),
         ]
+    );
+}
+
+/// `list_jobs_where`: by status, task, version and node (a job is on a node when one of its
+/// attempts ran under the node's agents), newest first, paged by `seq`.
+async fn jobs_list_by_task_and_node(db: TestDb) {
+    use driftless::store::JobFilter;
+    let store = db.open().await;
+    let ag = Agents::new(&store);
+    store.put_blob("c0ffee", b"component").await.unwrap();
+    store
+        .deploy_task(version("t", "c0ffee", "ann"))
+        .await
+        .unwrap();
+    for (id, task) in [("t1", true), ("raw", false), ("t2", true)] {
+        let mut job = new_job(id, 1);
+        job.task = task.then(|| TaskPin::new("t", 1));
+        store.insert_job(job).await.unwrap();
+    }
+    // t1 runs on node-a, raw on node-ab (a prefix of no other node's agents).
+    let on_a = store
+        .claim(&ag.get("node-a/0").await, &[], 60_000, now_ms())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(on_a.job.id, "t1");
+    let on_ab = store
+        .claim(&ag.get("node-ab/0").await, &[], 60_000, now_ms())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(on_ab.job.id, "raw");
+    let ids = |jobs: Vec<driftless::store::JobSummary>| {
+        jobs.into_iter().map(|j| j.id).collect::<Vec<_>>()
+    };
+    let list = |filter: JobFilter| {
+        let store = store.clone();
+        async move { ids(store.list_jobs_where(filter, None, 10).await.unwrap()) }
+    };
+    let by_task = JobFilter {
+        task: Some("t".into()),
+        ..JobFilter::default()
+    };
+    assert_eq!(list(by_task.clone()).await, ["t2", "t1"]);
+    assert_eq!(
+        list(JobFilter {
+            version: Some(1),
+            ..by_task.clone()
+        })
+        .await,
+        ["t2", "t1"]
+    );
+    assert!(
+        list(JobFilter {
+            version: Some(2),
+            ..by_task.clone()
+        })
+        .await
+        .is_empty()
+    );
+    assert_eq!(
+        list(JobFilter {
+            node: Some("node-a".into()),
+            ..JobFilter::default()
+        })
+        .await,
+        ["t1"]
+    );
+    assert_eq!(
+        list(JobFilter {
+            node: Some("node-ab".into()),
+            ..JobFilter::default()
+        })
+        .await,
+        ["raw"]
+    );
+    assert!(
+        list(JobFilter {
+            node: Some("node".into()),
+            ..JobFilter::default()
+        })
+        .await
+        .is_empty()
+    );
+    assert_eq!(
+        list(JobFilter {
+            status: Some(JobStatus::Queued),
+            ..by_task.clone()
+        })
+        .await,
+        ["t2"]
+    );
+    let first = store
+        .list_jobs_where(by_task.clone(), None, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(store
+            .list_jobs_where(by_task, Some(first[0].seq), 10)
+            .await
+            .unwrap()),
+        ["t1"]
     );
 }

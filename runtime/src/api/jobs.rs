@@ -7,7 +7,7 @@ use crate::admission::{self, AdmissionError, Admitted, Component, Upload};
 use crate::engine::{Limits, Ready, WhenBusy};
 use crate::metrics::Stage;
 use crate::node::resolver::TaskRef;
-use crate::store::{Job, JobStatus, NewJob, ResolvedTask, StoreError, TaskPin, now_ms};
+use crate::store::{Job, JobFilter, JobStatus, NewJob, ResolvedTask, StoreError, TaskPin, now_ms};
 use crate::wire::{
     Activity, ActivityBucket, ActivityQuery, ComponentAnswer, ErrorCode, EventList, GetQuery,
     JobList, JobSpec, JobView, LimitQuery, ListQuery, PageQuery, SubmitAnswer, SubmitQuery,
@@ -519,52 +519,36 @@ pub async fn list(
 ) -> Result<Json<JobList>, ApiError> {
     let size = page::JOBS.size(q.limit);
     let store = state.node.store();
-    let Some(task) = q.task.as_deref().filter(|t| !t.is_empty()) else {
-        let rows = store.list_jobs(q.status, q.before, size + 1).await?;
-        let (jobs, next) = page::page(rows, size, |j| j.seq);
-        return Ok(Json(JobList {
-            jobs: jobs.iter().map(Into::into).collect(),
-            next,
-        }));
-    };
-    // By task: read summaries a page at a time and keep that task's, reading at most
-    // TASK_SCAN rows per request; `next` then says where the next request goes on.
-    let (mut jobs, mut before, mut scanned) = (vec![], q.before, 0u32);
-    let next = loop {
-        let rows = store.list_jobs(q.status, before, page::JOBS.max).await?;
-        let last = rows.len() < page::JOBS.max as usize;
-        for row in rows {
-            scanned += 1;
-            before = Some(row.seq);
-            if row.task.as_ref().is_some_and(|pin| of_task(pin, task)) {
-                jobs.push(row);
-                if jobs.len() == size as usize {
-                    break;
-                }
+    let given = |v: Option<String>| v.filter(|v| !v.is_empty());
+    let (task, node) = (given(q.task), given(q.node));
+    let rows = if task.is_none() && node.is_none() {
+        store.list_jobs(q.status, q.before, size + 1).await?
+    } else {
+        let (task, version) = match task.as_deref().map(|t| t.split_once('@')) {
+            None => (None, None),
+            Some(None) => (task, None),
+            Some(Some((name, version))) => {
+                let version = version.parse::<u32>().map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "`task` is `name` or `name@version` (a number), not `{name}@{version}`"
+                    ))
+                })?;
+                (Some(name.to_string()), Some(version))
             }
-        }
-        if jobs.len() == size as usize || scanned >= TASK_SCAN {
-            break before;
-        }
-        if last {
-            break None;
-        }
+        };
+        let filter = JobFilter {
+            status: q.status,
+            task,
+            version,
+            node,
+        };
+        store.list_jobs_where(filter, q.before, size + 1).await?
     };
+    let (jobs, next) = page::page(rows, size, |j| j.seq);
     Ok(Json(JobList {
         jobs: jobs.iter().map(Into::into).collect(),
         next,
     }))
-}
-
-/// The most job rows one `GET /v1/jobs?task=` reads before it answers with what it found.
-const TASK_SCAN: u32 = 5_000;
-
-/// Whether a job pinned to `pin` matches the filter `task` (`name` or `name@version`).
-fn of_task(pin: &crate::store::TaskPin, task: &str) -> bool {
-    match task.split_once('@') {
-        Some((name, version)) => pin.task == name && version.parse() == Ok(pin.version),
-        None => pin.task == task,
-    }
 }
 
 /// `GET /v1/activity`: queue depth, running attempts, and jobs finished per bucket of time,

@@ -849,6 +849,7 @@ fn query_types_match_the_documented_parameters() {
                 limit: Some(1),
                 before: Some(1),
                 task: Some("resize".into()),
+                node: Some("node-a".into()),
             }),
         ),
         ("/v1/jobs/{id}", "get", value(GetQuery { wait: Some(1) })),

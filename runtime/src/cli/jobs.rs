@@ -370,6 +370,7 @@ pub async fn list(args: ListArgs) -> Result<i32> {
         limit: Some(args.limit),
         before: args.before,
         task: None,
+        node: None,
     };
     let raw: Value = client
         .json(client.request(Method::GET, "/v1/jobs").query(&query))

@@ -175,6 +175,16 @@ impl<B: Backend> JobStore for B {
             .await
     }
 
+    async fn list_jobs_where(
+        &self,
+        filter: JobFilter,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<JobSummary>> {
+        self.read(op!(|s| ops::listing::list(s, &filter, before, limit)))
+            .await
+    }
+
     async fn events(
         &self,
         id: &str,

@@ -36,6 +36,7 @@ mod types;
 pub use health::CannotWrite;
 pub use kv::StoreKv;
 pub use ops::activity::ActivityCounts;
+pub use ops::listing::JobFilter;
 pub use types::*;
 
 use async_trait::async_trait;
@@ -128,6 +129,15 @@ pub trait JobStore: Send + Sync {
     async fn list_jobs(
         &self,
         status: Option<JobStatus>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<JobSummary>>;
+
+    /// Job summaries matching `filter` (by status, task, version, node), newest first, at
+    /// most `limit`; `before` is the `seq` cursor of the last page.
+    async fn list_jobs_where(
+        &self,
+        filter: JobFilter,
         before: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<JobSummary>>;

@@ -72,6 +72,8 @@ pub struct ListQuery {
     pub before: Option<i64>,
     /// Only jobs of this task: `name` (any version) or `name@version`.
     pub task: Option<String>,
+    /// Only jobs with an attempt on this node (its agents `node/n`).
+    pub node: Option<String>,
 }
 
 /// Query of the list routes paged by a cursor other than `GET /v1/jobs`

@@ -171,6 +171,18 @@ export async function jobs(root, ctx) {
     ),
   );
   const taskInput = h("input", { id: "f-task", name: "task", value: task, placeholder: "name or name@version" });
+  const node = ctx.query.get("node") ?? "";
+  const known = await api("GET", "/v1/nodes").then(
+    (r) => [...new Set(r.nodes.map((n) => n.node))].sort(),
+    () => [],
+  );
+  if (node && !known.includes(node)) known.push(node);
+  const nodeSelect = h(
+    "select",
+    { id: "f-node", name: "node" },
+    h("option", { value: "" }, "any node"),
+    known.map((n) => h("option", { value: n, selected: n === node }, n)),
+  );
   const form = h(
     "form",
     { class: "filters", "aria-label": "Filter jobs" },
@@ -178,6 +190,8 @@ export async function jobs(root, ctx) {
     statusSelect,
     h("label", { for: "f-task" }, "Task"),
     taskInput,
+    h("label", { for: "f-node" }, "Node"),
+    nodeSelect,
     h("button", { type: "submit" }, "Filter"),
     h("a", { href: "#/jobs" }, "Clear"),
   );
@@ -186,6 +200,7 @@ export async function jobs(root, ctx) {
     const q = new URLSearchParams();
     if (statusSelect.value) q.set("status", statusSelect.value);
     if (taskInput.value.trim()) q.set("task", taskInput.value.trim());
+    if (nodeSelect.value) q.set("node", nodeSelect.value);
     location.hash = `#/jobs${q.size ? `?${q}` : ""}`;
   });
   const list = h("div", { id: "job-list", "aria-live": "polite", "aria-busy": "true" });
@@ -194,13 +209,14 @@ export async function jobs(root, ctx) {
     root,
     h("h1", {}, "Jobs"),
     form,
-    h("p", { class: "help" }, "Newest first; the list refreshes every second (polling) while this page is open."),
+    h("p", { class: "help" }, "Newest first; the list refreshes every second (polling) while this page is open. A job is on a node when one of its attempts ran there."),
     list,
     more,
   );
   const q = new URLSearchParams({ limit: "50" });
   if (status) q.set("status", status);
   if (task) q.set("task", task);
+  if (node) q.set("node", node);
   if (before) q.set("before", before);
   await ctx.every(1000, async () => {
     const page = await api("GET", `/v1/jobs?${q}`);

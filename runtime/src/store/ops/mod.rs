@@ -10,6 +10,7 @@ pub(crate) mod activity;
 pub(crate) mod blobs;
 pub(crate) mod jobs;
 pub(crate) mod kv;
+pub(crate) mod listing;
 pub(crate) mod nodes;
 pub(crate) mod tasks;
 pub(crate) mod tokens;
