@@ -280,7 +280,7 @@ async fn a_rejected_job_shows_its_report() {
 }
 
 /// Sign in (a wrong token is refused in words), a read-only token sees no write buttons, an
-/// admin rolls a task back from the page after confirming.
+/// admin rolls a task back from the page after confirming, and undeploys the other version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_versions_of_a_task_roll_back_from_the_page() {
     let dir = tempfile::tempdir().unwrap();
@@ -323,10 +323,24 @@ async fn two_versions_of_a_task_roll_back_from_the_page() {
         task["audit"].as_array().unwrap().last().unwrap()["actor"],
         "admin"
     );
+
+    // Undeploy v2 (no longer current, no job pins it); cancelling the dialog changes nothing.
+    b.click("button.undeploy[data-version='2']").await;
+    b.wait_text("#confirm", "Undeploy version 2?").await;
+    b.click("#confirm-cancel").await;
+    assert_eq!(
+        admin.get("/v1/tasks/greet").await.1["versions"][1]["deleted_ms"],
+        Value::Null
+    );
+    b.click("button.undeploy[data-version='2']").await;
+    b.click("#confirm-ok").await;
+    b.wait_text("#versions", "unregistered").await;
+    let (_, task) = admin.get("/v1/tasks/greet").await;
+    assert!(task["versions"][1]["deleted_ms"].is_i64(), "{task}");
 }
 
 /// Drain this node from the nodes page (after confirming), see it draining and `/readyz`
-/// failing, resume it.
+/// failing, resume it; then stop the daemon and read what the page says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_and_resume_a_node_from_the_page() {
     let dir = tempfile::tempdir().unwrap();
@@ -344,6 +358,14 @@ async fn drain_and_resume_a_node_from_the_page() {
     b.click("#resume").await;
     b.wait_text("#self-state", "live").await;
     assert_eq!(api.get("/readyz").await.0, 200);
+
+    // The daemon stops: the page says so in words, and what to do.
+    drop(d);
+    let banner = b
+        .wait_text("#banner", "The daemon cannot be reached.")
+        .await;
+    assert!(banner.contains("tries again on its own"), "{banner}");
+    b.screenshot("unreachable").await;
 }
 
 /// Two nodes on one PostgreSQL with different catalogs: the drift matrix shows both columns

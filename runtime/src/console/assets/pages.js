@@ -682,6 +682,10 @@ export async function nodes(root, ctx) {
       ctx.can("admin") ? api("GET", "/v1/admin/inflight") : Promise.resolve(null),
     ]);
     if (!ctx.live()) return;
+    // This process's own state is known now; the registry has it as of its last heartbeat.
+    for (const n of registry.nodes) {
+      if (n.this_process && inflight && n.state !== "gone") n.state = inflight.draining ? "draining" : "live";
+    }
     const shown = registry.nodes.filter((n) => n.state !== "gone" || registry.nodes.every((m) => m.node !== n.node || m.state === "gone"));
     const modules = [...new Set(shown.flatMap((n) => n.catalog))].filter((m) => !m.startsWith("wasi:")).sort();
     const wasi = [...new Set(shown.flatMap((n) => n.catalog))].filter((m) => m.startsWith("wasi:"));
