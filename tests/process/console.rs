@@ -245,6 +245,27 @@ async fn a_job_submitted_from_the_form_reaches_succeeded() {
         "uPlot drew the chart"
     );
     b.screenshot("overview").await;
+
+    // A running job: its attempt shows on the timeline as running, and Cancel (after
+    // confirming) stops it.
+    let (status, slow) = api
+        .submit(
+            &bytes(SLOW),
+            &[("input", json!({"ms": 60_000}).to_string())],
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{slow}");
+    let slow = slow["job"]["id"].as_str().unwrap().to_string();
+    b.goto(&format!("{}/#/jobs/{slow}", d.url)).await;
+    b.wait_text("#job-status", "running").await;
+    b.wait_text("#attempts", "so far").await;
+    b.screenshot("job-running").await;
+    b.click("#cancel").await;
+    b.wait_text("#confirm", "Cancel this job?").await;
+    b.click("#confirm-ok").await;
+    b.wait_text("#job-status", "cancelled").await;
+    assert_eq!(api.wait(&slow).await["status"], "cancelled");
 }
 
 /// A job the host cannot serve: the check's report as a table (each import, its verdict,

@@ -352,12 +352,13 @@ export async function job(root, ctx) {
     actions,
     placement,
     section("Attempts", attempts),
-    section("Log", h("p", { class: "help" }, "Every attempt's log (stdout, stderr and context.log), refreshed every second while the job runs."), log),
+    section("Log", h("p", { class: "help" }, "Every attempt's log (stdout, stderr and context.log), refreshed every second while the job runs; an attempt's log is recorded when it ends."), log),
     section("Events", events),
     io,
   );
   let finalShown = false;
   let shownPlacement = null;
+  let shownActions = null;
   await ctx.every(1000, async () => {
     if (finalShown) return;
     const [job, logText, history] = await Promise.all([
@@ -390,13 +391,16 @@ export async function job(root, ctx) {
         h("dd", {}, `${duration(job.limits.timeout_ms)} per attempt, ${bytes(job.limits.memory_bytes)} memory`),
       ),
     );
-    fill(
+    // Re-drawn only when it changes, so keyboard focus on the button stays.
+    const actionsNow = `${terminal}|${job.cancel_requested}`;
+    if (actionsNow !== shownActions) fill(
       actions,
       !terminal && ctx.can("submit") && !job.cancel_requested
         ? h(
             "button",
             {
               type: "button",
+              id: "cancel",
               class: "danger",
               onclick: async () => {
                 if (!(await ctx.confirm("Cancel this job?", `Job ${id} is ${job.status}. A queued job is cancelled at once; a running attempt is stopped within milliseconds. This cannot be undone.`, "Cancel the job"))) return;
@@ -443,6 +447,7 @@ export async function job(root, ctx) {
         : null,
     );
     shownPlacement = placementNow;
+    shownActions = actionsNow;
     fill(attempts, timeline(job));
     log.textContent = typeof logText === "string" && logText.length ? logText : "(nothing logged yet)";
     fill(
