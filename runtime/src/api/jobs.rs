@@ -6,6 +6,7 @@ use super::{AppState, body, page, view};
 use crate::admission::{self, AdmissionError, Admitted, Component, Upload};
 use crate::engine::{Limits, Ready, WhenBusy};
 use crate::metrics::Stage;
+use crate::node::FinishWatch;
 use crate::node::resolver::TaskRef;
 use crate::store::{Job, JobFilter, JobStatus, NewJob, ResolvedTask, StoreError, TaskPin, now_ms};
 use crate::wire::{
@@ -186,7 +187,12 @@ pub async fn submit(
         && let Some((job, report)) = state.node.store().job_by_idempotency_key(key).await?
     {
         same_request(key, &job, &fingerprint)?;
-        return submit_answer(&state, StatusCode::OK, &job, false, &report, query.wait).await;
+        let answer = Answer {
+            status: StatusCode::OK,
+            created: false,
+            watch: None,
+        };
+        return submit_answer(&state, answer, &job, &report, query.wait).await;
     }
     let (limits, max_attempts) = limits(&state, &spec)?;
     let began = std::time::Instant::now();
@@ -196,6 +202,11 @@ pub async fn submit(
         .metrics()
         .stage(Stage::Admission, began.elapsed());
     let id = format!("job_{}", uuid::Uuid::now_v7().simple());
+    // A client that waits watches its job before it is stored: its end cannot come first.
+    let watch = query
+        .wait
+        .filter(|w| *w > 0)
+        .map(|_| state.node.watch_finish(&id));
     let job = |admitted: &Admitted, task: &Option<ResolvedTask>| NewJob {
         kv_scope: task
             .as_ref()
@@ -238,21 +249,17 @@ pub async fn submit(
         state.node.metrics().job_submitted();
         state.node.wake_agents();
     }
-    let status = if inserted.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
+    let answer = Answer {
+        status: if inserted.created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        created: inserted.created,
+        watch,
     };
     let report = &admitted.report_json;
-    submit_answer(
-        &state,
-        status,
-        &inserted.job,
-        inserted.created,
-        report,
-        query.wait,
-    )
-    .await
+    submit_answer(&state, answer, &inserted.job, report, query.wait).await
 }
 
 /// What makes two submissions the same request: the component (the upload's hash, the stored
@@ -392,30 +399,43 @@ fn json_source(spec: &JobSpec) -> Result<Source, ApiError> {
     }
 }
 
+/// How a submission is answered: its status code, whether the job was created, and, for a
+/// client that waits, its watch on the job taken before the job was stored.
+struct Answer {
+    status: StatusCode,
+    created: bool,
+    watch: Option<FinishWatch>,
+}
+
 /// The answer to a submission: the job (with its attempts, once finished, when the client asked
 /// to `wait`), whether it was created, and its admission report — JSON text serialized once,
 /// when the component was prepared (or stored with the job).
 async fn submit_answer(
     state: &AppState,
-    status: StatusCode,
+    answer: Answer,
     job: &Job,
-    created: bool,
     report: &str,
     wait: Option<u64>,
 ) -> Result<Response, ApiError> {
-    let shown = match wait.filter(|w| *w > 0) {
-        None => JobView::Job(Box::new(job.into())),
-        Some(secs) => JobView::Record(Box::new((&wait_for(state, &job.id, secs).await?).into())),
+    let shown = match (wait.filter(|w| *w > 0), &answer.watch) {
+        (None, _) => JobView::Job(Box::new(job.into())),
+        // Just stored, and watched since before: it has not finished unless announced.
+        (Some(secs), Some(watch)) if answer.created => JobView::Record(Box::new(
+            (&wait_with(state, &job.id, secs, Some(watch), false).await?).into(),
+        )),
+        (Some(secs), _) => {
+            JobView::Record(Box::new((&wait_for(state, &job.id, secs).await?).into()))
+        }
     };
-    let answer = SubmitAnswer {
+    let body = SubmitAnswer {
         job: shown,
-        created,
+        created: answer.created,
         report: view::report(report)?,
     };
     Ok((
-        status,
+        answer.status,
         [(header::LOCATION, format!("/v1/jobs/{}", job.id))],
-        Json(answer),
+        Json(body),
     )
         .into_response())
 }
@@ -481,33 +501,51 @@ async fn wait_for(
     id: &str,
     secs: u64,
 ) -> Result<crate::store::JobRecord, ApiError> {
+    let watch = (secs > 0).then(|| state.node.watch_finish(id));
+    wait_with(state, id, secs, watch.as_ref(), true).await
+}
+
+/// [`wait_for`] with the client's watch on the job already taken (before the job was stored,
+/// for a submission); `read_first` is false when the caller knows the job has not finished.
+async fn wait_with(
+    state: &AppState,
+    id: &str,
+    secs: u64,
+    watch: Option<&FinishWatch>,
+    mut read_first: bool,
+) -> Result<crate::store::JobRecord, ApiError> {
     let wait = Duration::from_secs(secs.min(MAX_WAIT_SECS));
     let deadline = tokio::time::Instant::now() + wait;
-    let mut finished = state.node.finished_jobs();
     loop {
-        let record = state
-            .node
-            .store()
-            .get_job(id)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
-        if record.job.status.is_terminal() || tokio::time::Instant::now() >= deadline {
-            return Ok(record);
+        // Taken before the read, so an end announced between the read and the wait counts.
+        let finished = watch.map(FinishWatch::next);
+        tokio::pin!(finished);
+        if let Some(f) = finished.as_mut().as_pin_mut() {
+            f.enable();
         }
-        // Wake on this job finishing (here or, via polling, elsewhere), or at the deadline.
-        let poll = tokio::time::sleep(
-            Duration::from_millis(500).min(deadline - tokio::time::Instant::now()),
-        );
-        tokio::pin!(poll);
-        loop {
-            tokio::select! {
-                msg = finished.recv() => match msg {
-                    Ok(done) if done == id => break,
-                    Ok(_) => continue,
-                    Err(_) => break,
-                },
-                _ = &mut poll => break,
+        if read_first {
+            let record = state
+                .node
+                .store()
+                .get_job(id)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
+            if record.job.status.is_terminal() || tokio::time::Instant::now() >= deadline {
+                return Ok(record);
             }
+        }
+        read_first = true;
+        // Wake on this job finishing (here or, via the store's notices, elsewhere), or poll.
+        let poll = tokio::time::sleep(
+            Duration::from_millis(500)
+                .min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+        );
+        match finished.as_mut().as_pin_mut() {
+            Some(f) => tokio::select! {
+                _ = f => {}
+                _ = poll => {}
+            },
+            None => poll.await,
         }
     }
 }

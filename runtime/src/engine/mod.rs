@@ -94,9 +94,12 @@ impl Engine {
             .max_memory_size(config.max_memory_bytes as usize)
             .table_elements(200_000)
             .max_component_instance_size(1 << 20)
-            // Reset the first MiB of a memory (and 64 KiB of a table) with memset when a slot
-            // is reused, instead of madvise: short jobs touch little memory, and madvise costs
-            // a TLB shootdown on every core per attempt. Decommits are batched for the rest.
+            // Reset up to the first MiB of a memory (and 64 KiB of a table) with memset when a
+            // slot is reused, instead of madvise: short jobs touch little memory, and madvise
+            // costs a TLB shootdown on every core per attempt. Decommits are batched for the
+            // rest. Where the kernel has PAGEMAP_SCAN (Linux 6.7+), only the pages the attempt
+            // dirtied are reset, not the whole first MiB.
+            .pagemap_scan(wasmtime::Enabled::Auto)
             .linear_memory_keep_resident(1 << 20)
             .table_keep_resident(64 << 10)
             .decommit_batch_size(8);

@@ -19,6 +19,7 @@
 
 mod agent;
 mod config;
+mod finish_waits;
 mod identity;
 pub mod listener;
 pub mod loops;
@@ -29,4 +30,5 @@ mod state;
 mod stop;
 
 pub use config::NodeConfig;
+pub use finish_waits::FinishWatch;
 pub use state::{Node, PrepareStoredError, Running};

@@ -3,6 +3,7 @@
 //! verbs, used by the API, the agents and the background loops.
 
 use super::config::NodeConfig;
+use super::finish_waits::{FinishWaits, FinishWatch};
 use super::registry::Registry;
 use super::resolver::{Resolver, TaskRef};
 use crate::compat::CompatReport;
@@ -15,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::futures::Notified;
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::sync::{Notify, watch};
 
 /// What the API, the agents and the background loops share.
 pub struct Node {
@@ -29,8 +30,8 @@ pub struct Node {
     registry: Registry,
     /// Wakes idle agents when work arrives or the node's state changes.
     wake: Notify,
-    /// Ids of jobs that reached a terminal state (for waiting clients).
-    finished: broadcast::Sender<String>,
+    /// Clients waiting for jobs to reach a terminal state.
+    finished: Arc<FinishWaits>,
     /// Attempts running on this node, by job id; watched by a stopping node.
     inflight: watch::Sender<HashMap<String, Running>>,
     /// The identities this node's agents hold.
@@ -47,7 +48,6 @@ pub struct Node {
 impl Node {
     /// A node over `store` and `sandbox`.
     pub fn new(config: NodeConfig, store: Arc<dyn Store>, sandbox: Arc<Sandbox>) -> Arc<Node> {
-        let (finished, _) = broadcast::channel(4096);
         let tokens = Tokens::new(config.auth.clone(), store.clone());
         Arc::new(Node {
             resolver: Resolver::new(config.node.clone(), store.clone()),
@@ -62,7 +62,7 @@ impl Node {
             holder: super::identity::this_process(),
             metrics: Metrics::default(),
             wake: Notify::new(),
-            finished,
+            finished: Arc::default(),
             inflight: watch::Sender::new(HashMap::new()),
             identities: Mutex::default(),
             draining: AtomicBool::new(false),
@@ -155,12 +155,15 @@ impl Node {
 
     /// Tell waiting clients that job `id` reached a terminal state.
     pub fn announce_finished(&self, id: &str) {
-        let _ = self.finished.send(id.to_string());
+        self.finished.finished(id);
     }
 
-    /// The ids of jobs that reach a terminal state from now on.
-    pub fn finished_jobs(&self) -> broadcast::Receiver<String> {
-        self.finished.subscribe()
+    /// Wait for `job` to reach a terminal state: woken by [`announce_finished`] of that job
+    /// (only), until dropped.
+    ///
+    /// [`announce_finished`]: Self::announce_finished
+    pub fn watch_finish(&self, job: &str) -> FinishWatch {
+        self.finished.watch(job)
     }
 
     // Attempts in flight.

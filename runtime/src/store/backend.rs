@@ -50,6 +50,19 @@ pub(crate) trait Backend: Send + Sync + 'static {
         op: impl for<'s> FnOnce(&'s mut Self::Sql) -> BoxFuture<'s, StoreResult<R>> + Send + 'static,
     ) -> impl Future<Output = StoreResult<R>> + Send;
 
+    /// Run `op` as one transaction, as [`atomic`](Self::atomic), that may be acknowledged
+    /// before it is durable: a crash of the machine (SQLite) or of the database server
+    /// (PostgreSQL) may undo all of it, never part of it, and a later durable commit makes it
+    /// durable too. Only for writes whose loss the lifecycle repairs by itself: a claim (the
+    /// job is simply queued again; the lost attempt's lease token is fenced out) and a
+    /// heartbeat.
+    fn atomic_lazy<R: Send + 'static>(
+        &self,
+        op: impl for<'s> FnOnce(&'s mut Self::Sql) -> BoxFuture<'s, StoreResult<R>> + Send + 'static,
+    ) -> impl Future<Output = StoreResult<R>> + Send {
+        self.atomic(op)
+    }
+
     /// Store a job (see [`JobStore::insert_job`]).
     fn insert(&self, job: NewJob) -> impl Future<Output = StoreResult<Inserted>> + Send {
         self.atomic(op!(|s| ops::jobs::insert(s, &job)))
@@ -69,7 +82,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
         lease_ms: i64,
         now: i64,
     ) -> impl Future<Output = StoreResult<Option<Claim>>> + Send {
-        self.atomic(op!(|s| ops::jobs::claim(
+        self.atomic_lazy(op!(|s| ops::jobs::claim(
             s, &agent, &classes, lease_ms, now
         )))
     }
@@ -238,7 +251,7 @@ impl<B: Backend> AttemptStore for B {
 
     async fn heartbeat(&self, token: &str, lease_ms: i64, now: i64) -> StoreResult<bool> {
         let token = token.to_string();
-        self.write(op!(|s| ops::jobs::heartbeat(s, &token, lease_ms, now)))
+        self.atomic_lazy(op!(|s| ops::jobs::heartbeat(s, &token, lease_ms, now)))
             .await
     }
 

@@ -748,9 +748,10 @@ pub(crate) async fn insert(s: &mut impl Sql, j: &NewJob) -> StoreResult<Inserted
         params![&report_hash, &*j.report],
     )
     .await?;
-    s.exec(
-        "INSERT INTO jobs (id, component, input, status, max_attempts, limits, optional, report_hash, kv_scope, task_name, task_version, idempotency_key, class, run_after_ms, created_ms, updated_ms, request_hash)
-         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13, $14)",
+    let stored = s
+        .one(
+        concat!("INSERT INTO jobs (id, component, input, status, max_attempts, limits, optional, report_hash, kv_scope, task_name, task_version, idempotency_key, class, run_after_ms, created_ms, updated_ms, request_hash)
+         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13, $14) RETURNING ", job_columns!()),
         params![
             &j.id,
             &j.component,
@@ -770,20 +771,20 @@ pub(crate) async fn insert(s: &mut impl Sql, j: &NewJob) -> StoreResult<Inserted
     )
     .await
     .map_err(not_stored)?;
+    let stored_job = job(&stored)?;
     s.exec(
-        "INSERT INTO queue (job_id, run_after_ms, seq, class) SELECT id, run_after_ms, seq, class FROM jobs WHERE id = $1",
-        params![&j.id],
+        "INSERT INTO queue (job_id, run_after_ms, seq, class) VALUES ($1, $2, $3, $4)",
+        params![
+            &stored_job.id,
+            stored_job.run_after_ms,
+            stored_job.seq,
+            stored_job.class.as_deref()
+        ],
     )
     .await?;
     event(s, &j.id, None, j.now_ms, &life::queued()).await?;
-    let stored = s
-        .one(
-            concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1"),
-            params![&j.id],
-        )
-        .await?;
     Ok(Inserted {
-        job: job(&stored)?,
+        job: stored_job,
         created: true,
     })
 }

@@ -2,7 +2,9 @@
 //!
 //! All writes go through one writer thread that takes whatever requests are waiting, runs each
 //! in its own savepoint inside one transaction, commits once (one fsync for the batch), and
-//! only then answers each request. A request is therefore acknowledged only when it is
+//! only then answers each request. A batch of lazy writes only ([`Backend::atomic_lazy`]:
+//! claims, heartbeats) commits without the fsync (`synchronous = NORMAL`, WAL order keeps it
+//! behind every earlier commit, and the next fsync covers it). A request is therefore acknowledged only when it is
 //! durable, and a failing request rolls back alone. Reads use a small pool of connections.
 //! With one writer, every write is atomic ([`Backend::write`] and [`Backend::atomic`] are the
 //! same), and nothing can come between a check and its write.
@@ -31,7 +33,13 @@ const MIN_FREE_BYTES: u64 = 1 << 20;
 type Reply = Box<dyn FnOnce(StoreResult<()>) + Send>;
 /// A request for the writer: run in the batch's transaction, or, when the batch cannot run
 /// (`Some(refusal)`), answered with the refusal without running.
-type Work = Box<dyn FnOnce(&mut Lite, Option<&StoreError>) -> (Reply, Option<CannotWrite>) + Send>;
+type Run = Box<dyn FnOnce(&mut Lite, Option<&StoreError>) -> (Reply, Option<CannotWrite>) + Send>;
+
+/// A request for the writer, and whether its acknowledgement must wait for the disk.
+struct Work {
+    run: Run,
+    durable: bool,
+}
 
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
@@ -71,7 +79,7 @@ fn open(path: &Path) -> StoreResult<Lite> {
     })?;
     conn.busy_timeout(std::time::Duration::from_secs(30))
         .map_err(backend)?;
-    conn.set_prepared_statement_cache_capacity(64);
+    conn.set_prepared_statement_cache_capacity(256);
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
          PRAGMA cache_size = -32768;",
@@ -124,6 +132,31 @@ impl SqliteStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Run `op` in the writer's next batch; answered once the batch commits (and, when
+    /// `durable`, once the commit is on disk).
+    async fn send<R: Send + 'static>(
+        &self,
+        op: impl for<'s> FnOnce(&'s mut Lite) -> BoxFuture<'s, StoreResult<R>> + Send + 'static,
+        durable: bool,
+    ) -> StoreResult<R> {
+        let (tx, rx) = oneshot::channel();
+        let run: Run =
+            Box::new(move |lite, refusal| savepoint(lite, refusal, |l| ready(op(l)), tx));
+        self.writer
+            .send(Work { run, durable })
+            .map_err(|_| StoreError::Backend("the store's writer thread stopped".into()))?;
+        rx.await.map_err(|_| {
+            StoreError::Backend(
+                "the store's writer could not run the request (see the daemon log)".into(),
+            )
+        })?
+    }
+}
+
+/// Run a transaction-control statement (prepared once per connection).
+fn control(lite: &Lite, sql: &str) -> rusqlite::Result<()> {
+    lite.0.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 /// Run `f` in its own savepoint of the writer's transaction (unless the batch cannot run:
@@ -137,16 +170,17 @@ fn savepoint<R: Send + 'static>(
 ) -> (Reply, Option<CannotWrite>) {
     let result = match refusal {
         Some(refusal) => Err(refusal.clone()),
-        None => match lite.0.execute_batch("SAVEPOINT request") {
+        None => match control(lite, "SAVEPOINT request") {
             Err(e) => Err(refused(e)),
             Ok(()) => {
                 let r = f(lite);
                 let end = if r.is_ok() {
-                    "RELEASE request"
+                    control(lite, "RELEASE request")
                 } else {
-                    "ROLLBACK TO request; RELEASE request"
+                    control(lite, "ROLLBACK TO request")
+                        .and_then(|()| control(lite, "RELEASE request"))
                 };
-                match lite.0.execute_batch(end) {
+                match end {
                     Ok(()) => r,
                     // The request's own error says more (SQLite may have rolled the whole
                     // transaction back with it, and the savepoint with it).
@@ -196,24 +230,21 @@ impl Backend for SqliteStore {
         &self,
         op: impl for<'s> FnOnce(&'s mut Lite) -> BoxFuture<'s, StoreResult<R>> + Send + 'static,
     ) -> StoreResult<R> {
-        let (tx, rx) = oneshot::channel();
-        let work: Work =
-            Box::new(move |lite, refusal| savepoint(lite, refusal, |l| ready(op(l)), tx));
-        self.writer
-            .send(work)
-            .map_err(|_| StoreError::Backend("the store's writer thread stopped".into()))?;
-        rx.await.map_err(|_| {
-            StoreError::Backend(
-                "the store's writer could not run the request (see the daemon log)".into(),
-            )
-        })?
+        self.send(op, true).await
     }
 
     async fn atomic<R: Send + 'static>(
         &self,
         op: impl for<'s> FnOnce(&'s mut Lite) -> BoxFuture<'s, StoreResult<R>> + Send + 'static,
     ) -> StoreResult<R> {
-        self.write(op).await
+        self.send(op, true).await
+    }
+
+    async fn atomic_lazy<R: Send + 'static>(
+        &self,
+        op: impl for<'s> FnOnce(&'s mut Lite) -> BoxFuture<'s, StoreResult<R>> + Send + 'static,
+    ) -> StoreResult<R> {
+        self.send(op, false).await
     }
 
     async fn writable(&self) -> StoreResult<()> {
@@ -270,6 +301,8 @@ fn room(dir: &Path) -> StoreResult<()> {
 }
 
 fn writer_loop(mut lite: Lite, rx: mpsc::Receiver<Work>, health: &WriteHealth) {
+    // `synchronous = FULL` (fsync at commit) as `open` set it.
+    let mut syncing = true;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -278,14 +311,38 @@ fn writer_loop(mut lite: Lite, rx: mpsc::Receiver<Work>, health: &WriteHealth) {
                 Err(_) => break,
             }
         }
+        // The fsync is skipped only when nothing in the batch needs it (outside a transaction:
+        // SQLite refuses to change it inside one).
+        let durable = batch.iter().any(|w| w.durable);
+        let mut unsynced = None;
+        if durable != syncing {
+            let pragma = if durable {
+                "PRAGMA synchronous = FULL"
+            } else {
+                "PRAGMA synchronous = NORMAL"
+            };
+            match lite.0.execute_batch(pragma) {
+                Ok(()) => syncing = durable,
+                // Still syncing: slower, and as safe.
+                Err(e) if !durable => {
+                    tracing::warn!(error = %e, "the store could not set {pragma}")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the store could not set {pragma}");
+                    unsynced = Some(refused(e));
+                }
+            }
+        }
         // Never run a request outside a transaction: when none can start, every request of
         // the batch is answered with the reason.
         let mut refusal = if crate::fault::disk_full() {
             Some(StoreError::CannotWrite(CannotWrite::DiskFull(
                 "DRIFTLESS_FAULT_DISK_FULL: a test says the disk is full".into(),
             )))
+        } else if unsynced.is_some() {
+            unsynced
         } else {
-            lite.0.execute_batch("BEGIN IMMEDIATE").err().map(|e| {
+            control(&lite, "BEGIN IMMEDIATE").err().map(|e| {
                 tracing::error!(error = %e, requests = batch.len(), "the store could not start a transaction");
                 refused(e)
             })
@@ -293,7 +350,7 @@ fn writer_loop(mut lite: Lite, rx: mpsc::Receiver<Work>, health: &WriteHealth) {
         let mut cannot = None;
         let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
         for work in batch {
-            let (reply, why) = work(&mut lite, refusal.as_ref());
+            let (reply, why) = (work.run)(&mut lite, refusal.as_ref());
             if refusal.is_none() && lite.0.is_autocommit() {
                 // SQLite rolled the whole transaction back after an error (a full disk, an
                 // I/O error): the requests before were undone with it, so none of the batch
@@ -308,7 +365,7 @@ fn writer_loop(mut lite: Lite, rx: mpsc::Receiver<Work>, health: &WriteHealth) {
         let committed = match &refusal {
             Some(refusal) => Err(refusal.clone()),
             None => {
-                let committed = lite.0.execute_batch("COMMIT").map_err(refused);
+                let committed = control(&lite, "COMMIT").map_err(refused);
                 if committed.is_err() {
                     let _ = lite.0.execute_batch("ROLLBACK");
                 }
