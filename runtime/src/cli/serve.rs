@@ -23,7 +23,8 @@ pub struct Args {
     /// PostgreSQL URL (`postgres://user@host:5432/db`) shared by every node of a cluster.
     #[arg(long, env = "DRIFTLESS_STORE", default_value = "sqlite")]
     store: String,
-    /// Agents (attempts run at once); default: one per core.
+    /// Agents (attempts run at once); default: four per core (an agent mostly waits for the
+    /// store's commits).
     #[arg(long, env = "DRIFTLESS_AGENTS")]
     agents: Option<usize>,
     /// This node's name; agent identities are `<node>/<n>`.

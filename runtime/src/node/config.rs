@@ -44,11 +44,20 @@ pub struct NodeConfig {
     pub compile: CompileConfig,
 }
 
+/// Agents per core by default: an agent spends most of an attempt of a short job waiting for
+/// the store's commits, not on a core, so a node needs several per core to keep them busy.
+pub const AGENTS_PER_CORE: usize = 4;
+
+/// The default number of agents: [`AGENTS_PER_CORE`] per core.
+pub fn default_agents() -> usize {
+    AGENTS_PER_CORE * std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
             node: "node-1".into(),
-            agents: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            agents: default_agents(),
             lease: Duration::from_secs(30),
             heartbeat: Duration::from_secs(5),
             poll: Duration::from_millis(250),

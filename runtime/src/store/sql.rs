@@ -87,6 +87,12 @@ impl From<&[String]> for Value {
     }
 }
 
+impl From<Vec<String>> for Value {
+    fn from(v: Vec<String>) -> Value {
+        Value::TextList(v)
+    }
+}
+
 /// Parameters for a statement: `params![a, b, c]`.
 macro_rules! params {
     ($($v:expr),* $(,)?) => {

@@ -789,6 +789,20 @@ pub(crate) async fn insert(s: &mut impl Sql, j: &NewJob) -> StoreResult<Inserted
     })
 }
 
+/// The classes whose queue heads a claim looks at: `classes`, and `''` for jobs without one.
+/// Each head is one probe of the `queue_heads` index, so jobs of other classes, however
+/// many, are never walked past.
+pub(crate) fn heads(classes: &[String]) -> Vec<String> {
+    let mut heads = Vec::with_capacity(classes.len() + 1);
+    heads.extend_from_slice(classes);
+    heads.push(String::new());
+    heads
+}
+
+/// SQLite's choice of the job a claim takes (`$1` now, `$2` the [`heads`] as JSON): the
+/// oldest of the classes' heads.
+pub(crate) const SQLITE_HEAD: &str = "SELECT q.job_id FROM json_each($2) c JOIN queue q ON q.job_id = (SELECT h.job_id FROM queue h WHERE COALESCE(h.class, '') = c.value AND h.run_after_ms <= $1 ORDER BY h.run_after_ms, h.seq LIMIT 1) ORDER BY q.run_after_ms, q.seq LIMIT 1";
+
 /// Claim the next runnable job for `agent` among those without a class or of `classes`: check
 /// that the identity is still held under `agent.hold`, take the head of the queue, mark its
 /// job running, count the attempt, and record the attempt (numbered by the job's own counter)
@@ -810,14 +824,12 @@ pub(crate) async fn claim(
         .ok_or_else(|| StoreError::IdentityLost(agent.agent.clone()))?
         .get("holder")?;
     let head = match s.dialect() {
-        Dialect::Sqlite => {
-            "SELECT job_id FROM queue WHERE run_after_ms <= $1 AND (class IS NULL OR class IN (SELECT value FROM json_each($2))) ORDER BY run_after_ms, seq LIMIT 1"
-        }
+        Dialect::Sqlite => SQLITE_HEAD,
         Dialect::Postgres => {
-            "SELECT job_id FROM queue WHERE run_after_ms <= $1 AND (class IS NULL OR class = ANY($2)) ORDER BY run_after_ms, seq LIMIT 1 FOR UPDATE SKIP LOCKED"
+            "SELECT h.job_id FROM unnest($2::text[]) AS c (class) CROSS JOIN LATERAL (SELECT job_id, run_after_ms, seq FROM queue q WHERE COALESCE(q.class, '') = c.class AND q.run_after_ms <= $1 ORDER BY q.run_after_ms, q.seq LIMIT 1 FOR UPDATE SKIP LOCKED) h ORDER BY h.run_after_ms, h.seq LIMIT 1"
         }
     };
-    let Some(head) = s.row(head, params![now, classes]).await? else {
+    let Some(head) = s.row(head, params![now, heads(classes)]).await? else {
         return Ok(None);
     };
     let id: String = head.get("job_id")?;

@@ -2,7 +2,9 @@
 //!
 //! Every call takes a connection from a pool ([`PostgresOptions::max_connections`], 16 by
 //! default) and runs as one statement or one short transaction of prepared (cached)
-//! statements; commits are durable (the server's `synchronous_commit`). Claims take the head of
+//! statements; commits are durable (the server's `synchronous_commit`), except lazy writes
+//! (a claim on its own, a heartbeat: [`Backend::atomic_lazy`]), which run on a few
+//! connections of their own with `synchronous_commit = off`. Claims take the head of
 //! the `queue` table (one row per queued job) with `FOR UPDATE SKIP LOCKED`, so claimers on any
 //! number of nodes never wait for each other and never share an attempt. Every write about an
 //! attempt is fenced by its lease token, like in SQLite; locks are taken attempt before job and
@@ -70,6 +72,9 @@ impl Default for PostgresOptions {
 /// PostgreSQL-backed [`Store`].
 pub struct PostgresStore {
     pool: Pool,
+    /// Connections whose commits do not wait for the WAL flush (`synchronous_commit = off`),
+    /// for lazy writes only.
+    lazy: Pool,
     config: tokio_postgres::Config,
     /// TLS as the address's `sslmode` asks.
     tls: MakeRustlsConnect,
@@ -122,17 +127,26 @@ impl PostgresStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
-        let pool = Pool::builder(manager)
-            .max_size(options.max_connections.max(1))
-            .runtime(Runtime::Tokio1)
-            .create_timeout(Some(options.connect_timeout))
-            .wait_timeout(Some(options.acquire_timeout))
-            .build()
-            .map_err(|e| StoreError::Backend(format!("cannot build the connection pool: {e}")))?;
+        let pool = pool(manager, options.max_connections, &options)?;
+        let mut lazy_config = config.clone();
+        let sync_off = "-c synchronous_commit=off";
+        lazy_config.options(&match config.get_options() {
+            Some(o) if !o.is_empty() => format!("{o} {sync_off}"),
+            _ => sync_off.to_string(),
+        });
+        let lazy_manager = Manager::from_config(
+            lazy_config,
+            tls.clone(),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let lazy = self::pool(lazy_manager, (options.max_connections / 4).max(2), &options)?;
         let notifier = notify::Notifier::start(pool.clone());
         let clock = clock::ServerClock::new(pool.clone());
         let store = PostgresStore {
             pool,
+            lazy,
             config,
             tls,
             target,
@@ -171,7 +185,17 @@ impl PostgresStore {
     }
 
     async fn client(&self) -> StoreResult<Object> {
-        self.pool.get().await.map_err(|e| match e {
+        self.pool.get().await.map_err(|e| self.unpooled(e))
+    }
+
+    /// A connection for lazy writes (see [`Backend::atomic_lazy`]).
+    async fn lazy_client(&self) -> StoreResult<Object> {
+        self.lazy.get().await.map_err(|e| self.unpooled(e))
+    }
+
+    /// Why no connection could be had.
+    fn unpooled(&self, e: PoolError) -> StoreError {
+        match e {
             PoolError::Timeout(TimeoutType::Wait) => StoreError::Backend(format!(
                 "no connection to PostgreSQL at {} became free within {:?} (all {} are busy); the database is slow or overloaded",
                 self.target, self.options.acquire_timeout, self.options.max_connections
@@ -181,10 +205,8 @@ impl PostgresStore {
                 self.target, self.options.connect_timeout
             )),
             PoolError::Backend(e) => connect_error(&self.target, &e),
-            other => StoreError::Backend(format!(
-                "the PostgreSQL connection pool failed: {other}"
-            )),
-        })
+            other => StoreError::Backend(format!("the PostgreSQL connection pool failed: {other}")),
+        }
     }
 
     /// Apply the migrations this database lacks, once across every node starting at once.
@@ -247,14 +269,15 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Run `op` in a transaction opened by `begin`: committed when it succeeds, rolled back
-    /// when it fails.
+    /// Run `op` in a transaction opened by `begin` on `client`: committed when it succeeds,
+    /// rolled back when it fails.
     async fn transaction<R: Send + 'static>(
         &self,
+        client: Object,
         begin: &'static str,
         op: impl for<'s> FnOnce(&'s mut Pg) -> BoxFuture<'s, StoreResult<R>> + Send + 'static,
     ) -> StoreResult<R> {
-        let mut c = Pg::new(self.client().await?);
+        let mut c = Pg::new(client);
         c.begin(begin).await?;
         match op(&mut c).await {
             Ok(v) => {
@@ -274,8 +297,12 @@ impl PostgresStore {
         &self,
         op: impl for<'s> FnOnce(&'s mut Pg) -> BoxFuture<'s, StoreResult<R>> + Send + 'static,
     ) -> StoreResult<R> {
-        self.transaction("BEGIN ISOLATION LEVEL SERIALIZABLE", op)
-            .await
+        self.transaction(
+            self.client().await?,
+            "BEGIN ISOLATION LEVEL SERIALIZABLE",
+            op,
+        )
+        .await
     }
 
     /// End a succeeding attempt with kv effects: the shared finish (check the reads, apply the
@@ -437,7 +464,18 @@ impl Backend for PostgresStore {
         &self,
         op: impl for<'s> FnOnce(&'s mut Pg) -> BoxFuture<'s, StoreResult<R>> + Send + 'static,
     ) -> StoreResult<R> {
-        let written = self.transaction("BEGIN", op).await;
+        let written = self.transaction(self.client().await?, "BEGIN", op).await;
+        self.health.saw(&written);
+        written
+    }
+
+    async fn atomic_lazy<R: Send + 'static>(
+        &self,
+        op: impl for<'s> FnOnce(&'s mut Pg) -> BoxFuture<'s, StoreResult<R>> + Send + 'static,
+    ) -> StoreResult<R> {
+        let written = self
+            .transaction(self.lazy_client().await?, "BEGIN", op)
+            .await;
         self.health.saw(&written);
         written
     }
@@ -492,7 +530,8 @@ impl Backend for PostgresStore {
         lease_ms: i64,
         now: i64,
     ) -> StoreResult<Option<Claim>> {
-        let c = self.client().await?;
+        // A claim on its own is a lazy write (one statement, committed by itself).
+        let c = self.lazy_client().await?;
         let claimed = queue::claim(&c, &agent, &classes, lease_ms, now).await;
         self.health.saw(&claimed);
         claimed
@@ -530,6 +569,17 @@ impl Backend for PostgresStore {
     fn announce_finished(&self, jobs: Vec<String>) {
         self.notifier.finished(jobs);
     }
+}
+
+/// A pool of at most `size` connections made by `manager`.
+fn pool(manager: Manager, size: usize, options: &PostgresOptions) -> StoreResult<Pool> {
+    Pool::builder(manager)
+        .max_size(size.max(1))
+        .runtime(Runtime::Tokio1)
+        .create_timeout(Some(options.connect_timeout))
+        .wait_timeout(Some(options.acquire_timeout))
+        .build()
+        .map_err(|e| StoreError::Backend(format!("cannot build the connection pool: {e}")))
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {

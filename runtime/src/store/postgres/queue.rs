@@ -9,7 +9,7 @@
 use super::sql::records;
 use super::{GenericClient, pg};
 use crate::lifecycle::attempts::{self as life, JobMove};
-use crate::store::ops::jobs::{job, job_columns, move_params, not_stored, still_held};
+use crate::store::ops::jobs::{heads, job, job_columns, move_params, not_stored, still_held};
 use crate::store::sql::{Record, Value, params};
 use crate::store::*;
 use deadpool_postgres::Object;
@@ -128,7 +128,8 @@ pub(super) async fn insert(c: &Object, j: &NewJob) -> StoreResult<Inserted> {
 /// positions of its parameters (now, classes, agent, token, lease expiry, the `claimed`
 /// event's message, the agent's hold) and an extra condition: check that the identity is still
 /// held under the hold (its row locked `FOR SHARE`, so a take waits for the claim, and a claim
-/// after a take sees the new hold), take the head of the queue, skipping rows another claimer
+/// after a take sees the new hold), take the oldest of the heads of the classes (one
+/// `queue_heads` probe each, see [`heads`]), skipping rows another claimer
 /// holds (claimers on every node proceed in parallel and never wait for each other), mark its
 /// job running, count the attempt, and record the attempt row (numbered by the job's own
 /// counter, read under its row lock, with its hold and holding process) and its event.
@@ -141,11 +142,14 @@ macro_rules! claim_ctes {
              ),
              next AS (
                  DELETE FROM queue WHERE job_id = (
-                     SELECT job_id FROM queue
-                     WHERE run_after_ms <= ", $now,
-            " AND (class IS NULL OR class = ANY(", $classes, "))", $and,
-            " ORDER BY run_after_ms, seq LIMIT 1
-                     FOR UPDATE SKIP LOCKED
+                     SELECT h.job_id FROM unnest(", $classes, "::text[]) AS c (class)
+                     CROSS JOIN LATERAL (
+                         SELECT job_id, run_after_ms, seq FROM queue q
+                         WHERE COALESCE(q.class, '') = c.class AND q.run_after_ms <= ", $now, $and,
+            " ORDER BY q.run_after_ms, q.seq LIMIT 1
+                         FOR UPDATE SKIP LOCKED
+                     ) h
+                     ORDER BY h.run_after_ms, h.seq LIMIT 1
                  ) AND EXISTS (SELECT 1 FROM held)
                  RETURNING job_id AS next_id
              ),
@@ -269,7 +273,7 @@ pub(super) async fn claim(
     let told = life::claimed(&agent.agent).message;
     let p = params![
         now,
-        classes,
+        heads(classes),
         &agent.agent,
         &token,
         expires,
@@ -339,7 +343,7 @@ pub(super) async fn finish_and_claim(
     let (new_token, expires) = (life::new_token(), now + lease_ms);
     let mut p = ending(token, end, &m, now);
     p.extend_from_slice(params![
-        classes,
+        heads(classes),
         &agent.agent,
         &new_token,
         expires,

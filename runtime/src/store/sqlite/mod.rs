@@ -70,7 +70,12 @@ fn refused(e: rusqlite::Error) -> StoreError {
     }
 }
 
-fn open(path: &Path) -> StoreResult<Lite> {
+/// Page cache of the writer's connection, in KiB (SQLite's negative `cache_size`).
+const WRITER_CACHE_KIB: u32 = 16 << 10;
+/// Page cache of each reader's connection, in KiB: reads are point lookups and short pages.
+const READER_CACHE_KIB: u32 = 4 << 10;
+
+fn open(path: &Path, cache_kib: u32) -> StoreResult<Lite> {
     let conn = Connection::open(path).map_err(|e| {
         StoreError::Backend(format!(
             "cannot open the database {} ({e}); check the data directory",
@@ -80,12 +85,12 @@ fn open(path: &Path) -> StoreResult<Lite> {
     conn.busy_timeout(std::time::Duration::from_secs(30))
         .map_err(backend)?;
     conn.set_prepared_statement_cache_capacity(256);
-    conn.execute_batch(
+    conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
-         PRAGMA cache_size = -32768;",
-    )
+         PRAGMA cache_size = -{cache_kib}; PRAGMA temp_store = MEMORY;"
+    ))
     .map_err(backend)?;
-    Ok(Lite(conn))
+    Ok(Lite(conn, Default::default()))
 }
 
 fn migrate(conn: &Connection, path: &Path) -> StoreResult<()> {
@@ -108,7 +113,7 @@ fn migrate(conn: &Connection, path: &Path) -> StoreResult<()> {
 impl SqliteStore {
     /// Open (creating and migrating) the database at `path`.
     pub fn open(path: &Path) -> StoreResult<SqliteStore> {
-        let writer = open(path)?;
+        let writer = open(path, WRITER_CACHE_KIB)?;
         migrate(&writer.0, path)?;
         let (tx, rx) = mpsc::channel::<Work>();
         let health = Arc::new(WriteHealth::default());
@@ -118,7 +123,7 @@ impl SqliteStore {
             .spawn(move || writer_loop(writer, rx, &seen))
             .map_err(backend)?;
         let readers = (0..READERS)
-            .map(|_| open(path))
+            .map(|_| open(path, READER_CACHE_KIB))
             .collect::<StoreResult<Vec<_>>>()?;
         Ok(SqliteStore {
             writer: tx,
@@ -213,7 +218,7 @@ impl Backend for SqliteStore {
             let pooled = readers.lock().expect("reader pool").pop();
             let mut conn = match pooled {
                 Some(c) => c,
-                None => open(&path)?,
+                None => open(&path, READER_CACHE_KIB)?,
             };
             let r = ready(op(&mut conn));
             let mut pool = readers.lock().expect("reader pool");
@@ -381,5 +386,36 @@ fn writer_loop(mut lite: Lite, rx: mpsc::Receiver<Work>, health: &WriteHealth) {
         for reply in replies {
             reply(committed.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_probes_the_head_of_each_class_instead_of_walking_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("driftless.db")).unwrap();
+        let lite = open(store.path(), READER_CACHE_KIB).unwrap();
+        let sql = format!(
+            "EXPLAIN QUERY PLAN {}",
+            sql::translated(crate::store::ops::jobs::SQLITE_HEAD)
+        );
+        let mut plan = lite.0.prepare(&sql).unwrap();
+        let steps: Vec<String> = plan
+            .query_map(rusqlite::params![0, "[\"a\",\"\"]"], |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let plan = steps.join("\n");
+        assert!(
+            plan.contains("SEARCH h USING INDEX queue_heads"),
+            "each class's head is one index probe:\n{plan}"
+        );
+        assert!(
+            !plan.contains("SCAN q"),
+            "the queue is never scanned:\n{plan}"
+        );
     }
 }

@@ -10,8 +10,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// A connection running the shared operations (the writer's inside its batch, or a reader's).
-/// It owns its connection, so it can be sent with the operation to the thread that runs it.
-pub(crate) struct Lite(pub Connection);
+/// It owns its connection, so it can be sent with the operation to the thread that runs it,
+/// and the column names of each statement it ran (shared by the records it returns).
+pub(crate) struct Lite(pub Connection, pub(super) Names);
+
+/// Column names by statement text, read once per connection.
+pub(crate) type Names = HashMap<&'static str, Arc<[String]>>;
 
 impl rusqlite::ToSql for Value {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
@@ -65,8 +69,11 @@ impl Lite {
     }
 }
 
-fn records(stmt: &mut Statement<'_>, params: &[Value]) -> StoreResult<Vec<Record>> {
-    let names: Arc<[String]> = stmt.column_names().iter().map(|n| n.to_string()).collect();
+fn records(
+    stmt: &mut Statement<'_>,
+    names: Arc<[String]>,
+    params: &[Value],
+) -> StoreResult<Vec<Record>> {
     let width = names.len();
     let mut rows = stmt
         .query(rusqlite::params_from_iter(params))
@@ -95,8 +102,13 @@ impl Sql for Lite {
     }
 
     async fn rows(&mut self, sql: &'static str, params: &[Value]) -> StoreResult<Vec<Record>> {
-        let mut stmt = self.prepare(sql)?;
-        records(&mut stmt, params)
+        let Lite(conn, names) = self;
+        let mut stmt = conn.prepare_cached(translated(sql)).map_err(refused)?;
+        let names = names
+            .entry(sql)
+            .or_insert_with(|| stmt.column_names().iter().map(|n| n.to_string()).collect())
+            .clone();
+        records(&mut stmt, names, params)
     }
 
     async fn notify(&mut self, _channel: &'static str, _payload: &str) -> StoreResult<()> {
