@@ -35,8 +35,11 @@ impl Pg {
 
     /// Start a transaction with `begin` (`BEGIN`, or `BEGIN ISOLATION LEVEL ...`).
     pub(super) async fn begin(&mut self, begin: &str) -> StoreResult<()> {
-        self.client().batch_execute(begin).await.map_err(pg)?;
+        // Open from the moment `begin` may be sent: an operation abandoned while it is in
+        // flight (an aborted heartbeat, a client gone) must not hand the pool a connection
+        // inside a transaction, where the next caller's writes would never commit.
         self.open = true;
+        self.client().batch_execute(begin).await.map_err(pg)?;
         Ok(())
     }
 
