@@ -19,7 +19,7 @@ use driftless::compat::Catalog;
 use driftless::engine::{
     AttemptRequest, CancelToken, Engine, EngineConfig, Limits, Outcome, Prepared, Sandbox,
 };
-use driftless::host::{JobInfo, MemoryKv, MemoryServices};
+use driftless::host::{JobInfo, JobLog, MemoryKv, MemoryServices};
 use std::path::Path;
 use std::sync::Arc;
 use wasmtime::component::{Component, ComponentType, InstancePre, Lift, Linker, ResourceTable};
@@ -102,6 +102,7 @@ async fn driftless_attempt(sandbox: &Sandbox, prepared: &Prepared) -> Vec<u8> {
         limits: Limits::default(),
         services: Arc::new(MemoryServices::default()),
         cancel: CancelToken::new(),
+        log: JobLog::new(Limits::default().log_bytes as usize),
     };
     match sandbox.run(prepared, request).await.outcome {
         Outcome::Succeeded { output } => output,

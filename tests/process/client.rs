@@ -288,3 +288,28 @@ fn drain_resume_and_inflight_from_the_cli() {
     let state: Value = serde_json::from_slice(&resumed.stdout).unwrap();
     assert_eq!(state["draining"], false);
 }
+
+/// `driftless logs` on a running job shows what its attempt has logged so far (read from the
+/// node that runs it), then the kept log once it ends.
+#[test]
+fn logs_of_a_running_job_show_its_output_so_far() {
+    let (_dir, d) = start(&[]);
+    let slow = driftless(&d.url, &["submit", SLOW, "--input", r#"{"ms":60000}"#]);
+    assert_eq!(slow.status.code(), Some(0), "{}", stderr(&slow));
+    let id = stdout(&slow).trim().to_string();
+    let mut seen = String::new();
+    until_blocking("the live log", Duration::from_secs(20), || {
+        seen = stdout(&driftless(&d.url, &["logs", &id]));
+        seen.contains("napping 60000 ms")
+    });
+    assert!(
+        seen.starts_with("=== attempt 1 on node-1/") && seen.contains("(running) ===\nnapping"),
+        "{seen}"
+    );
+    let cancelled = driftless(&d.url, &["cancel", &id]);
+    assert_eq!(cancelled.status.code(), Some(0), "{}", stderr(&cancelled));
+    until_blocking("the kept log", Duration::from_secs(20), || {
+        seen = stdout(&driftless(&d.url, &["logs", &id]));
+        seen.contains("(cancelled) ===\nnapping 60000 ms")
+    });
+}

@@ -246,12 +246,16 @@ async fn a_job_submitted_from_the_form_reaches_succeeded() {
     );
     b.screenshot("overview").await;
 
-    // A running job: its attempt shows on the timeline as running, and Cancel (after
-    // confirming) stops it.
+    // A running job: its attempt shows on the timeline as running, its log so far is shown,
+    // and Cancel (after confirming) stops it.
     let (status, slow) = api
         .submit(
             &bytes(SLOW),
-            &[("input", json!({"ms": 60_000}).to_string())],
+            &[
+                ("input", json!({"ms": 60_000}).to_string()),
+                ("priority", "7".into()),
+                ("concurrency_key", "acme".into()),
+            ],
             None,
         )
         .await;
@@ -260,6 +264,11 @@ async fn a_job_submitted_from_the_form_reaches_succeeded() {
     b.goto(&format!("{}/#/jobs/{slow}", d.url)).await;
     b.wait_text("#job-status", "running").await;
     b.wait_text("#attempts", "so far").await;
+    // Its log streams while it runs: what it printed before it went to sleep is on the page.
+    b.wait_text("#log", "napping 60000 ms").await;
+    b.wait_text("#job-priority", "7").await;
+    b.wait_text("#job-key", "acme (at most 1 of its jobs at once)")
+        .await;
     b.screenshot("job-running").await;
     b.click("#cancel").await;
     b.wait_text("#confirm", "Cancel this job?").await;

@@ -5,7 +5,7 @@ use driftless::compat::Catalog;
 use driftless::engine::{
     AttemptRequest, AttemptResult, CancelToken, Engine, EngineConfig, Limits, PrepareError, Sandbox,
 };
-use driftless::host::{JobInfo, MemoryKv, MemoryServices};
+use driftless::host::{JobInfo, JobLog, MemoryKv, MemoryServices};
 use std::sync::{Arc, OnceLock};
 
 /// Paths of the built guest examples, and `foreach_example!`.
@@ -126,6 +126,7 @@ pub async fn run_with(
         limits,
         services: Arc::new(MemoryServices::default()),
         cancel,
+        log: JobLog::new(limits.log_bytes as usize),
     };
     let result = sandbox.run(&prepared, request).await;
     if matches!(result.outcome, driftless::engine::Outcome::Succeeded { .. }) {

@@ -7,9 +7,9 @@
 
 use driftless::engine::Limits;
 use driftless::store::{
-    AttemptEnd, AttemptState, DeleteOutcome, Held, JobFailure, JobStatus, KvEffects, KvObserved,
-    KvValue, KvWrite, NewJob, NewTaskVersion, Next, NodeRegistration, Requirements, Store,
-    StoreError, TaskPin, TokenRecord, now_ms,
+    AttemptEnd, AttemptState, ConcurrencyKey, DeleteOutcome, Held, JobFailure, JobStatus,
+    KvEffects, KvObserved, KvValue, KvWrite, NewJob, NewTaskVersion, Next, NodeRegistration,
+    Requirements, Store, StoreError, TaskPin, TokenRecord, Turn, now_ms,
 };
 use driftless_tests::stores::TestDb;
 use std::collections::HashSet;
@@ -66,6 +66,10 @@ suite!(
     tokens_are_kept_by_hash_with_unique_names_until_revoked,
     activity_counts_waiting_running_and_ended_jobs_per_bucket,
     jobs_list_by_task_and_node,
+    claims_take_the_highest_priority_first_then_the_longest_ready,
+    delayed_jobs_wait_for_their_time_and_are_promoted_once,
+    a_concurrency_key_never_has_more_jobs_ready_or_running_than_its_limit,
+    many_agents_never_run_more_jobs_of_a_key_than_its_limit,
 );
 
 fn new_job(id: &str, max_attempts: u32) -> NewJob {
@@ -83,6 +87,7 @@ fn new_job(id: &str, max_attempts: u32) -> NewJob {
         request_hash: None,
         requirements: None,
         now_ms: now_ms(),
+        turn: Turn::default(),
     }
 }
 
@@ -462,6 +467,8 @@ async fn retries_wait_for_their_backoff_and_requeues_are_not_charged(db: TestDb)
         )
         .await
         .unwrap();
+    assert_eq!(store.next_due().await.unwrap(), Some(now + 10_000));
+    assert_eq!(store.promote_due(now + 1, 100).await.unwrap(), 0);
     assert!(
         store
             .claim(&ag.get("a/0").await, &[], 60_000, now + 1)
@@ -470,6 +477,7 @@ async fn retries_wait_for_their_backoff_and_requeues_are_not_charged(db: TestDb)
             .is_none(),
         "claimed before its backoff"
     );
+    assert_eq!(store.promote_due(now + 10_001, 100).await.unwrap(), 1);
     let c = store
         .claim(&ag.get("a/0").await, &[], 60_000, now + 10_001)
         .await
@@ -2777,5 +2785,253 @@ async fn jobs_list_by_task_and_node(db: TestDb) {
             .await
             .unwrap()),
         ["t1"]
+    );
+}
+
+/// A job with a place in the queue: `turn` on top of [`job_at`].
+fn job_with(id: &str, now_ms: i64, turn: Turn) -> NewJob {
+    NewJob {
+        turn,
+        ..job_at(id, 3, now_ms)
+    }
+}
+
+fn keyed(key: &str, limit: u32) -> Turn {
+    Turn {
+        concurrency: Some(ConcurrencyKey {
+            key: key.into(),
+            limit,
+        }),
+        ..Turn::default()
+    }
+}
+
+/// Claim everything claimable at `now` with agent `a/0`: the jobs' ids in claim order, with
+/// their lease tokens.
+async fn claim_all(store: &Arc<dyn Store>, ag: &Agents, now: i64) -> Vec<(String, String)> {
+    let mut got = Vec::new();
+    while let Some(c) = store
+        .claim(&ag.get("a/0").await, &[], 60_000, now)
+        .await
+        .unwrap()
+    {
+        got.push((c.job.id, c.lease_token));
+    }
+    got
+}
+
+fn ids(claims: &[(String, String)]) -> Vec<&str> {
+    claims.iter().map(|(id, _)| id.as_str()).collect()
+}
+
+async fn claims_take_the_highest_priority_first_then_the_longest_ready(db: TestDb) {
+    let store = db.open().await;
+    let ag = Agents::new(&store);
+    store.put_blob("c0ffee", b"component").await.unwrap();
+    let now = now_ms();
+    for (i, (id, priority)) in [("a0", 0), ("b5", 5), ("c-1", -1), ("d5", 5), ("e0", 0)]
+        .into_iter()
+        .enumerate()
+    {
+        let turn = Turn {
+            priority,
+            ..Turn::default()
+        };
+        let inserted = store
+            .insert_job(job_with(id, now + i as i64, turn))
+            .await
+            .unwrap();
+        assert_eq!(inserted.job.priority, priority, "read back as written");
+    }
+    let order = claim_all(&store, &ag, now + 10).await;
+    assert_eq!(ids(&order), ["b5", "d5", "a0", "e0", "c-1"]);
+}
+
+async fn delayed_jobs_wait_for_their_time_and_are_promoted_once(db: TestDb) {
+    let store = db.open().await;
+    let ag = Agents::new(&store);
+    store.put_blob("c0ffee", b"component").await.unwrap();
+    let now = now_ms();
+    let later = |ms: i64| Turn {
+        not_before_ms: Some(now + ms),
+        ..Turn::default()
+    };
+    let stored = store
+        .insert_job(job_with("late", now, later(5_000)))
+        .await
+        .unwrap();
+    assert_eq!(stored.job.run_after_ms, now + 5_000);
+    store
+        .insert_job(job_with("past", now, later(-5_000)))
+        .await
+        .unwrap();
+    store
+        .insert_job(job_with(
+            "urgent-but-late",
+            now,
+            Turn {
+                priority: 9,
+                ..later(5_000)
+            },
+        ))
+        .await
+        .unwrap();
+    assert_eq!(store.next_due().await.unwrap(), Some(now + 5_000));
+    // A time already past runs at once; nothing else is claimable before its time.
+    assert_eq!(ids(&claim_all(&store, &ag, now + 4_999).await), ["past"]);
+    assert_eq!(store.promote_due(now + 4_999, 100).await.unwrap(), 0);
+    // Two nodes promoting at once promote each job once.
+    let other = db.open().await;
+    let (a, b) = tokio::join!(
+        store.promote_due(now + 5_000, 100),
+        other.promote_due(now + 5_000, 100)
+    );
+    assert_eq!(a.unwrap() + b.unwrap(), 2);
+    assert_eq!(store.next_due().await.unwrap(), None);
+    assert_eq!(
+        ids(&claim_all(&store, &ag, now + 5_000).await),
+        ["urgent-but-late", "late"],
+        "once ready, priority orders them"
+    );
+}
+
+async fn a_concurrency_key_never_has_more_jobs_ready_or_running_than_its_limit(db: TestDb) {
+    let store = db.open().await;
+    let ag = Agents::new(&store);
+    store.put_blob("c0ffee", b"component").await.unwrap();
+    let now = now_ms();
+    for i in 0..5 {
+        store
+            .insert_job(job_with(&format!("k{i}"), now + i, keyed("acme", 2)))
+            .await
+            .unwrap();
+    }
+    store
+        .insert_job(job_with("free", now + 5, Turn::default()))
+        .await
+        .unwrap();
+    store
+        .insert_job(job_with("other", now + 6, keyed("globex", 1)))
+        .await
+        .unwrap();
+    let first = claim_all(&store, &ag, now + 10).await;
+    assert_eq!(
+        ids(&first),
+        ["k0", "k1", "free", "other"],
+        "two of acme's five"
+    );
+    let record = store.get_job("k0").await.unwrap().unwrap();
+    assert_eq!(
+        record.job.concurrency,
+        Some(ConcurrencyKey {
+            key: "acme".into(),
+            limit: 2
+        })
+    );
+
+    // A finish frees its slot for the longest waiting.
+    store
+        .finish_attempt(&first[0].1, end(Next::Succeed(b"1".to_vec())), now + 11)
+        .await
+        .unwrap();
+    let second = claim_all(&store, &ag, now + 12).await;
+    assert_eq!(ids(&second), ["k2"]);
+
+    // A retry waiting out its backoff holds no slot; once due it waits for one again.
+    let failure = JobFailure {
+        code: "flaky".into(),
+        message: "try again".into(),
+        retryable: true,
+    };
+    store
+        .finish_attempt(
+            &first[1].1,
+            end(Next::Retry {
+                failure,
+                after_ms: 1_000,
+            }),
+            now + 13,
+        )
+        .await
+        .unwrap();
+    let third = claim_all(&store, &ag, now + 14).await;
+    assert_eq!(ids(&third), ["k3"]);
+    assert_eq!(store.promote_due(now + 1_013, 100).await.unwrap(), 1);
+    assert!(
+        claim_all(&store, &ag, now + 1_014).await.is_empty(),
+        "k1's retry is due, but acme's two slots are held (k2, k3)"
+    );
+
+    // Cancelling a parked job frees nothing and takes it out; cancelling a ready one frees
+    // its slot.
+    let k4 = store.cancel_job("k4", now + 1_015).await.unwrap();
+    assert_eq!(k4.status, JobStatus::Cancelled);
+    store
+        .finish_attempt(&second[0].1, end(Next::Succeed(b"1".to_vec())), now + 1_016)
+        .await
+        .unwrap();
+    // k1 (ready again) is cancelled before any agent claims it: k3 alone holds a slot.
+    store.cancel_job("k1", now + 1_017).await.unwrap();
+    store
+        .insert_job(job_with("k5", now + 1_018, keyed("acme", 2)))
+        .await
+        .unwrap();
+    let fourth = claim_all(&store, &ag, now + 1_019).await;
+    assert_eq!(ids(&fourth), ["k5"]);
+}
+
+/// Agents on two store handles (as on two nodes) run jobs sharing a key with limit 2: at no
+/// time do more than two of them run, and every job runs once.
+async fn many_agents_never_run_more_jobs_of_a_key_than_its_limit(db: TestDb) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let stores = [db.open().await, db.open().await];
+    stores[0].put_blob("c0ffee", b"component").await.unwrap();
+    let now = now_ms();
+    for i in 0..40 {
+        stores[0]
+            .insert_job(job_with(&format!("j{i:02}"), now + i, keyed("acme", 2)))
+            .await
+            .unwrap();
+    }
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let mut agents = Vec::new();
+    for a in 0..8 {
+        let store = stores[a % 2].clone();
+        let (running, most) = (running.clone(), most.clone());
+        agents.push(tokio::spawn(async move {
+            let agent = take(&*store, &format!("race/{a}"), "suite").await;
+            let mut ran = Vec::new();
+            let mut idle = 0;
+            while idle < 50 {
+                let Some(c) = store.claim(&agent, &[], 60_000, now_ms()).await.unwrap() else {
+                    idle += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                    continue;
+                };
+                idle = 0;
+                let now_running = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now_running, Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                store
+                    .finish_attempt(&c.lease_token, end(Next::Succeed(b"1".to_vec())), now_ms())
+                    .await
+                    .unwrap();
+                ran.push(c.job.id);
+            }
+            ran
+        }));
+    }
+    let mut ran = Vec::new();
+    for a in agents {
+        ran.extend(a.await.unwrap());
+    }
+    let unique: HashSet<&String> = ran.iter().collect();
+    assert_eq!((ran.len(), unique.len()), (40, 40), "each job ran once");
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        2,
+        "two ran at once, never more"
     );
 }

@@ -1,5 +1,6 @@
-//! slow: sleeps `ms` milliseconds (a host-side wait, not a spin), then echoes `tag`. Used to
-//! hold an attempt open while a test kills or restarts the daemon.
+//! slow: prints `napping MS ms`, sleeps `ms` milliseconds (a host-side wait, not a spin), then
+//! echoes `tag`. Used to hold an attempt open while a test kills or restarts the daemon, or
+//! reads its live log.
 use driftless_sdk::{Error, context};
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +19,7 @@ struct Output {
 }
 
 fn nap(input: Input) -> Result<Output, Error> {
+    println!("napping {} ms", input.ms);
     std::thread::sleep(std::time::Duration::from_millis(input.ms));
     Ok(Output {
         tag: input.tag,

@@ -585,6 +585,10 @@ fn clone_expr(table: &str, column: &str, generated: bool) -> Option<String> {
         (_, "job_id") => "c.value".into(),
         // Columns other tables copy from their job row (the queue's order and due time).
         (_, "seq" | "run_after_ms") => format!("j.\"{column}\""),
+        // A copy due later than its template waits as a delayed job does.
+        ("queue", "state") => {
+            "CASE WHEN j.run_after_ms > t.run_after_ms THEN 'delayed' ELSE t.state END".into()
+        }
         _ => format!("t.\"{column}\""),
     })
 }

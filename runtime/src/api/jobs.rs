@@ -9,6 +9,7 @@ use crate::metrics::Stage;
 use crate::node::FinishWatch;
 use crate::node::resolver::TaskRef;
 use crate::store::{Job, JobFilter, JobStatus, NewJob, ResolvedTask, StoreError, TaskPin, now_ms};
+use crate::wire::AttemptState;
 use crate::wire::{
     Activity, ActivityBucket, ActivityQuery, ComponentAnswer, ErrorCode, EventList, GetQuery,
     JobList, JobSpec, JobView, LimitQuery, ListQuery, PageQuery, SubmitAnswer, SubmitQuery,
@@ -49,6 +50,11 @@ impl SubmitQuery {
                         .collect()
                 })
                 .unwrap_or_default(),
+            priority: self.priority,
+            delay_ms: self.delay_ms,
+            not_before: self.not_before.take(),
+            concurrency_key: self.concurrency_key.take(),
+            concurrency_limit: self.concurrency_limit,
         })
     }
 }
@@ -195,6 +201,7 @@ pub async fn submit(
         return submit_answer(&state, answer, &job, &report, query.wait).await;
     }
     let (limits, max_attempts) = limits(&state, &spec)?;
+    let turn = submission::turn(&spec, state.node.store().now())?;
     let began = std::time::Instant::now();
     let (admitted, task) = admit(&state, &source, &spec.optional_imports).await?;
     state
@@ -228,6 +235,7 @@ pub async fn submit(
         idempotency_key: idempotency_key.clone(),
         request_hash: Some(fingerprint.clone()),
         now_ms: state.node.store().now(),
+        turn: turn.clone(),
     };
     let began = std::time::Instant::now();
     let (inserted, admitted) = match state.node.store().insert_job(job(&admitted, &task)).await {
@@ -277,6 +285,11 @@ fn fingerprint(source: &Source, spec: &JobSpec) -> String {
         "memory_mib": spec.memory_mib,
         "max_attempts": spec.max_attempts,
         "optional_imports": spec.optional_imports,
+        "priority": spec.priority,
+        "delay_ms": spec.delay_ms,
+        "not_before": spec.not_before,
+        "concurrency_key": spec.concurrency_key,
+        "concurrency_limit": spec.concurrency_limit,
     });
     blake3::hash(request.to_string().as_bytes())
         .to_hex()
@@ -666,7 +679,8 @@ pub async fn cancel(
     Ok(Json((&job).into()))
 }
 
-/// `GET /v1/jobs/{id}/logs?limit=`: the newest attempts' logs (10 by default), as text.
+/// `GET /v1/jobs/{id}/logs?limit=`: the newest attempts' logs (10 by default), as text; an
+/// attempt running on this node shows what it has logged so far.
 pub async fn logs(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -696,7 +710,17 @@ pub async fn logs(
             a.agent,
             a.state.as_str()
         ));
-        text.push_str(a.log.as_deref().unwrap_or(""));
+        if a.state == AttemptState::Running {
+            match state.node.live_log(&id, a.number) {
+                Some(live) => text.push_str(&live.text()),
+                None => text.push_str(&format!(
+                    "[driftless: this attempt runs on another node ({}); its log is kept when it ends. Ask that node's API for it live]\n",
+                    a.agent
+                )),
+            }
+        } else {
+            text.push_str(a.log.as_deref().unwrap_or(""));
+        }
         if !text.ends_with('\n') {
             text.push('\n');
         }

@@ -307,6 +307,9 @@ fn job() -> Job {
         limits: Limits::default(),
         optional_imports: vec!["driftless:kv/store@1.1.0".into()],
         class: Some("cd".repeat(32)),
+        priority: 5,
+        concurrency_key: Some("customer-42".into()),
+        concurrency_limit: Some(2),
     }
 }
 
@@ -320,6 +323,8 @@ fn sparse_job() -> Job {
         error: None,
         progress: None,
         class: None,
+        concurrency_key: None,
+        concurrency_limit: None,
         status: JobStatus::Queued,
         ..job()
     }
@@ -498,6 +503,19 @@ fn samples() -> Vec<(&'static str, Value)> {
                 memory_mib: Some(64),
                 max_attempts: Some(3),
                 optional_imports: vec!["driftless:kv/store@1.1.0".into()],
+                priority: Some(5),
+                delay_ms: None,
+                not_before: Some("2026-12-24T18:00:00+01:00".into()),
+                concurrency_key: Some("customer-42".into()),
+                concurrency_limit: Some(2),
+            }),
+        ),
+        (
+            "JobSpec",
+            value(JobSpec {
+                task: Some("resize".into()),
+                delay_ms: Some(60_000),
+                ..JobSpec::default()
             }),
         ),
         (
@@ -839,6 +857,11 @@ fn query_types_match_the_documented_parameters() {
                 max_attempts: Some(1),
                 optional: Some("x".into()),
                 wait: Some(1),
+                priority: Some(1),
+                delay_ms: Some(1),
+                not_before: Some("2026-12-24T18:00:00Z".into()),
+                concurrency_key: Some("k".into()),
+                concurrency_limit: Some(1),
             }),
         ),
         (

@@ -5,6 +5,7 @@
 //! [`ApiError`] with a stable code.
 
 use super::error::ApiError;
+use crate::store::{ConcurrencyKey, Turn};
 use crate::wire::{ErrorCode, JobSpec};
 use bytes::Bytes;
 use serde_json::Value;
@@ -87,6 +88,79 @@ pub fn check_input(input: Option<&Value>, caps: &Caps) -> Result<(), ApiError> {
     }
 }
 
+/// The longest a job may be delayed: 366 days, in milliseconds.
+pub const MAX_DELAY_MS: u64 = 366 * 24 * 3_600_000;
+/// The longest concurrency key, in bytes.
+pub const MAX_CONCURRENCY_KEY_BYTES: usize = 256;
+/// The largest concurrency limit.
+pub const MAX_CONCURRENCY_LIMIT: u32 = 10_000;
+
+/// A spec's place in the queue (priority, earliest start, concurrency key), checked; `now` is
+/// the time of acceptance (ms since the epoch).
+pub fn turn(spec: &JobSpec, now: i64) -> Result<Turn, ApiError> {
+    let bad = |m: String| ApiError::new(ErrorCode::BadSpec, m);
+    let not_before_ms = match (spec.delay_ms, &spec.not_before) {
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                "the spec has both delay_ms and not_before; give one of them".into(),
+            ));
+        }
+        (Some(d), None) if d > MAX_DELAY_MS => {
+            return Err(bad(format!(
+                "delay_ms is {d}; a job may be delayed by at most {MAX_DELAY_MS} ms (366 days)"
+            )));
+        }
+        (Some(d), None) => Some(now + d as i64),
+        (None, Some(text)) => {
+            let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| {
+                    bad(format!(
+                        "not_before {text:?} is not an RFC 3339 time ({e}); write it like 2026-12-24T18:00:00Z or 2026-12-24T18:00:00+01:00"
+                    ))
+                })?;
+            let ms = (at.unix_timestamp_nanos() / 1_000_000) as i64;
+            if ms > now + MAX_DELAY_MS as i64 {
+                return Err(bad(format!(
+                    "not_before {text} is more than 366 days ahead; a job may be delayed by at most that"
+                )));
+            }
+            Some(ms)
+        }
+        (None, None) => None,
+    };
+    let concurrency = match (&spec.concurrency_key, spec.concurrency_limit) {
+        (None, Some(_)) => {
+            return Err(bad(
+                "concurrency_limit needs a concurrency_key: the limit counts the jobs sharing that key".into(),
+            ));
+        }
+        (None, None) => None,
+        (Some(key), limit) => {
+            if key.is_empty() || key.len() > MAX_CONCURRENCY_KEY_BYTES {
+                return Err(bad(format!(
+                    "concurrency_key must be 1 to {MAX_CONCURRENCY_KEY_BYTES} bytes; it is {}",
+                    key.len()
+                )));
+            }
+            let limit = limit.unwrap_or(1);
+            if limit == 0 || limit > MAX_CONCURRENCY_LIMIT {
+                return Err(bad(format!(
+                    "concurrency_limit must be between 1 and {MAX_CONCURRENCY_LIMIT}; it is {limit}"
+                )));
+            }
+            Some(ConcurrencyKey {
+                key: key.clone(),
+                limit,
+            })
+        }
+    };
+    Ok(Turn {
+        priority: spec.priority.unwrap_or(0),
+        not_before_ms,
+        concurrency,
+    })
+}
+
 /// A JSON job spec: a whole `application/json` body or a multipart `spec` part.
 pub fn spec(bytes: &[u8], caps: &Caps) -> Result<JobSpec, ApiError> {
     if bytes.len() > caps.max_spec_bytes() {
@@ -94,7 +168,7 @@ pub fn spec(bytes: &[u8], caps: &Caps) -> Result<JobSpec, ApiError> {
     }
     let spec: JobSpec = serde_json::from_slice(bytes).map_err(|e| {
         ApiError::new(ErrorCode::BadSpec,
-            format!("the job spec is not valid ({e}); it is a JSON object with optional fields component, task, input, timeout_ms, memory_mib, max_attempts, optional_imports"),
+            format!("the job spec is not valid ({e}); it is a JSON object with optional fields component, task, input, timeout_ms, memory_mib, max_attempts, optional_imports, priority, delay_ms, not_before, concurrency_key, concurrency_limit"),
         )
     })?;
     check_input(spec.input.as_ref(), caps)?;

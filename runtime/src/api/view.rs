@@ -44,6 +44,9 @@ impl From<&store::Job> for wire::Job {
             limits: j.limits,
             optional_imports: j.optional_imports.clone(),
             class: j.class.clone(),
+            priority: j.priority,
+            concurrency_key: j.concurrency.as_ref().map(|c| c.key.clone()),
+            concurrency_limit: j.concurrency.as_ref().map(|c| c.limit),
         }
     }
 }

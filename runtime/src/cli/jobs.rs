@@ -43,6 +43,22 @@ pub struct SubmitArgs {
     /// Submitting again with the same key returns the first job instead of a new one.
     #[arg(long, value_name = "KEY")]
     idempotency_key: Option<String>,
+    /// Higher runs first (default 0; negative values run after the default).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    priority: Option<i32>,
+    /// Run no sooner than this many milliseconds from now.
+    #[arg(long, value_name = "MS", conflicts_with = "not_before")]
+    delay_ms: Option<u64>,
+    /// Run no sooner than this time (RFC 3339, e.g. 2026-12-24T18:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    not_before: Option<String>,
+    /// A key shared with other jobs (e.g. a customer id): at most --concurrency-limit of them
+    /// are ready or running at once, across the cluster.
+    #[arg(long, value_name = "KEY")]
+    concurrency_key: Option<String>,
+    /// How many jobs of --concurrency-key may be ready or running at once (default 1).
+    #[arg(long, value_name = "N", requires = "concurrency_key")]
+    concurrency_limit: Option<u32>,
     /// Wait for the job to finish, showing progress, and print its output.
     #[arg(long)]
     wait: bool,
@@ -136,6 +152,11 @@ pub async fn submit(args: SubmitArgs) -> Result<i32> {
         memory_mib: args.memory_mib,
         max_attempts: args.max_attempts,
         optional_imports: args.optional_imports.clone(),
+        priority: args.priority,
+        delay_ms: args.delay_ms,
+        not_before: args.not_before.clone(),
+        concurrency_key: args.concurrency_key.clone(),
+        concurrency_limit: args.concurrency_limit,
         ..JobSpec::default()
     };
     let mut request = client.request(Method::POST, "/v1/jobs");

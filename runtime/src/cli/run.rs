@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use driftless::engine::{
     AttemptRequest, CancelToken, Engine, EngineConfig, Limits, Outcome, PrepareError, Sandbox,
 };
-use driftless::host::{JobInfo, MemoryKv, MemoryServices};
+use driftless::host::{JobInfo, JobLog, MemoryKv, MemoryServices};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -80,6 +80,7 @@ pub async fn run(args: Args) -> Result<i32> {
         limits,
         services: Arc::new(MemoryServices::default()),
         cancel: CancelToken::new(),
+        log: JobLog::new(limits.log_bytes as usize),
     };
     let result = sandbox.run(&prepared, request).await;
     if args.json {

@@ -105,6 +105,9 @@ pub struct AttemptRequest {
     pub services: Arc<dyn AttemptServices>,
     /// Cancels the attempt.
     pub cancel: CancelToken,
+    /// Where the attempt's stdout, stderr and `context.log` lines go; its owner can read it
+    /// while the attempt runs (a live log). Make it with the job's `log_bytes` limit as its cap.
+    pub log: JobLog,
 }
 
 /// The engine bound to one catalog, with the kv backend its modules use.
@@ -324,7 +327,7 @@ impl Sandbox {
             declared: prepared.declared.clone(),
             kv: KvTxn::new(self.kv.clone(), &request.job.kv_scope),
             services: request.services.clone(),
-            log: JobLog::new(request.limits.log_bytes as usize),
+            log: request.log.clone(),
         };
         attempt::run(prepared, request, host).await
     }

@@ -331,8 +331,28 @@ pub fn conflicted(c: &Conflicted, now: i64) -> JobMove {
 }
 
 /// A job accepted and stored.
-pub fn queued() -> Told {
-    Told::new(EventKind::Queued, "accepted and queued".into())
+pub fn queued(delayed_until: Option<i64>, key: Option<(&str, u32)>) -> Told {
+    let mut told = String::from("accepted and queued");
+    if let Some(at) = delayed_until {
+        told.push_str(&format!("; runs no sooner than {}", rfc3339(at)));
+    }
+    if let Some((key, limit)) = key {
+        told.push_str(&format!(
+            "; at most {limit} job(s) of concurrency key {key:?} are ready or running at once"
+        ));
+    }
+    Told::new(EventKind::Queued, told)
+}
+
+/// A time (ms since the epoch) as RFC 3339 UTC, to the millisecond.
+pub fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{ms} ms since the epoch"))
 }
 
 /// An attempt claimed by `agent`.

@@ -28,6 +28,7 @@ pub mod resolver;
 pub mod server;
 mod state;
 mod stop;
+mod timers;
 
 pub use config::NodeConfig;
 pub use finish_waits::FinishWatch;

@@ -8,6 +8,7 @@ use super::registry::Registry;
 use super::resolver::{Resolver, TaskRef};
 use crate::compat::CompatReport;
 use crate::engine::{CancelToken, PrepareError, Prepared, Ready, Sandbox, WhenBusy};
+use crate::host::{JobLog, LogContents};
 use crate::metrics::Metrics;
 use crate::store::{NodeRecord, ResolvedTask, Store, StoreError, StoreResult};
 use crate::tokens::Tokens;
@@ -188,6 +189,13 @@ impl Node {
         });
     }
 
+    /// What `job`'s attempt number `attempt` has logged so far, when it runs here.
+    pub fn live_log(&self, job: &str, attempt: u32) -> Option<LogContents> {
+        let inflight = self.inflight.borrow();
+        let running = inflight.get(job).filter(|r| r.attempt == attempt)?;
+        Some(running.log.contents())
+    }
+
     /// The attempts running here, by job id.
     pub fn inflight(&self) -> Vec<(String, Running)> {
         let inflight = self.inflight.borrow();
@@ -352,6 +360,8 @@ pub struct Running {
     pub cancel: CancelToken,
     /// Set when a stopping node interrupted it (the attempt is then not charged).
     pub interrupted: Arc<AtomicBool>,
+    /// What it has logged so far (the store keeps the log when the attempt ends).
+    pub log: JobLog,
 }
 
 impl Running {
@@ -388,6 +398,7 @@ pub(super) mod tests {
             started_ms: 0,
             cancel: CancelToken::new(),
             interrupted: Arc::default(),
+            log: JobLog::new(64),
         }
     }
 

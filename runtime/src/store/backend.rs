@@ -132,6 +132,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Jobs reached a final status (PostgreSQL tells every node, so waits for them end).
     fn announce_finished(&self, _jobs: Vec<String>) {}
 
+    /// Jobs became ready outside an insert (PostgreSQL tells every node, so idle agents claim
+    /// them without waiting for their next poll).
+    fn announce_ready(&self) {}
+
     /// Whether the store can take writes now (see [`JobStore::writable`]).
     fn writable(&self) -> impl Future<Output = StoreResult<()>> + Send;
 }
@@ -219,6 +223,10 @@ impl<B: Backend> JobStore for B {
         let job = self.atomic(op!(|s| ops::jobs::cancel(s, &id, now))).await?;
         if job.status.is_terminal() {
             self.announce_finished(vec![job.id.clone()]);
+        }
+        if job.concurrency.is_some() {
+            // Its slot may have gone to a parked job.
+            self.announce_ready();
         }
         Ok(job)
     }
@@ -309,6 +317,20 @@ impl<B: Backend> AttemptStore for B {
             .await?;
         self.announce_finished(finished);
         Ok(lost)
+    }
+
+    async fn promote_due(&self, now: i64, limit: u32) -> StoreResult<u64> {
+        let due = self
+            .atomic(op!(|s| ops::turns::promote(s, now, limit)))
+            .await?;
+        if due > 0 {
+            self.announce_ready();
+        }
+        Ok(due)
+    }
+
+    async fn next_due(&self) -> StoreResult<Option<i64>> {
+        self.read(op!(|s| ops::turns::next_due(s))).await
     }
 
     async fn reap_expired(&self, now: i64) -> StoreResult<u64> {

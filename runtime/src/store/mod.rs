@@ -244,6 +244,14 @@ pub trait AttemptStore: Send + Sync {
 
     /// Return attempts whose lease expired to the queue (or fail their jobs). Returns how many.
     async fn reap_expired(&self, now_ms: i64) -> StoreResult<u64>;
+
+    /// Delayed jobs (and retries waiting out their backoff) whose time has come, at most
+    /// `limit` of them, become ready (or parked, when their concurrency key has no free slot).
+    /// Returns how many were due. Safe to run on every node at once.
+    async fn promote_due(&self, now_ms: i64, limit: u32) -> StoreResult<u64>;
+
+    /// When the next delayed job is due (ms since the epoch), if one is waiting.
+    async fn next_due(&self) -> StoreResult<Option<i64>>;
 }
 
 /// Deployed tasks: immutable numbered versions, `current`, rollback, unregistering, resolution and the audit trail.

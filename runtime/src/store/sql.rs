@@ -66,6 +66,11 @@ impl From<i64> for Value {
         Value::Int(v)
     }
 }
+impl From<i32> for Value {
+    fn from(v: i32) -> Value {
+        Value::Int(i64::from(v))
+    }
+}
 impl From<u32> for Value {
     fn from(v: u32) -> Value {
         Value::Int(i64::from(v))
@@ -121,6 +126,11 @@ impl FromValue for i64 {
             Value::Bool(b) => Some(i64::from(*b)),
             _ => None,
         }
+    }
+}
+impl FromValue for i32 {
+    fn from_value(v: &Value) -> Option<i32> {
+        i64::from_value(v).and_then(|i| i32::try_from(i).ok())
     }
 }
 impl FromValue for u32 {

@@ -35,6 +35,54 @@ pub struct NewJob {
     pub requirements: Option<Requirements>,
     /// When it was accepted.
     pub now_ms: i64,
+    /// Its place in the queue: priority, earliest start, concurrency key.
+    pub turn: Turn,
+}
+
+impl NewJob {
+    /// When it may first be claimed: its `not_before_ms`, or now when that is past or unset.
+    pub fn run_after_ms(&self) -> i64 {
+        self.turn
+            .not_before_ms
+            .unwrap_or(self.now_ms)
+            .max(self.now_ms)
+    }
+
+    /// Its `queued` event.
+    pub(crate) fn queued(&self) -> crate::lifecycle::attempts::Told {
+        let run_after = self.run_after_ms();
+        crate::lifecycle::attempts::queued(
+            (run_after > self.now_ms).then_some(run_after),
+            self.turn
+                .concurrency
+                .as_ref()
+                .map(|c| (c.key.as_str(), c.limit)),
+        )
+    }
+}
+
+/// How a job waits its turn: claims take the highest priority first, oldest first within a
+/// priority; a job is not claimed before `run_after_ms`; of the jobs sharing a concurrency key,
+/// at most its limit hold a slot (are ready or running) at once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Turn {
+    /// Higher runs first (default 0).
+    pub priority: i32,
+    /// Not claimed before this time (ms since the epoch); `None` or a time already past: at
+    /// once.
+    pub not_before_ms: Option<i64>,
+    /// The concurrency key the job shares with others, if any.
+    pub concurrency: Option<ConcurrencyKey>,
+}
+
+/// A concurrency key and the most jobs of it that may hold a slot at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConcurrencyKey {
+    /// The key (any text the submitter chooses, e.g. a customer id).
+    pub key: String,
+    /// At most this many of its jobs are ready or running at once (at least 1). Each job
+    /// counts against its own limit.
+    pub limit: u32,
 }
 
 /// The task version a job is pinned to at submission (it never changes afterwards).
@@ -170,6 +218,10 @@ pub struct Job {
     pub cancel_requested: bool,
     /// The submission's request hash (see [`NewJob::request_hash`]).
     pub request_hash: Option<String>,
+    /// Higher runs first.
+    pub priority: i32,
+    /// The concurrency key it shares, with its limit.
+    pub concurrency: Option<ConcurrencyKey>,
 }
 
 /// A job as a listing shows it: what it is and where it stands, with the sizes of its input

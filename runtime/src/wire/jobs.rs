@@ -31,6 +31,23 @@ pub struct JobSpec {
     /// Imports the job can run without, on top of those the component declares.
     #[serde(default)]
     pub optional_imports: Vec<String>,
+    /// Higher runs first (default 0); within a priority, the job ready longest runs first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    /// Run no sooner than this many milliseconds after acceptance (at most 366 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    /// Run no sooner than this time (RFC 3339, e.g. `2026-12-24T18:00:00+01:00`; at most 366
+    /// days ahead). Not with `delay_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
+    /// A key the job shares with others (e.g. a customer id): at most `concurrency_limit` of
+    /// them are ready or running at once, across the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_key: Option<String>,
+    /// How many jobs of `concurrency_key` may be ready or running at once (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_limit: Option<u32>,
 }
 
 /// Query of `POST /v1/jobs`: the options of an `application/wasm` submission, and `wait` for
@@ -50,6 +67,16 @@ pub struct SubmitQuery {
     pub optional: Option<String>,
     /// Answer only when the job finished, or after this many seconds.
     pub wait: Option<u64>,
+    /// Higher runs first (default 0).
+    pub priority: Option<i32>,
+    /// Run no sooner than this many milliseconds after acceptance.
+    pub delay_ms: Option<u64>,
+    /// Run no sooner than this time (RFC 3339).
+    pub not_before: Option<String>,
+    /// A key the job shares with others: at most `concurrency_limit` of them at once.
+    pub concurrency_key: Option<String>,
+    /// How many jobs of `concurrency_key` may be ready or running at once (default 1).
+    pub concurrency_limit: Option<u32>,
 }
 
 /// Query of `GET /v1/jobs/{id}`.
@@ -144,6 +171,12 @@ pub struct Job {
     pub optional_imports: Vec<String>,
     /// Its compatibility class (`None`: any node may claim it).
     pub class: Option<String>,
+    /// Higher runs first.
+    pub priority: i32,
+    /// The concurrency key it shares with other jobs.
+    pub concurrency_key: Option<String>,
+    /// How many jobs of its key may be ready or running at once (`null` without a key).
+    pub concurrency_limit: Option<u32>,
 }
 
 /// One attempt of a job.

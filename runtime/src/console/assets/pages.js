@@ -352,7 +352,7 @@ export async function job(root, ctx) {
     actions,
     placement,
     section("Attempts", attempts),
-    section("Log", h("p", { class: "help" }, "Every attempt's log (stdout, stderr and context.log), refreshed every second while the job runs; an attempt's log is recorded when it ends."), log),
+    section("Log", h("p", { class: "help" }, "Every attempt's log (stdout, stderr and context.log), refreshed every second while the job runs: a running attempt shows what it has logged so far when it runs on this node, and its whole log once it ends."), log),
     section("Events", events),
     io,
   );
@@ -383,6 +383,9 @@ export async function job(root, ctx) {
         h("dd", {}, `${job.attempts} of ${job.max_attempts}`),
         h("dt", {}, "Created"),
         h("dd", {}, when(job.created_ms)),
+        job.priority ? [h("dt", {}, "Priority"), h("dd", { id: "job-priority" }, String(job.priority))] : null,
+        job.status === "queued" && job.run_after_ms > Date.now() ? [h("dt", {}, "Not before"), h("dd", { id: "job-not-before" }, when(job.run_after_ms))] : null,
+        job.concurrency_key ? [h("dt", {}, "Concurrency key"), h("dd", { id: "job-key" }, `${job.concurrency_key} (at most ${job.concurrency_limit} of its jobs at once)`)] : null,
         h("dt", {}, "Finished"),
         h("dd", {}, job.finished_ms ? [when(job.finished_ms), ` (after ${duration(job.finished_ms - job.created_ms)})`] : "—"),
         job.progress ? [h("dt", {}, "Progress"), h("dd", {}, `${job.progress.percent}% ${job.progress.message}`)] : null,

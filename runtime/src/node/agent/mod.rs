@@ -16,7 +16,7 @@ use super::identity;
 use super::state::{Node, PrepareStoredError, Running};
 use super::stop::Stopping;
 use crate::engine::{AttemptRequest, CancelToken, PoolError, PrepareError};
-use crate::host::JobInfo;
+use crate::host::{JobInfo, JobLog};
 use crate::metrics::Stage;
 use crate::store::{
     AttemptEnd, AttemptState, Claim, Held, IdentityHold, JobFailure, Next, StoreError, now_ms,
@@ -161,6 +161,7 @@ async fn run_claim(node: &Arc<Node>, held: &Held, claim: Claim) -> Option<Claim>
     let token = claim.lease_token.clone();
     let cancel = CancelToken::new();
     let interrupted = Arc::new(AtomicBool::new(false));
+    let log = JobLog::new(job.limits.log_bytes as usize);
     node.attempt_started(
         &job.id,
         Running {
@@ -169,6 +170,7 @@ async fn run_claim(node: &Arc<Node>, held: &Held, claim: Claim) -> Option<Claim>
             started_ms: now_ms(),
             cancel: cancel.clone(),
             interrupted: interrupted.clone(),
+            log: log.clone(),
         },
     );
     let heartbeat = tokio::spawn(keep_lease(node.clone(), token.clone(), cancel.clone()));
@@ -205,6 +207,7 @@ async fn run_claim(node: &Arc<Node>, held: &Held, claim: Claim) -> Option<Claim>
                     job.id.clone(),
                 )),
                 cancel: cancel.clone(),
+                log,
             };
             let result = node.sandbox().run(&prepared, request).await;
             let (state, next) = if interrupted.load(Ordering::SeqCst) {

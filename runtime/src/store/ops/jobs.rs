@@ -8,7 +8,7 @@ use crate::store::*;
 /// The columns [`job`] reads, in every statement that returns a job.
 macro_rules! job_columns {
     () => {
-        "id, seq, component, status, input, max_attempts, attempts, limits, optional, kv_scope, task_name, task_version, run_after_ms, created_ms, updated_ms, finished_ms, output, error, progress, progress_msg, cancel_requested, class, request_hash"
+        "id, seq, component, status, input, max_attempts, attempts, limits, optional, kv_scope, task_name, task_version, run_after_ms, created_ms, updated_ms, finished_ms, output, error, progress, progress_msg, cancel_requested, class, request_hash, priority, concurrency_key, concurrency_limit"
     };
 }
 pub(crate) use job_columns;
@@ -27,6 +27,28 @@ macro_rules! still_held {
     };
 }
 pub(crate) use still_held;
+
+/// The state of a queue row as it enters the queue, given its `run_after_ms` column or
+/// parameter (`$run`), its concurrency key (`$key`, or the row's column by default) and now
+/// (`$now`): `delayed` before its time; then `parked` when it has a concurrency key (the
+/// key's [`settle`](super::turns::settle) makes it ready when a slot is free), else `ready`.
+macro_rules! queue_state {
+    ($now:literal) => {
+        queue_state!("run_after_ms", "concurrency_key", $now)
+    };
+    ($run:literal, $key:literal, $now:literal) => {
+        concat!(
+            "CASE WHEN ",
+            $run,
+            " > ",
+            $now,
+            " THEN 'delayed' WHEN ",
+            $key,
+            " IS NOT NULL THEN 'parked' ELSE 'ready' END"
+        )
+    };
+}
+pub(crate) use queue_state;
 
 /// A job from a row with the [`job_columns!`].
 pub(crate) fn job(r: &Record) -> StoreResult<Job> {
@@ -68,6 +90,14 @@ pub(crate) fn job(r: &Record) -> StoreResult<Job> {
         cancel_requested: r.get("cancel_requested")?,
         class: r.get("class")?,
         request_hash: r.get("request_hash")?,
+        priority: r.get("priority")?,
+        concurrency: match r.get::<Option<String>>("concurrency_key")? {
+            Some(key) => Some(ConcurrencyKey {
+                key,
+                limit: r.get::<Option<u32>>("concurrency_limit")?.unwrap_or(1),
+            }),
+            None => None,
+        },
     })
 }
 
@@ -451,28 +481,41 @@ pub(crate) async fn apply_move(
     m: &JobMove,
     now: i64,
 ) -> StoreResult<()> {
-    s.exec(
-        "UPDATE jobs SET status = $2, output = COALESCE($3, output),
+    let moved = s
+        .row(
+            "UPDATE jobs SET status = $2, output = COALESCE($3, output),
              error = CASE WHEN $4 THEN $5 ELSE error END,
              run_after_ms = COALESCE($6, run_after_ms), finished_ms = $7,
              attempts = attempts - $8, updated_ms = $9, conflicts = conflicts + $10
-         WHERE id = $1 AND status = 'running'",
-        &[
-            &[Value::from(job)][..],
-            &move_params(m, now),
-            params![now, u32::from(m.conflict)],
-        ]
-        .concat(),
-    )
-    .await?;
+         WHERE id = $1 AND status = 'running' RETURNING concurrency_key",
+            &[
+                &[Value::from(job)][..],
+                &move_params(m, now),
+                params![now, u32::from(m.conflict)],
+            ]
+            .concat(),
+        )
+        .await?;
     if m.status == JobStatus::Queued {
         s.exec(
-            "INSERT INTO queue (job_id, run_after_ms, seq, class) SELECT id, run_after_ms, seq, class FROM jobs WHERE id = $1",
-            params![job],
+            concat!(
+                "INSERT INTO queue (job_id, run_after_ms, seq, class, priority, state, concurrency_key) SELECT id, run_after_ms, seq, class, priority, ",
+                queue_state!("$2"),
+                ", concurrency_key FROM jobs WHERE id = $1"
+            ),
+            params![job, now],
         )
         .await?;
     }
-    event(s, job, Some(number), now, &m.told).await
+    event(s, job, Some(number), now, &m.told).await?;
+    if let Some(key) = moved
+        .map(|r| r.get::<Option<String>>("concurrency_key"))
+        .transpose()?
+        .flatten()
+    {
+        super::turns::settle(s, &key).await?;
+    }
+    Ok(())
 }
 
 /// End an attempt, fenced by its token and its identity's hold, and move its job on. A
@@ -566,7 +609,11 @@ async fn commit_kv(
 /// the job after the change. The queue row goes first (on PostgreSQL, locks are taken queue
 /// row before job, as claims take them).
 pub(crate) async fn cancel(s: &mut impl Sql, id: &str, now: i64) -> StoreResult<Job> {
-    s.exec("DELETE FROM queue WHERE job_id = $1", params![id])
+    let dequeued = s
+        .row(
+            "DELETE FROM queue WHERE job_id = $1 RETURNING concurrency_key",
+            params![id],
+        )
         .await?;
     let lock = match s.dialect() {
         Dialect::Postgres => "SELECT status FROM jobs WHERE id = $1 FOR UPDATE",
@@ -586,6 +633,13 @@ pub(crate) async fn cancel(s: &mut impl Sql, id: &str, now: i64) -> StoreResult<
         };
         s.exec(sql, params![id, now]).await?;
         event(s, id, None, now, &told).await?;
+    }
+    if let Some(key) = dequeued
+        .map(|r| r.get::<Option<String>>("concurrency_key"))
+        .transpose()?
+        .flatten()
+    {
+        super::turns::settle(s, &key).await?;
     }
     let row = s
         .one(
@@ -750,8 +804,8 @@ pub(crate) async fn insert(s: &mut impl Sql, j: &NewJob) -> StoreResult<Inserted
     .await?;
     let stored = s
         .one(
-        concat!("INSERT INTO jobs (id, component, input, status, max_attempts, limits, optional, report_hash, kv_scope, task_name, task_version, idempotency_key, class, run_after_ms, created_ms, updated_ms, request_hash)
-         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13, $14) RETURNING ", job_columns!()),
+        concat!("INSERT INTO jobs (id, component, input, status, max_attempts, limits, optional, report_hash, kv_scope, task_name, task_version, idempotency_key, class, run_after_ms, created_ms, updated_ms, request_hash, priority, concurrency_key, concurrency_limit)
+         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $15, $13, $13, $14, $16, $17, $18) RETURNING ", job_columns!()),
         params![
             &j.id,
             &j.component,
@@ -767,22 +821,37 @@ pub(crate) async fn insert(s: &mut impl Sql, j: &NewJob) -> StoreResult<Inserted
             j.requirements.as_ref().map(|r| r.class.as_str()),
             j.now_ms,
             j.request_hash.as_deref(),
+            j.run_after_ms(),
+            j.turn.priority,
+            j.turn.concurrency.as_ref().map(|c| c.key.as_str()),
+            j.turn.concurrency.as_ref().map(|c| c.limit),
         ],
     )
     .await
     .map_err(not_stored)?;
     let stored_job = job(&stored)?;
+    let key = stored_job.concurrency.as_ref().map(|c| c.key.as_str());
     s.exec(
-        "INSERT INTO queue (job_id, run_after_ms, seq, class) VALUES ($1, $2, $3, $4)",
+        concat!(
+            "INSERT INTO queue (job_id, run_after_ms, seq, class, priority, state, concurrency_key) VALUES ($1, $2, $3, $4, $5, ",
+            queue_state!("CAST($2 AS BIGINT)", "CAST($6 AS TEXT)", "CAST($7 AS BIGINT)"),
+            ", $6)"
+        ),
         params![
             &stored_job.id,
             stored_job.run_after_ms,
             stored_job.seq,
-            stored_job.class.as_deref()
+            stored_job.class.as_deref(),
+            stored_job.priority,
+            key,
+            j.now_ms
         ],
     )
     .await?;
-    event(s, &j.id, None, j.now_ms, &life::queued()).await?;
+    event(s, &j.id, None, j.now_ms, &j.queued()).await?;
+    if let Some(key) = key {
+        super::turns::settle(s, key).await?;
+    }
     Ok(Inserted {
         job: stored_job,
         created: true,
@@ -799,9 +868,9 @@ pub(crate) fn heads(classes: &[String]) -> Vec<String> {
     heads
 }
 
-/// SQLite's choice of the job a claim takes (`$1` now, `$2` the [`heads`] as JSON): the
-/// oldest of the classes' heads.
-pub(crate) const SQLITE_HEAD: &str = "SELECT q.job_id FROM json_each($2) c JOIN queue q ON q.job_id = (SELECT h.job_id FROM queue h WHERE COALESCE(h.class, '') = c.value AND h.run_after_ms <= $1 ORDER BY h.run_after_ms, h.seq LIMIT 1) ORDER BY q.run_after_ms, q.seq LIMIT 1";
+/// SQLite's choice of the job a claim takes (`$1` the [`heads`] as JSON): the first of the
+/// classes' heads (highest priority, then the longest ready).
+pub(crate) const SQLITE_HEAD: &str = "SELECT q.job_id FROM json_each($1) c JOIN queue q ON q.job_id = (SELECT h.job_id FROM queue h WHERE COALESCE(h.class, '') = c.value AND h.state = 'ready' ORDER BY h.priority DESC, h.run_after_ms, h.seq LIMIT 1) ORDER BY q.priority DESC, q.run_after_ms, q.seq LIMIT 1";
 
 /// Claim the next runnable job for `agent` among those without a class or of `classes`: check
 /// that the identity is still held under `agent.hold`, take the head of the queue, mark its
@@ -826,10 +895,10 @@ pub(crate) async fn claim(
     let head = match s.dialect() {
         Dialect::Sqlite => SQLITE_HEAD,
         Dialect::Postgres => {
-            "SELECT h.job_id FROM unnest($2::text[]) AS c (class) CROSS JOIN LATERAL (SELECT job_id, run_after_ms, seq FROM queue q WHERE COALESCE(q.class, '') = c.class AND q.run_after_ms <= $1 ORDER BY q.run_after_ms, q.seq LIMIT 1 FOR UPDATE SKIP LOCKED) h ORDER BY h.run_after_ms, h.seq LIMIT 1"
+            "SELECT h.job_id FROM unnest($1::text[]) AS c (class) CROSS JOIN LATERAL (SELECT job_id, priority, run_after_ms, seq FROM queue q WHERE COALESCE(q.class, '') = c.class AND q.state = 'ready' ORDER BY q.priority DESC, q.run_after_ms, q.seq LIMIT 1 FOR UPDATE SKIP LOCKED) h ORDER BY h.priority DESC, h.run_after_ms, h.seq LIMIT 1"
         }
     };
-    let Some(head) = s.row(head, params![now, heads(classes)]).await? else {
+    let Some(head) = s.row(head, params![heads(classes)]).await? else {
         return Ok(None);
     };
     let id: String = head.get("job_id")?;

@@ -14,3 +14,4 @@ pub(crate) mod listing;
 pub(crate) mod nodes;
 pub(crate) mod tasks;
 pub(crate) mod tokens;
+pub(crate) mod turns;

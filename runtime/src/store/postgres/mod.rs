@@ -342,6 +342,26 @@ impl PostgresStore {
     }
 
     /// An attempt's end was recorded: announce its job when it is finished.
+    /// The shared finish in one transaction: for the attempts the one-statement finish leaves
+    /// alone (a job with a concurrency key, whose key it settles; or a stale token, which it
+    /// refuses).
+    async fn finish_shared(
+        &self,
+        token: String,
+        end: AttemptEnd,
+        now: i64,
+    ) -> StoreResult<JobStatus> {
+        let (status, job) = self
+            .atomic(op!(|s| ops::jobs::finish(s, &token, &end, now)))
+            .await?;
+        if status.is_terminal() {
+            self.notifier.finished([job]);
+        }
+        // Settling its key may have made parked jobs ready.
+        self.notifier.jobs_queued();
+        Ok(status)
+    }
+
     fn ended(&self, ended: queue::Ended) -> JobStatus {
         if ended.status.is_terminal() {
             self.notifier.finished([ended.job]);
@@ -484,8 +504,14 @@ impl Backend for PostgresStore {
         if let Some(r) = &job.requirements {
             self.ensure_class(r, job.now_ms).await?;
         }
-        let inserted = queue::insert(&self.client().await?, &job).await;
-        self.health.saw(&inserted);
+        let inserted = if job.turn.concurrency.is_some() {
+            // Its key is settled in the same transaction (see `ops::turns`).
+            self.atomic(op!(|s| ops::jobs::insert(s, &job))).await
+        } else {
+            let inserted = queue::insert(&self.client().await?, &job).await;
+            self.health.saw(&inserted);
+            inserted
+        };
         let inserted = inserted?;
         if inserted.created {
             self.notifier.jobs_queued();
@@ -544,7 +570,10 @@ impl Backend for PostgresStore {
         }
         let ended = queue::finish(&self.client().await?, &token, &end, now).await;
         self.health.saw(&ended);
-        Ok(self.ended(ended?))
+        match ended? {
+            Some(ended) => Ok(self.ended(ended)),
+            None => self.finish_shared(token, end, now).await,
+        }
     }
 
     async fn finish_then_claim(
@@ -562,12 +591,23 @@ impl Backend for PostgresStore {
         let next = (&agent, classes.as_slice(), lease_ms);
         let done = queue::finish_and_claim(&mut c, &token, &end, next, now).await;
         self.health.saw(&done);
-        let (ended, claim) = done?;
-        Ok((self.ended(ended), claim))
+        drop(c);
+        match done? {
+            Some((ended, claim)) => Ok((self.ended(ended), claim)),
+            None => {
+                let status = self.finish_shared(token, end, now).await?;
+                let claim = Backend::claim(self, agent, classes, lease_ms, now).await?;
+                Ok((status, claim))
+            }
+        }
     }
 
     fn announce_finished(&self, jobs: Vec<String>) {
         self.notifier.finished(jobs);
+    }
+
+    fn announce_ready(&self) {
+        self.notifier.jobs_queued();
     }
 }
 

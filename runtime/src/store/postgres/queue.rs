@@ -9,7 +9,9 @@
 use super::sql::records;
 use super::{GenericClient, pg};
 use crate::lifecycle::attempts::{self as life, JobMove};
-use crate::store::ops::jobs::{heads, job, job_columns, move_params, not_stored, still_held};
+use crate::store::ops::jobs::{
+    heads, job, job_columns, move_params, not_stored, queue_state, still_held,
+};
 use crate::store::sql::{Record, Value, params};
 use crate::store::*;
 use deadpool_postgres::Object;
@@ -22,9 +24,10 @@ async fn query(c: &impl GenericClient, sql: &str, p: &[Value]) -> StoreResult<Ve
     records(&c.query(&stmt, &refs).await.map_err(pg)?)
 }
 
-/// The CTEs that store a job (`report`, `job`, `queued`, `event`): `$1`..`$13` the job
-/// (`$10` the task of its pin), `$14` the `queued` event's message, `$15` the version of its
-/// pin, `$16` its request hash; `$guard` is the condition for storing it at all.
+/// The CTEs that store a job without a concurrency key (`report`, `job`, `queued`, `event`):
+/// `$1`..`$13` the job (`$10` the task of its pin, `$12` now), `$14` the `queued` event's
+/// message, `$15` the version of its pin, `$16` its request hash, `$17` when it may run, `$18`
+/// its priority; `$guard` is the condition for storing it at all.
 macro_rules! insert_ctes {
     ($guard:literal) => {
         concat!(
@@ -33,14 +36,14 @@ macro_rules! insert_ctes {
                  ON CONFLICT DO NOTHING
              ),
              job AS (
-                 INSERT INTO jobs (id, component, input, status, max_attempts, limits, optional, report_hash, kv_scope, task_name, task_version, idempotency_key, class, run_after_ms, created_ms, updated_ms, request_hash)
-                 SELECT $1, $2, $3, 'queued', $4, $5, $6, $7, $9, $10, $15, $11, $13, $12, $12, $12, $16 WHERE ", $guard, "
+                 INSERT INTO jobs (id, component, input, status, max_attempts, limits, optional, report_hash, kv_scope, task_name, task_version, idempotency_key, class, run_after_ms, created_ms, updated_ms, request_hash, priority)
+                 SELECT $1, $2, $3, 'queued', $4, $5, $6, $7, $9, $10, $15, $11, $13, $17, $12, $12, $16, $18 WHERE ", $guard, "
                  ON CONFLICT (idempotency_key) DO NOTHING
                  RETURNING ", job_columns!(), "
              ),
              queued AS (
-                 INSERT INTO queue (job_id, run_after_ms, seq, class)
-                 SELECT id, run_after_ms, seq, class FROM job
+                 INSERT INTO queue (job_id, run_after_ms, seq, class, priority, state)
+                 SELECT id, run_after_ms, seq, class, priority, ", queue_state!("$12::bigint"), " FROM job
              ),
              event AS (
                  INSERT INTO events (job_id, attempt, at_ms, kind, message)
@@ -76,6 +79,10 @@ const JOB_BY_KEY: &str = concat!(
 /// another job, which is answered instead. A job pinned to a task version that is not
 /// registered is refused ([`StoreError::TaskVersionGone`]) and nothing is stored.
 pub(super) async fn insert(c: &Object, j: &NewJob) -> StoreResult<Inserted> {
+    debug_assert!(
+        j.turn.concurrency.is_none(),
+        "a job with a concurrency key is stored by the shared insert, which settles its key"
+    );
     let report_hash = blake3::hash(j.report.as_bytes()).to_hex().to_string();
     let p = params![
         &j.id,
@@ -91,9 +98,11 @@ pub(super) async fn insert(c: &Object, j: &NewJob) -> StoreResult<Inserted> {
         j.idempotency_key.as_deref(),
         j.now_ms,
         j.requirements.as_ref().map(|r| r.class.as_str()),
-        life::queued().message,
+        j.queued().message,
         j.task.as_ref().map(|p| p.version),
         j.request_hash.as_deref(),
+        j.run_after_ms(),
+        j.turn.priority,
     ]
     .to_vec();
     let sql = match j.task {
@@ -144,12 +153,12 @@ macro_rules! claim_ctes {
                  DELETE FROM queue WHERE job_id = (
                      SELECT h.job_id FROM unnest(", $classes, "::text[]) AS c (class)
                      CROSS JOIN LATERAL (
-                         SELECT job_id, run_after_ms, seq FROM queue q
-                         WHERE COALESCE(q.class, '') = c.class AND q.run_after_ms <= ", $now, $and,
-            " ORDER BY q.run_after_ms, q.seq LIMIT 1
+                         SELECT job_id, priority, run_after_ms, seq FROM queue q
+                         WHERE COALESCE(q.class, '') = c.class AND q.state = 'ready'", $and,
+            " ORDER BY q.priority DESC, q.run_after_ms, q.seq LIMIT 1
                          FOR UPDATE SKIP LOCKED
                      ) h
-                     ORDER BY h.run_after_ms, h.seq LIMIT 1
+                     ORDER BY h.priority DESC, h.run_after_ms, h.seq LIMIT 1
                  ) AND EXISTS (SELECT 1 FROM held)
                  RETURNING job_id AS next_id
              ),
@@ -192,6 +201,7 @@ macro_rules! finish_ctes {
         concat!("ended AS (
              UPDATE attempts SET state = $2, finished_ms = $3, outcome = $4, log = $5
              WHERE lease_token = $1 AND state = 'running' AND ", still_held!("attempts"), "
+                 AND NOT EXISTS (SELECT 1 FROM jobs k WHERE k.id = attempts.job_id AND k.concurrency_key IS NOT NULL)
              RETURNING job_id, number
          ),
          finished AS (
@@ -200,11 +210,11 @@ macro_rules! finish_ctes {
                  run_after_ms = COALESCE($10, jobs.run_after_ms), finished_ms = $11,
                  attempts = jobs.attempts - $12, updated_ms = $3
              FROM ended WHERE jobs.id = ended.job_id AND jobs.status = 'running'
-             RETURNING jobs.id, jobs.status, jobs.run_after_ms, jobs.seq, jobs.class
+             RETURNING jobs.id, jobs.status, jobs.run_after_ms, jobs.seq, jobs.class, jobs.priority, jobs.concurrency_key
          ),
          requeued AS (
-             INSERT INTO queue (job_id, run_after_ms, seq, class)
-             SELECT id, run_after_ms, seq, class FROM finished WHERE status = 'queued'
+             INSERT INTO queue (job_id, run_after_ms, seq, class, priority, state)
+             SELECT id, run_after_ms, seq, class, priority, ", queue_state!("$3::bigint"), " FROM finished WHERE status = 'queued'
          ),
          end_event AS (
              INSERT INTO events (job_id, attempt, at_ms, kind, message)
@@ -298,36 +308,38 @@ pub(super) struct Ended {
     pub job: String,
 }
 
-/// End an attempt, fenced by its token, and move its job on.
+/// End an attempt, fenced by its token, and move its job on. `None`: nothing was written,
+/// because the token is stale or because the job has a concurrency key (its finish settles
+/// the key, which the shared finish does: run that instead, and it tells which).
 pub(super) async fn finish(
     c: &impl GenericClient,
     token: &str,
     end: &AttemptEnd,
     now: i64,
-) -> StoreResult<Ended> {
+) -> StoreResult<Option<Ended>> {
     let m = life::ended(&end.next, now);
-    match query(c, FINISH, &ending(token, end, &m, now))
-        .await?
-        .first()
-    {
-        Some(row) => Ok(Ended {
-            status: m.status,
-            job: row.get("job_id")?,
-        }),
-        None => Err(StoreError::StaleLease),
-    }
+    let rows = query(c, FINISH, &ending(token, end, &m, now)).await?;
+    rows.first()
+        .map(|row| {
+            Ok(Ended {
+                status: m.status,
+                job: row.get("job_id")?,
+            })
+        })
+        .transpose()
 }
 
 /// End an attempt and claim the agent's next. When the job is finished for good that is one
 /// statement; when it is queued again (retry, requeue) the claim is a second statement in the
 /// same transaction, sent together with the first, so that it sees the job queued again.
+/// `None`: nothing was written (as for [`finish`]).
 pub(super) async fn finish_and_claim(
     c: &mut Object,
     token: &str,
     end: &AttemptEnd,
     next: (&Held, &[String], i64),
     now: i64,
-) -> StoreResult<(Ended, Option<Claim>)> {
+) -> StoreResult<Option<(Ended, Option<Claim>)>> {
     let (agent, classes, lease_ms) = next;
     let m = life::ended(&end.next, now);
     if !m.status.is_terminal() {
@@ -337,8 +349,12 @@ pub(super) async fn finish_and_claim(
             finish(&tx, token, end, now),
             claim(&tx, agent, classes, lease_ms, now)
         )?;
+        let Some(ended) = ended else {
+            // Dropping the transaction rolls the claim back.
+            return Ok(None);
+        };
         tx.commit().await.map_err(pg)?;
-        return Ok((ended, claim));
+        return Ok(Some((ended, claim)));
     }
     let (new_token, expires) = (life::new_token(), now + lease_ms);
     let mut p = ending(token, end, &m, now);
@@ -352,13 +368,13 @@ pub(super) async fn finish_and_claim(
     ]);
     let rows = query(&*c, FINISH_AND_CLAIM, &p).await?;
     let Some(row) = rows.first() else {
-        return Err(StoreError::StaleLease);
+        return Ok(None);
     };
     let ended = Ended {
         status: m.status,
         job: row.get("ended_job")?,
     };
-    Ok((ended, claim_from(row, new_token, expires)?))
+    Ok(Some((ended, claim_from(row, new_token, expires)?)))
 }
 
 #[cfg(test)]

@@ -404,7 +404,7 @@ mod tests {
         );
         let mut plan = lite.0.prepare(&sql).unwrap();
         let steps: Vec<String> = plan
-            .query_map(rusqlite::params![0, "[\"a\",\"\"]"], |r| r.get(3))
+            .query_map(rusqlite::params!["[\"a\",\"\"]"], |r| r.get(3))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
