@@ -225,3 +225,73 @@ async fn jobs_sharing_a_key_never_overlap_on_two_nodes() {
         "jobs without a key run beside the key's: the key holds back only its own jobs"
     );
 }
+
+/// A task version deployed with `max_concurrency` holds its jobs to it (three agents, limit 1:
+/// one at a time); a job of the task with a key of its own follows that key instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tasks_max_concurrency_holds_its_jobs_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = DaemonProcess::start(BIN, dir.path(), &["--agents", "3"]);
+    let c = Client::new(&d.url);
+    let (status, deployed) = c
+        .send(
+            c.request(Method::PUT, "/v1/tasks/nap?max_concurrency=1")
+                .header("content-type", "application/wasm")
+                .body(bytes(SLOW)),
+        )
+        .await;
+    assert_eq!(status, 201, "{deployed}");
+    let (_, task) = c.get("/v1/tasks/nap").await;
+    assert_eq!(task["versions"][0]["max_concurrency"], 1, "{task}");
+
+    let mut held = Vec::new();
+    for n in 0..3 {
+        let spec = json!({"task": "nap", "input": {"ms": 200, "tag": n}});
+        let (status, answer) = c
+            .send(c.request(Method::POST, "/v1/jobs").json(&spec))
+            .await;
+        assert_eq!(status, 201, "{answer}");
+        assert_eq!(answer["job"]["concurrency_key"], "task:nap", "{answer}");
+        held.push(id(&answer));
+    }
+    let spec = json!({"task": "nap", "input": {"ms": 200}, "concurrency_key": "own"});
+    let (status, answer) = c
+        .send(c.request(Method::POST, "/v1/jobs").json(&spec))
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["job"]["concurrency_key"], "own");
+    let own = c.wait(&id(&answer)).await;
+
+    let mut spans = Vec::new();
+    for id in &held {
+        let job = c.wait(id).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        spans.push(span(&job));
+    }
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(pair[1].0 >= pair[0].1, "two ran at once: {spans:?}");
+    }
+    let (start, end) = span(&own);
+    assert!(
+        spans.iter().any(|(s, e)| start < *e && *s < end),
+        "the job with its own key ran beside the task's: {spans:?} vs {:?}",
+        (start, end)
+    );
+
+    let (status, refused) = c
+        .send(
+            c.request(Method::PUT, "/v1/tasks/nap?max_concurrency=0")
+                .header("content-type", "application/wasm")
+                .body(bytes(SLOW)),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("leave it out for no limit"),
+        "{refused}"
+    );
+}

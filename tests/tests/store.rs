@@ -70,6 +70,7 @@ suite!(
     delayed_jobs_wait_for_their_time_and_are_promoted_once,
     a_concurrency_key_never_has_more_jobs_ready_or_running_than_its_limit,
     many_agents_never_run_more_jobs_of_a_key_than_its_limit,
+    a_task_versions_limit_is_part_of_the_version,
 );
 
 fn new_job(id: &str, max_attempts: u32) -> NewJob {
@@ -545,6 +546,7 @@ fn version(task: &str, component: &str, actor: &str) -> NewTaskVersion {
         actor: actor.into(),
         request_id: format!("req-{component}"),
         now_ms: now_ms(),
+        max_concurrency: None,
     }
 }
 
@@ -3034,4 +3036,55 @@ async fn many_agents_never_run_more_jobs_of_a_key_than_its_limit(db: TestDb) {
         2,
         "two ran at once, never more"
     );
+}
+
+async fn a_task_versions_limit_is_part_of_the_version(db: TestDb) {
+    let store = db.open().await;
+    store.put_blob("c1", b"one").await.unwrap();
+    let limited = |n| NewTaskVersion {
+        max_concurrency: n,
+        ..version("t", "c1", "ana")
+    };
+    assert_eq!(
+        store.deploy_task(limited(Some(2))).await.unwrap().version,
+        1
+    );
+    let resolved = store.resolve_task("t", None).await.unwrap();
+    assert_eq!(resolved.max_concurrency, Some(2));
+    assert_eq!(
+        resolved.concurrency(),
+        Some(ConcurrencyKey {
+            key: "task:t".into(),
+            limit: 2
+        })
+    );
+    let again = store.deploy_task(limited(Some(2))).await.unwrap();
+    assert_eq!(
+        (again.version, again.changed),
+        (1, false),
+        "the same version"
+    );
+    let other = store.deploy_task(limited(Some(5))).await.unwrap();
+    assert_eq!(
+        (other.version, other.changed),
+        (2, true),
+        "the same bytes with another limit are a new version"
+    );
+    let unlimited = store.deploy_task(limited(None)).await.unwrap();
+    assert_eq!(unlimited.version, 3);
+    assert_eq!(
+        store.resolve_task("t", None).await.unwrap().concurrency(),
+        None
+    );
+    assert_eq!(
+        store
+            .resolve_task("t", Some(2))
+            .await
+            .unwrap()
+            .max_concurrency,
+        Some(5)
+    );
+    let task = store.get_task("t", 10).await.unwrap().unwrap();
+    let limits: Vec<Option<u32>> = task.versions.iter().map(|v| v.max_concurrency).collect();
+    assert_eq!(limits, [Some(2), Some(5), None], "oldest first");
 }

@@ -8,7 +8,9 @@ use crate::engine::{Limits, Ready, WhenBusy};
 use crate::metrics::Stage;
 use crate::node::FinishWatch;
 use crate::node::resolver::TaskRef;
-use crate::store::{Job, JobFilter, JobStatus, NewJob, ResolvedTask, StoreError, TaskPin, now_ms};
+use crate::store::{
+    Job, JobFilter, JobStatus, NewJob, ResolvedTask, StoreError, TaskPin, Turn, now_ms,
+};
 use crate::wire::AttemptState;
 use crate::wire::{
     Activity, ActivityBucket, ActivityQuery, ComponentAnswer, ErrorCode, EventList, GetQuery,
@@ -235,7 +237,14 @@ pub async fn submit(
         idempotency_key: idempotency_key.clone(),
         request_hash: Some(fingerprint.clone()),
         now_ms: state.node.store().now(),
-        turn: turn.clone(),
+        // A job without a key of its own is held to its task version's limit, if any.
+        turn: Turn {
+            concurrency: turn
+                .concurrency
+                .clone()
+                .or_else(|| task.as_ref().and_then(ResolvedTask::concurrency)),
+            ..turn.clone()
+        },
     };
     let began = std::time::Instant::now();
     let (inserted, admitted) = match state.node.store().insert_job(job(&admitted, &task)).await {

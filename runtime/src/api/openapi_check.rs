@@ -412,6 +412,7 @@ fn task() -> Task {
             created_ms: 1,
             deployed_by: "ana@host".into(),
             deleted_ms: Some(5),
+            max_concurrency: Some(4),
             imports: vec!["driftless:kv/store@1.1.0: satisfied".into()],
             jobs: JobCounts::default(),
         }],
@@ -893,6 +894,13 @@ fn query_types_match_the_documented_parameters() {
             "/v1/tasks/{name}/versions/{version}",
             "delete",
             value(DeleteQuery { wait: Some(1) }),
+        ),
+        (
+            "/v1/tasks/{name}",
+            "put",
+            value(DeployQuery {
+                max_concurrency: Some(1),
+            }),
         ),
     ];
     for (path, method, sample) in routes {

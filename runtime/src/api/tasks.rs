@@ -1,14 +1,14 @@
 //! `/v1/tasks`: deploy immutable task versions, roll back, unregister, look up.
 
 use super::error::{ApiError, Path, Query};
-use super::{AppState, jobs, page, view};
+use super::{AppState, jobs, page, submission, view};
 use crate::admission::{self, Component, Upload};
 use crate::node::resolver::{TaskRef, check_name};
 use crate::store::{DeleteOutcome, NewTaskVersion, now_ms};
 use crate::tokens::Caller;
 use crate::wire::{
-    DeleteQuery, DeployAnswer, ErrorCode, LimitQuery, PageQuery, RollbackAnswer, RollbackSpec,
-    Task, TaskList, ThisNode, UnregisterAnswer,
+    DeleteQuery, DeployAnswer, DeployQuery, ErrorCode, LimitQuery, PageQuery, RollbackAnswer,
+    RollbackSpec, Task, TaskList, ThisNode, UnregisterAnswer,
 };
 use axum::Json;
 use axum::body::Body;
@@ -67,10 +67,19 @@ pub async fn deploy(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Extension(caller): Extension<Caller>,
+    Query(query): Query<DeployQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     name_ok(&name)?;
+    if let Some(n) = query.max_concurrency
+        && (n == 0 || n > submission::MAX_CONCURRENCY_LIMIT)
+    {
+        return Err(ApiError::bad_request(format!(
+            "max_concurrency must be between 1 and {}; it is {n} (leave it out for no limit)",
+            submission::MAX_CONCURRENCY_LIMIT
+        )));
+    }
     let upload = Upload::new(jobs::read_body(&state, body).await?).await;
     let admitted = admission::admit(&state.node, Component::Upload(&upload), &[]).await?;
     crate::fault::point("deploy-after-blob");
@@ -84,6 +93,7 @@ pub async fn deploy(
             actor: actor(&caller, &headers),
             request_id: request_id(&headers),
             now_ms: now_ms(),
+            max_concurrency: query.max_concurrency,
         })
         .await?;
     if deployed.changed {

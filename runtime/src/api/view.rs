@@ -138,6 +138,7 @@ impl From<store::TaskVersion> for wire::TaskVersion {
             created_ms: v.created_ms,
             deployed_by: v.deployed_by,
             deleted_ms: v.deleted_ms,
+            max_concurrency: v.max_concurrency,
             imports: v.imports,
             jobs: wire::JobCounts {
                 queued: j.queued,

@@ -5,8 +5,8 @@ use super::read_component;
 use anyhow::Result;
 use driftless::compat::Verdict;
 use driftless::wire::{
-    DeleteQuery, DeployAnswer, PageQuery, RollbackAnswer, RollbackSpec, Task, TaskList,
-    UnregisterAnswer,
+    DeleteQuery, DeployAnswer, DeployQuery, PageQuery, RollbackAnswer, RollbackSpec, Task,
+    TaskList, UnregisterAnswer,
 };
 use reqwest::Method;
 use serde_json::Value;
@@ -21,6 +21,10 @@ pub struct DeployArgs {
     name: String,
     /// The component (.wasm) to deploy as its next version.
     job: PathBuf,
+    /// At most this many of the task's jobs ready or running at once, with this version (its
+    /// jobs without a --concurrency-key of their own share the key `task:NAME`).
+    #[arg(long, value_name = "N")]
+    max_concurrency: Option<u32>,
     /// Print the daemon's JSON answer.
     #[arg(long)]
     json: bool,
@@ -91,6 +95,9 @@ pub async fn deploy(args: DeployArgs) -> Result<i32> {
         .json(
             client
                 .request(Method::PUT, &format!("/v1/tasks/{}", args.name))
+                .query(&DeployQuery {
+                    max_concurrency: args.max_concurrency,
+                })
                 .header("content-type", "application/wasm")
                 .header("x-driftless-actor", actor())
                 .body(bytes),
@@ -171,9 +178,13 @@ pub async fn show(args: TaskArgs) -> Result<i32> {
         } else {
             " (unregistered)"
         };
+        let limit = v
+            .max_concurrency
+            .map(|n| format!("  at most {n} at once"))
+            .unwrap_or_default();
         let j = &v.jobs;
         println!(
-            "{mark} v{:<4} {}  by {}{deleted}  jobs: {} queued, {} running, {} succeeded, {} failed",
+            "{mark} v{:<4} {}  by {}{deleted}{limit}  jobs: {} queued, {} running, {} succeeded, {} failed",
             v.version,
             v.component.get(..16).unwrap_or(""),
             v.deployed_by,

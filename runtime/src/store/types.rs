@@ -365,6 +365,9 @@ pub struct NewTaskVersion {
     pub request_id: String,
     /// When.
     pub now_ms: i64,
+    /// At most this many of the task's jobs ready or running at once (its jobs without a
+    /// concurrency key of their own get the key `task:<name>` with this limit).
+    pub max_concurrency: Option<u32>,
 }
 
 /// Where a task's `current` points after a deploy or rollback.
@@ -405,6 +408,18 @@ pub struct ResolvedTask {
     pub component: String,
     /// The task generation the resolution was read at.
     pub generation: i64,
+    /// The version's limit on the task's jobs at once, if it has one.
+    pub max_concurrency: Option<u32>,
+}
+
+impl ResolvedTask {
+    /// The concurrency key a job of this version gets when it brings none of its own.
+    pub fn concurrency(&self) -> Option<ConcurrencyKey> {
+        self.max_concurrency.map(|limit| ConcurrencyKey {
+            key: format!("task:{}", self.task),
+            limit,
+        })
+    }
 }
 
 /// Jobs pinned to one version, by status.
@@ -435,6 +450,8 @@ pub struct TaskVersion {
     pub deployed_by: String,
     /// Unregistered at, if it was.
     pub deleted_ms: Option<i64>,
+    /// Its limit on the task's jobs at once, if it has one.
+    pub max_concurrency: Option<u32>,
     /// Its non-WASI imports with their verdicts at deploy (`driftless:kv/store@1.1.0: satisfied`).
     pub imports: Vec<String>,
     /// Jobs pinned to it.

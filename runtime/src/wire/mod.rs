@@ -25,7 +25,7 @@ pub use jobs::{
 };
 pub use nodes::{Inflight, InflightAttempt, NodeInfo, NodeList, NodeState, NodeVerdict, Placement};
 pub use tasks::{
-    AuditEntry, DeleteQuery, DeployAnswer, JobCounts, NodeResolution, RollbackAnswer, RollbackSpec,
-    Task, TaskList, TaskSummary, TaskVersion, ThisNode, UnregisterAnswer,
+    AuditEntry, DeleteQuery, DeployAnswer, DeployQuery, JobCounts, NodeResolution, RollbackAnswer,
+    RollbackSpec, Task, TaskList, TaskSummary, TaskVersion, ThisNode, UnregisterAnswer,
 };
 pub use tokens::{TokenCreated, TokenInfo, TokenList, TokenRevoked, TokenSpec, WhoAmI};

@@ -13,6 +13,14 @@ pub struct RollbackSpec {
     pub to: Option<u32>,
 }
 
+/// Query of `PUT /v1/tasks/{name}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployQuery {
+    /// At most this many of the task's jobs ready or running at once, with this version.
+    pub max_concurrency: Option<u32>,
+}
+
 /// Query of `DELETE /v1/tasks/{name}/versions/{version}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -110,6 +118,8 @@ pub struct TaskVersion {
     pub deployed_by: String,
     /// Unregistered at, if it was.
     pub deleted_ms: Option<i64>,
+    /// At most this many of the task's jobs ready or running at once (set at deploy).
+    pub max_concurrency: Option<u32>,
     /// Its non-WASI imports with their status at deploy.
     pub imports: Vec<String>,
     /// Jobs pinned to it.

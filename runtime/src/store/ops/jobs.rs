@@ -234,9 +234,10 @@ macro_rules! summary_columns {
         )
     };
 }
+pub(crate) use summary_columns;
 
 /// A job's summary from a row with the [`summary_columns!`].
-fn summary(r: &Record) -> StoreResult<JobSummary> {
+pub(crate) fn summary(r: &Record) -> StoreResult<JobSummary> {
     let status: String = r.get("status")?;
     Ok(JobSummary {
         id: r.get("id")?,

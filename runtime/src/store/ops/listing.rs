@@ -5,8 +5,9 @@
 //! on a node when any of its attempts ran under one of that node's agent identities
 //! (`node/n`), found through the attempts' `(job_id, number)` index.
 
-use crate::store::sql::{Record, Sql, params};
-use crate::store::{JobStatus, JobSummary, StoreResult, TaskPin};
+use super::jobs::{summary, summary_columns};
+use crate::store::sql::{Sql, params};
+use crate::store::{JobStatus, JobSummary, StoreResult};
 
 /// Which jobs [`list`] shows; `None` fields do not filter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,9 +25,8 @@ pub struct JobFilter {
 macro_rules! filtered {
     ($error_code:literal) => {
         concat!(
-            "SELECT id, seq, component, status, task_name, task_version, attempts, max_attempts, created_ms, updated_ms, finished_ms, LENGTH(input) AS input_bytes, LENGTH(output) AS output_bytes, ",
-            $error_code,
-            " AS error_code FROM jobs WHERE (CAST($2 AS TEXT) IS NULL OR status = $2) AND (CAST($3 AS TEXT) IS NULL OR task_name = $3) AND (CAST($4 AS INTEGER) IS NULL OR task_version = $4) AND (CAST($5 AS BIGINT) IS NULL OR seq < $5) AND (CAST($6 AS TEXT) IS NULL OR EXISTS (SELECT 1 FROM attempts a WHERE a.job_id = jobs.id AND substr(a.agent, 1, length($6) + 1) = $6 || '/')) ORDER BY seq DESC LIMIT $1"
+            summary_columns!($error_code),
+            " WHERE (CAST($2 AS TEXT) IS NULL OR status = $2) AND (CAST($3 AS TEXT) IS NULL OR task_name = $3) AND (CAST($4 AS INTEGER) IS NULL OR task_version = $4) AND (CAST($5 AS BIGINT) IS NULL OR seq < $5) AND (CAST($6 AS TEXT) IS NULL OR EXISTS (SELECT 1 FROM attempts a WHERE a.job_id = jobs.id AND substr(a.agent, 1, length($6) + 1) = $6 || '/')) ORDER BY seq DESC LIMIT $1"
         )
     };
 }
@@ -57,30 +57,4 @@ pub(crate) async fn list(
         )
         .await?;
     rows.iter().map(summary).collect()
-}
-
-/// A summary from a row of [`filtered!`] (the columns of `jobs::list`'s summaries).
-fn summary(r: &Record) -> StoreResult<JobSummary> {
-    let status: String = r.get("status")?;
-    Ok(JobSummary {
-        id: r.get("id")?,
-        seq: r.get("seq")?,
-        component: r.get("component")?,
-        status: JobStatus::parse(&status).unwrap_or(JobStatus::Failed),
-        task: match r.get::<Option<String>>("task_name")? {
-            Some(task) => Some(TaskPin {
-                task,
-                version: r.get("task_version")?,
-            }),
-            None => None,
-        },
-        attempts: r.get("attempts")?,
-        max_attempts: r.get("max_attempts")?,
-        created_ms: r.get("created_ms")?,
-        updated_ms: r.get("updated_ms")?,
-        finished_ms: r.get("finished_ms")?,
-        input_bytes: r.get("input_bytes")?,
-        output_bytes: r.get("output_bytes")?,
-        error_code: r.get("error_code")?,
-    })
 }

@@ -100,8 +100,8 @@ pub(crate) async fn deploy(s: &mut impl Sql, v: &NewTaskVersion) -> StoreResult<
     let previous = current(s, &v.task).await?;
     let same_bytes = s
         .row(
-            "SELECT version FROM task_versions WHERE task = $1 AND component = $2 AND deleted_ms IS NULL ORDER BY version DESC LIMIT 1",
-            params![&v.task, &v.component],
+            "SELECT version FROM task_versions WHERE task = $1 AND component = $2 AND max_concurrency IS NOT DISTINCT FROM CAST($3 AS INTEGER) AND deleted_ms IS NULL ORDER BY version DESC LIMIT 1",
+            params![&v.task, &v.component, v.max_concurrency],
         )
         .await?
         .map(|r| r.get("version"))
@@ -130,8 +130,8 @@ pub(crate) async fn deploy(s: &mut impl Sql, v: &NewTaskVersion) -> StoreResult<
         Deploy::Record { version } => version,
     };
     s.exec(
-        "INSERT INTO task_versions (task, version, component, report, created_ms, deployed_by) VALUES ($1, $2, $3, $4, $5, $6)",
-        params![&v.task, version, &v.component, &*v.report, v.now_ms, &v.actor],
+        "INSERT INTO task_versions (task, version, component, report, created_ms, deployed_by, max_concurrency) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        params![&v.task, version, &v.component, &*v.report, v.now_ms, &v.actor, v.max_concurrency],
     )
     .await?;
     crate::fault::point("deploy-inside-transaction");
@@ -258,14 +258,14 @@ pub(crate) async fn resolve(
     let row = match v {
         None => {
             s.row(
-                "SELECT v.version, v.component, v.deleted_ms FROM tasks t JOIN task_versions v ON v.task = t.name AND v.version = t.current_version WHERE t.name = $1",
+                "SELECT v.version, v.component, v.deleted_ms, v.max_concurrency FROM tasks t JOIN task_versions v ON v.task = t.name AND v.version = t.current_version WHERE t.name = $1",
                 params![task],
             )
             .await?
         }
         Some(v) => {
             s.row(
-                "SELECT version, component, deleted_ms FROM task_versions WHERE task = $1 AND version = $2",
+                "SELECT version, component, deleted_ms, max_concurrency FROM task_versions WHERE task = $1 AND version = $2",
                 params![task, v],
             )
             .await?
@@ -276,13 +276,13 @@ pub(crate) async fn resolve(
         None => None,
     };
     let version = rules::resolved(task, v, found)?;
+    let row = row.expect("a resolved version has its row");
     Ok(ResolvedTask {
         task: task.to_string(),
         version,
-        component: row
-            .expect("a resolved version has its row")
-            .get("component")?,
+        component: row.get("component")?,
         generation,
+        max_concurrency: row.get("max_concurrency")?,
     })
 }
 
@@ -371,7 +371,7 @@ pub(crate) async fn get(s: &mut impl Sql, task: &str, limit: u32) -> StoreResult
     let mut counts = job_counts(s, task).await?;
     let mut versions = s
         .rows(
-            "SELECT version, component, created_ms, deployed_by, deleted_ms, report FROM task_versions WHERE task = $1 ORDER BY version DESC LIMIT $2",
+            "SELECT version, component, created_ms, deployed_by, deleted_ms, report, max_concurrency FROM task_versions WHERE task = $1 ORDER BY version DESC LIMIT $2",
             params![task, limit],
         )
         .await?
@@ -384,6 +384,7 @@ pub(crate) async fn get(s: &mut impl Sql, task: &str, limit: u32) -> StoreResult
                 created_ms: r.get("created_ms")?,
                 deployed_by: r.get("deployed_by")?,
                 deleted_ms: r.get("deleted_ms")?,
+                max_concurrency: r.get("max_concurrency")?,
                 imports: TaskVersion::import_summary(&r.get::<String>("report")?),
                 jobs: counts.remove(&version).unwrap_or_default(),
             })

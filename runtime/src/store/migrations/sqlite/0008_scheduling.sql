@@ -31,3 +31,7 @@ CREATE TABLE concurrency_keys (
     key      TEXT PRIMARY KEY,
     settles  BIGINT NOT NULL
 );
+
+-- A task version may limit how many of its task's jobs run at once: a job of the task without
+-- a concurrency key of its own gets the key `task:<name>` with this limit when it is submitted.
+ALTER TABLE task_versions ADD COLUMN max_concurrency INTEGER;
