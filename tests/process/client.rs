@@ -313,3 +313,58 @@ fn logs_of_a_running_job_show_its_output_so_far() {
         seen.contains("(cancelled) ===\nnapping 60000 ms")
     });
 }
+
+/// `driftless submit` sets a job's priority, delay and concurrency key; `status` shows them.
+#[test]
+fn submit_sets_the_jobs_turn_and_status_shows_it() {
+    let (_dir, d) = start(&[]);
+    let submitted = driftless(
+        &d.url,
+        &[
+            "submit",
+            HELLO,
+            "--priority",
+            "-3",
+            "--delay-ms",
+            "60000",
+            "--concurrency-key",
+            "acme",
+            "--concurrency-limit",
+            "2",
+        ],
+    );
+    assert_eq!(submitted.status.code(), Some(0), "{}", stderr(&submitted));
+    let id = stdout(&submitted).trim().to_string();
+    let status = stdout(&driftless(&d.url, &["status", &id]));
+    let prefix = format!("{id}  queued, delayed: runs in ");
+    assert!(status.starts_with(&prefix), "{status}");
+    let secs: f64 = status[prefix.len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((30.0..=60.0).contains(&secs), "{status}");
+    assert!(status.contains("  priority   -3\n"), "{status}");
+    assert!(
+        status.contains("  key        acme (at most 2 of its jobs at once)\n"),
+        "{status}"
+    );
+    let both = driftless(
+        &d.url,
+        &[
+            "submit",
+            HELLO,
+            "--delay-ms",
+            "1",
+            "--not-before",
+            "2026-01-01T00:00:00Z",
+        ],
+    );
+    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
+    assert!(
+        stderr(&both).contains("cannot be used with"),
+        "{}",
+        stderr(&both)
+    );
+}

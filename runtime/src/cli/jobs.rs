@@ -263,8 +263,16 @@ fn describe(record: &JobRecord) -> String {
         }
         line.push(')');
     }
-    if job.status == JobStatus::Queued && job.attempts > 0 {
-        line.push_str(", retrying after backoff");
+    let later = job.run_after_ms - driftless::store::now_ms();
+    match (job.status, job.attempts) {
+        (JobStatus::Queued, 0) if later > 0 => {
+            line.push_str(&format!(
+                ", delayed: runs in {:.1} s",
+                later as f64 / 1000.0
+            ));
+        }
+        (JobStatus::Queued, n) if n > 0 => line.push_str(", retrying after backoff"),
+        _ => {}
     }
     if let Some(p) = &job.progress {
         line.push_str(&format!(" {}% {}", p.percent, p.message));
@@ -329,6 +337,15 @@ fn print_status(record: &JobRecord) -> Result<()> {
     match &job.task {
         Some(task) => println!("  task       {task}"),
         None => println!("  component  {}", job.component),
+    }
+    if job.priority != 0 {
+        println!("  priority   {}", job.priority);
+    }
+    if let Some(key) = &job.concurrency_key {
+        println!(
+            "  key        {key} (at most {} of its jobs at once)",
+            job.concurrency_limit.unwrap_or(1)
+        );
     }
     if let Some(done) = job.finished_ms {
         println!(
