@@ -159,7 +159,8 @@ fn time_plus_ms(ms: i64) -> (String, i64) {
 }
 
 /// Two nodes on one PostgreSQL, two agents each: jobs sharing a concurrency key (limit 1)
-/// submitted to both never run side by side, while jobs without a key run next to them.
+/// submitted to both never run side by side, while jobs without a key run next to them. Then
+/// a running attempt's live log, read through either node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn jobs_sharing_a_key_never_overlap_on_two_nodes() {
     let pg = PgServer::start();
@@ -224,6 +225,35 @@ async fn jobs_sharing_a_key_never_overlap_on_two_nodes() {
         overlapped,
         "jobs without a key run beside the key's: the key holds back only its own jobs"
     );
+
+    // A running attempt's log is live on the node that runs it; the other node says where it
+    // runs.
+    let (status, answer) = submit(&clients[0], &hash, 60_000, "live", json!({})).await;
+    assert_eq!(status, 201, "{answer}");
+    let live = id(&answer);
+    let mut logs = Vec::new();
+    until(
+        "the live log on one node",
+        Duration::from_secs(20),
+        async || {
+            logs.clear();
+            for c in &clients {
+                let (_, text) = c.get(&format!("/v1/jobs/{live}/logs")).await;
+                logs.push(text.as_str().unwrap_or("").to_string());
+            }
+            logs.iter().any(|l| l.contains("napping 60000 ms"))
+        },
+    )
+    .await;
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("this attempt runs on another node (node-")),
+        "{logs:?}"
+    );
+    let (status, _) = clients[1]
+        .send(clients[1].request(Method::POST, &format!("/v1/jobs/{live}/cancel")))
+        .await;
+    assert_eq!(status, 200);
 }
 
 /// A task version deployed with `max_concurrency` holds its jobs to it (three agents, limit 1:
