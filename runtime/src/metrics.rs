@@ -146,6 +146,13 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
+            "# HELP driftless_queue Queued jobs by what they wait for: an agent (ready), their time (delayed), a slot of their concurrency key (parked).\n# TYPE driftless_queue gauge"
+        );
+        for (state, n) in &stats.queue {
+            let _ = writeln!(out, "driftless_queue{{state=\"{state}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
             "# HELP driftless_jobs Jobs in the store by status.\n# TYPE driftless_jobs gauge"
         );
         for (s, n) in &stats.jobs {

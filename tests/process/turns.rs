@@ -45,7 +45,8 @@ fn span(job: &Value) -> (i64, i64) {
 }
 
 /// One agent: a drained node takes a backlog, then runs it highest priority first; a delayed
-/// job waits for its time whatever its priority; a bad spec is refused, saying why.
+/// job waits for its time whatever its priority, a job of a busy key for its slot (the queue's
+/// metrics count each kind); a bad spec is refused, saying why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn priorities_order_the_queue_and_delayed_jobs_wait_for_their_time() {
     let dir = tempfile::tempdir().unwrap();
@@ -62,6 +63,8 @@ async fn priorities_order_the_queue_and_delayed_jobs_wait_for_their_time() {
         ("low-2", json!({"priority": 0})),
         ("below", json!({"priority": -3})),
         ("late-urgent", json!({"priority": 9, "delay_ms": 3000})),
+        ("key-1", json!({"concurrency_key": "k"})),
+        ("key-2", json!({"concurrency_key": "k"})),
     ] {
         let (status, answer) = submit(&c, &hash, 20, tag, turn).await;
         assert_eq!(status, 201, "{answer}");
@@ -81,6 +84,18 @@ async fn priorities_order_the_queue_and_delayed_jobs_wait_for_their_time() {
             .starts_with("accepted and queued; runs no sooner than 20"),
         "{events}"
     );
+    // Drained, nothing is claimed: five wait for an agent, one for its time, one for a slot.
+    let (_, metrics) = c.get("/metrics").await;
+    for line in [
+        "driftless_queue{state=\"ready\"} 5",
+        "driftless_queue{state=\"delayed\"} 1",
+        "driftless_queue{state=\"parked\"} 1",
+    ] {
+        assert!(
+            metrics.as_str().unwrap().contains(line),
+            "{line}: {metrics}"
+        );
+    }
     let (status, _) = c.send(c.request(Method::POST, "/v1/admin/resume")).await;
     assert_eq!(status, 200);
 
@@ -92,8 +107,20 @@ async fn priorities_order_the_queue_and_delayed_jobs_wait_for_their_time() {
     }
     ran.sort_by_key(|(started, _, _)| *started);
     let order: Vec<&str> = ran.iter().map(|(_, tag, _)| *tag).collect();
-    assert_eq!(order, ["high", "low-1", "low-2", "below", "late-urgent"]);
-    let late = &ran[4].2;
+    // key-2 waits for key-1's slot, then goes before the lower priority.
+    assert_eq!(
+        order,
+        [
+            "high",
+            "low-1",
+            "low-2",
+            "key-1",
+            "key-2",
+            "below",
+            "late-urgent"
+        ]
+    );
+    let late = &ran[6].2;
     assert!(
         span(late).0 >= late["run_after_ms"].as_i64().unwrap(),
         "started before its time: {late}"

@@ -348,6 +348,9 @@ pub struct Event {
 pub struct StoreStats {
     /// Jobs by status.
     pub jobs: Vec<(JobStatus, u64)>,
+    /// Queued jobs by where they wait: `ready` (for an agent), `delayed` (for their time),
+    /// `parked` (for a slot of their concurrency key).
+    pub queue: Vec<(&'static str, u64)>,
 }
 
 /// A task version to record, for [`Store::deploy_task`](super::Store::deploy_task).

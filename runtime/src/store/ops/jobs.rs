@@ -359,8 +359,25 @@ pub(crate) async fn stats(s: &mut impl Sql) -> StoreResult<StoreStats> {
             (st, n.map_or(0, |(_, c)| *c))
         })
         .collect();
-    Ok(StoreStats { jobs })
+    let rows = s
+        .rows("SELECT state, COUNT(*) AS n FROM queue GROUP BY state", &[])
+        .await?;
+    let mut waiting = Vec::with_capacity(rows.len());
+    for r in &rows {
+        waiting.push((r.get::<String>("state")?, r.get::<u64>("n")?));
+    }
+    let queue = QUEUE_STATES
+        .into_iter()
+        .map(|st| {
+            let n = waiting.iter().find(|(n, _)| n == st);
+            (st, n.map_or(0, |(_, c)| *c))
+        })
+        .collect();
+    Ok(StoreStats { jobs, queue })
 }
+
+/// Where a queued job waits (the `queue` table's `state`).
+const QUEUE_STATES: [&str; 3] = ["ready", "delayed", "parked"];
 
 /// Extend a lease (fenced by the token and the identity's hold); whether cancellation was
 /// requested.
