@@ -201,9 +201,15 @@ async fn a_job_submitted_from_the_form_reaches_succeeded() {
     b.clear("#input").await;
     b.type_into("#input", r#"{"text": "the console submits this"}"#)
         .await;
+    b.clear("#priority").await;
+    b.type_into("#priority", "4").await;
+    b.type_into("#concurrency-key", "form").await;
     b.screenshot("submit").await;
     b.click("#submit").await;
     b.wait_text("#job-status", "succeeded").await;
+    b.wait_text("#job-priority", "4").await;
+    b.wait_text("#job-key", "form (at most 1 of its jobs at once)")
+        .await;
     assert!(b.url().await.contains("#/jobs/job_"), "{}", b.url().await);
     let output = b.wait_text("main", "\"words\": 4").await;
     assert!(

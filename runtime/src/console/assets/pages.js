@@ -488,6 +488,10 @@ export async function submit(root, ctx) {
   const input = h("textarea", { id: "input", name: "input", rows: 8, spellcheck: "false", "aria-describedby": "input-help input-error" }, "{}");
   const inputError = h("p", { id: "input-error", class: "error", role: "alert" });
   const attempts = h("input", { id: "max-attempts", name: "max_attempts", type: "number", min: 1, max: 100, value: 3 });
+  const priority = h("input", { id: "priority", name: "priority", type: "number", step: 1, value: 0, "aria-describedby": "priority-help" });
+  const delay = h("input", { id: "delay", name: "delay_s", type: "number", min: 0, step: "any", placeholder: "0", "aria-describedby": "delay-help" });
+  const key = h("input", { id: "concurrency-key", name: "concurrency_key", type: "text", maxlength: 256, "aria-describedby": "key-help" });
+  const limit = h("input", { id: "concurrency-limit", name: "concurrency_limit", type: "number", min: 1, max: 10000, value: 1 });
   const result = h("div", { id: "submit-result", "aria-live": "polite" });
   const button = h("button", { type: "submit", id: "submit" }, "Submit");
   const form = h(
@@ -503,6 +507,17 @@ export async function submit(root, ctx) {
     inputError,
     h("label", { for: "max-attempts" }, "Attempts allowed"),
     attempts,
+    h("label", { for: "priority" }, "Priority"),
+    priority,
+    h("p", { id: "priority-help", class: "help" }, "Higher runs first; 0 is the default, negative values run after it."),
+    h("label", { for: "delay" }, "Delay (seconds)"),
+    delay,
+    h("p", { id: "delay-help", class: "help" }, "Run no sooner than this long after submitting (empty: at once)."),
+    h("label", { for: "concurrency-key" }, "Concurrency key"),
+    key,
+    h("p", { id: "key-help", class: "help" }, "Jobs sharing a key (a customer id, say) run at most the limit below at once, across the cluster. Empty: no key."),
+    h("label", { for: "concurrency-limit" }, "Concurrency limit"),
+    limit,
     h("div", { class: "actions" }, button),
     result,
   );
@@ -553,6 +568,12 @@ export async function submit(root, ctx) {
     }
     const spec = { input: value };
     if (attempts.value) spec.max_attempts = Number(attempts.value);
+    if (priority.value && Number(priority.value) !== 0) spec.priority = Number(priority.value);
+    if (delay.value && Number(delay.value) > 0) spec.delay_ms = Math.round(Number(delay.value) * 1000);
+    if (key.value.trim()) {
+      spec.concurrency_key = key.value.trim();
+      spec.concurrency_limit = Number(limit.value || 1);
+    }
     const body = new FormData();
     body.append("component", chosen, chosen.name);
     body.append("spec", new Blob([JSON.stringify(spec)], { type: "application/json" }));
