@@ -287,6 +287,25 @@ fn drain_resume_and_inflight_from_the_cli() {
     let resumed = driftless(&d.url, &["resume", "--json"]);
     let state: Value = serde_json::from_slice(&resumed.stdout).unwrap();
     assert_eq!(state["draining"], false);
+
+    // By name, through the registry (here the node the CLI talks to).
+    let drained = driftless(&d.url, &["drain", "--node", "node-1", "--wait"]);
+    assert_eq!(drained.status.code(), Some(0), "{}", stderr(&drained));
+    assert!(
+        stderr(&drained).contains("node-1 drains at its next heartbeat"),
+        "{}",
+        stderr(&drained)
+    );
+    assert_eq!(stdout(&drained), "node-1 is drained: nothing runs on it\n");
+    let resumed = driftless(&d.url, &["resume", "--node", "node-1"]);
+    assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
+    let unknown = driftless(&d.url, &["drain", "--node", "node-9"]);
+    assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
+    assert!(
+        stderr(&unknown).contains("no live process of node node-9 is registered"),
+        "{}",
+        stderr(&unknown)
+    );
 }
 
 /// `driftless logs` on a running job shows what its attempt has logged so far (read from the

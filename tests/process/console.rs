@@ -405,8 +405,9 @@ async fn drain_and_resume_a_node_from_the_page() {
 }
 
 /// Two nodes on one PostgreSQL with different catalogs: the drift matrix shows both columns
-/// (kv 2.0 only on node-b, kv 1.0 only on node-a); a kv 2.x job submitted while node-b
-/// drains waits, and its page says for which node.
+/// (kv 2.0 only on node-b, kv 1.0 only on node-a); node-b drains when asked from node-a's
+/// page, and a kv 2.x job submitted meanwhile waits, and its page says for which node; node-b
+/// resumes when asked through node-a's API.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_nodes_page_of_a_two_node_cluster_shows_both_catalogs() {
     let pg = PgServer::start();
@@ -460,9 +461,14 @@ async fn the_nodes_page_of_a_two_node_cluster_shows_both_catalogs() {
     assert_eq!(kv10[0][col("node-b")], "✗ not provided", "{kv10}");
     b.screenshot("cluster-nodes").await;
 
-    // node-b drains: a kv 2.x job submitted to node-a waits for it, and says so.
-    let (status, _) = cb.send(cb.request(Method::POST, "/v1/admin/drain")).await;
-    assert_eq!(status, 200);
+    // node-b drains, asked from node-a's page (through the registry): a kv 2.x job submitted
+    // to node-a waits for it, and says so.
+    b.click("button[data-drain='node-b']").await;
+    b.wait_text("#confirm", "Drain node-b?").await;
+    b.click("#confirm-ok").await;
+    b.find("button[data-resume='node-b']").await;
+    let (_, ready) = cb.get("/readyz").await;
+    assert_eq!(ready["error"]["code"], "draining", "{ready}");
     until(
         "node-b draining in the registry",
         Duration::from_secs(10),
@@ -492,7 +498,16 @@ async fn the_nodes_page_of_a_two_node_cluster_shows_both_catalogs() {
         .await;
     assert!(report.contains("the job (upgrade the runtime)"), "{report}");
     b.screenshot("waiting-job").await;
-    cb.send(cb.request(Method::POST, "/v1/admin/resume")).await;
+    // Resumed through node-a's API.
+    let (status, asked) = ca
+        .send(ca.request(Method::POST, "/v1/nodes/node-b/resume"))
+        .await;
+    assert_eq!(status, 202, "{asked}");
+    assert_eq!(asked["processes"], 1, "{asked}");
+    let (status, none) = ca
+        .send(ca.request(Method::POST, "/v1/nodes/node-z/drain"))
+        .await;
+    assert_eq!(status, 404, "{none}");
     b.wait_text("#job-status", "succeeded").await;
     let attempts = b.wait_text("#attempts", "node-b").await;
     assert!(attempts.contains("node-b/"), "{attempts}");

@@ -1750,11 +1750,33 @@ async fn the_node_registry_tracks_processes_and_frees_what_silent_ones_held(db: 
             .node_heartbeat("h:1:1", true, 3, now + 1)
             .await
             .unwrap()
+            .live
     );
     let n1 = store.list_nodes(0).await.unwrap().remove(0);
     assert_eq!(
         (n1.heartbeat_ms, n1.draining, n1.inflight),
         (now + 1, true, 3)
+    );
+
+    // A resume asked of n1 through the registry reaches its next heartbeat, and stays asked
+    // until n1 follows it.
+    assert_eq!(store.request_drain("n1", false).await.unwrap(), 1);
+    assert_eq!(store.request_drain("nobody", true).await.unwrap(), 0);
+    for _ in 0..2 {
+        let beat = store
+            .node_heartbeat("h:1:1", true, 3, now + 2)
+            .await
+            .unwrap();
+        assert_eq!(beat.drain_request, Some(false));
+    }
+    let beat = store
+        .node_heartbeat("h:1:1", false, 3, now + 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        (beat.live, beat.drain_request),
+        (true, None),
+        "done: cleared"
     );
 
     // n1 runs an attempt, then falls silent while n2 keeps heartbeating.
@@ -1770,6 +1792,7 @@ async fn the_node_registry_tracks_processes_and_frees_what_silent_ones_held(db: 
             .node_heartbeat("h:2:2", false, 0, now + 4_500)
             .await
             .unwrap()
+            .live
     );
     assert_eq!(
         store.reap_gone_nodes(1_000, now + 5_000).await.unwrap(),
@@ -1807,7 +1830,8 @@ async fn the_node_registry_tracks_processes_and_frees_what_silent_ones_held(db: 
         !store
             .node_heartbeat("h:1:1", false, 0, now + 5_001)
             .await
-            .unwrap(),
+            .unwrap()
+            .live,
         "a gone process must register again"
     );
     let gone = store.list_nodes(now + 5_000).await.unwrap();

@@ -56,6 +56,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/check"),
     ("GET", "/v1/modules"),
     ("GET", "/v1/nodes"),
+    ("POST", "/v1/nodes/{node}/drain"),
+    ("POST", "/v1/nodes/{node}/resume"),
     ("GET", "/v1/activity"),
     ("GET", "/v1/whoami"),
     ("GET", "/"),
@@ -103,6 +105,16 @@ pub const ACCESS: &[(&str, &str, Access)] = &[
     ("POST", "/v1/check", Access::Scope(Scope::Submit)),
     ("GET", "/v1/modules", Access::Scope(Scope::Read)),
     ("GET", "/v1/nodes", Access::Scope(Scope::Read)),
+    (
+        "POST",
+        "/v1/nodes/{node}/drain",
+        Access::Scope(Scope::Admin),
+    ),
+    (
+        "POST",
+        "/v1/nodes/{node}/resume",
+        Access::Scope(Scope::Admin),
+    ),
     ("GET", "/v1/activity", Access::Scope(Scope::Read)),
     ("GET", "/v1/whoami", Access::Token),
     ("GET", "/", Access::Open),
@@ -154,6 +166,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/check", post(system::check))
         .route("/v1/modules", get(system::modules))
         .route("/v1/nodes", get(nodes::list))
+        .route("/v1/nodes/{node}/drain", post(nodes::drain))
+        .route("/v1/nodes/{node}/resume", post(nodes::resume))
         .route("/v1/activity", get(jobs::activity))
         .route("/v1/whoami", get(whoami::whoami))
         .route("/", get(crate::console::index))

@@ -1,12 +1,13 @@
 //! `/v1/nodes`: the node registry, as an operator reads it during a rolling upgrade.
 
-use super::error::{ApiError, Query};
+use super::error::{ApiError, Path, Query};
 use super::{AppState, page};
 use crate::node::registry;
 use crate::store::NodeRecord;
-use crate::wire::{LimitQuery, NodeInfo, NodeList};
+use crate::wire::{DrainRequested, ErrorCode, LimitQuery, NodeInfo, NodeList};
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 
 /// `GET /v1/nodes?limit=`: every live node process and those gone within `remember_nodes`
 /// (the newest `limit`, 100 by default), with its catalog, version of driftless, heartbeat,
@@ -53,4 +54,60 @@ fn info(n: &NodeRecord, now: i64, holder: &str) -> NodeInfo {
         state: registry::state_of(n),
         this_process: n.process == holder,
     }
+}
+
+/// `POST /v1/nodes/{node}/drain`: ask every live process of `node` to drain at its next
+/// heartbeat (this process at once, when it is one of them).
+pub async fn drain(
+    State(state): State<AppState>,
+    Path(node): Path<String>,
+) -> Result<(StatusCode, Json<DrainRequested>), ApiError> {
+    ask(&state, node, true).await
+}
+
+/// `POST /v1/nodes/{node}/resume`: ask every live process of `node` to resume.
+pub async fn resume(
+    State(state): State<AppState>,
+    Path(node): Path<String>,
+) -> Result<(StatusCode, Json<DrainRequested>), ApiError> {
+    ask(&state, node, false).await
+}
+
+async fn ask(
+    state: &AppState,
+    node: String,
+    drain: bool,
+) -> Result<(StatusCode, Json<DrainRequested>), ApiError> {
+    let processes = state.node.store().request_drain(&node, drain).await?;
+    if processes == 0 {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!(
+                "no live process of node {node} is registered, so there is nothing to {}; GET /v1/nodes lists the live nodes",
+                if drain { "drain" } else { "resume" }
+            ),
+        ));
+    }
+    if node == state.node.config().node {
+        state.node.set_draining(drain);
+    }
+    let verb = if drain { "drains" } else { "resumes" };
+    tracing::info!(node = %node, draining = drain, "asked a node to {}", if drain { "drain" } else { "resume" });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(DrainRequested {
+            message: format!(
+                "{node} {verb} at its next heartbeat (every {} ms){}",
+                state.node.config().node_heartbeat.as_millis(),
+                if processes > 1 {
+                    format!("; all {processes} of its live processes were asked")
+                } else {
+                    String::new()
+                }
+            ),
+            node,
+            draining: drain,
+            processes,
+        }),
+    ))
 }

@@ -541,6 +541,15 @@ fn samples() -> Vec<(&'static str, Value)> {
     .chain(task_samples())
     .chain([
         ("NodeList", value(nodes())),
+        (
+            "DrainRequested",
+            value(DrainRequested {
+                node: "node-b".into(),
+                draining: true,
+                processes: 1,
+                message: "node-b drains at its next heartbeat (every 1000 ms)".into(),
+            }),
+        ),
         ("Inflight", value(inflight())),
         (
             "Activity",

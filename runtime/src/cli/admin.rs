@@ -1,8 +1,9 @@
-//! The CLI's node commands: `drain [--wait]`, `resume`, `inflight`, `nodes`.
+//! The CLI's node commands: `drain [--wait] [--node NAME]`, `resume [--node NAME]`,
+//! `inflight`, `nodes`.
 
 use super::client::{Client, ClientArgs, decode};
 use anyhow::Result;
-use driftless::wire::{Inflight, NodeList, NodeState};
+use driftless::wire::{DrainRequested, Inflight, NodeList, NodeState};
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
 use serde_json::Value;
@@ -16,6 +17,24 @@ pub struct DrainArgs {
     /// Wait until no attempt runs on the node any more, showing what is left.
     #[arg(long)]
     wait: bool,
+    /// Another node of the cluster to drain, by name: asked through the registry, it drains
+    /// at its next heartbeat (default: the node the CLI talks to, at once).
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
+}
+
+/// `driftless resume`.
+#[derive(Debug, clap::Args)]
+pub struct ResumeArgs {
+    #[command(flatten)]
+    daemon: ClientArgs,
+    /// Another node of the cluster to resume, by name (through the registry, at its next
+    /// heartbeat).
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `driftless resume` and `driftless inflight`.
@@ -48,8 +67,60 @@ fn print_inflight(state: &Inflight) {
     }
 }
 
+/// Ask `node` through the registry to drain or resume; print what the daemon says.
+async fn ask(client: &Client, node: &str, what: &str) -> Result<DrainRequested> {
+    let asked: DrainRequested = client
+        .json(client.request(Method::POST, &format!("/v1/nodes/{node}/{what}")))
+        .await?;
+    eprintln!("{}", asked.message);
+    Ok(asked)
+}
+
+/// Wait until every live process of `node` drains and runs nothing, showing what is left.
+async fn wait_drained(client: &Client, node: &str) -> Result<()> {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("template"));
+    bar.enable_steady_tick(Duration::from_millis(100));
+    let quiet = bar.is_hidden();
+    let mut last = String::new();
+    loop {
+        let registry: NodeList = client.get("/v1/nodes").await?;
+        let live: Vec<_> = registry
+            .nodes
+            .iter()
+            .filter(|n| n.node == node && n.state != NodeState::Gone)
+            .collect();
+        let running: u32 = live.iter().map(|n| n.inflight).sum();
+        if live.iter().all(|n| n.state == NodeState::Draining) && running == 0 {
+            bar.finish_and_clear();
+            println!("{node} is drained: nothing runs on it");
+            return Ok(());
+        }
+        let msg = if live.iter().all(|n| n.state == NodeState::Draining) {
+            format!("{node} draining: {running} attempt(s) still running")
+        } else {
+            format!("waiting for {node} to start draining (its next heartbeat)")
+        };
+        if msg != last {
+            if quiet {
+                eprintln!("{msg}");
+            }
+            bar.set_message(msg.clone());
+            last = msg;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 pub async fn drain(args: DrainArgs) -> Result<i32> {
     let client = Client::new(&args.daemon)?;
+    if let Some(node) = &args.node {
+        ask(&client, node, "drain").await?;
+        if args.wait {
+            wait_drained(&client, node).await?;
+        }
+        return Ok(0);
+    }
     let mut state: Inflight = client
         .json(client.request(Method::POST, "/v1/admin/drain"))
         .await?;
@@ -80,8 +151,15 @@ pub async fn drain(args: DrainArgs) -> Result<i32> {
     Ok(0)
 }
 
-pub async fn resume(args: NodeArgs) -> Result<i32> {
+pub async fn resume(args: ResumeArgs) -> Result<i32> {
     let client = Client::new(&args.daemon)?;
+    if let Some(node) = &args.node {
+        let asked = ask(&client, node, "resume").await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&asked)?);
+        }
+        return Ok(0);
+    }
     let state: Value = client
         .json(client.request(Method::POST, "/v1/admin/resume"))
         .await?;

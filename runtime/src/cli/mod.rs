@@ -54,10 +54,11 @@ enum Command {
     Rollback(tasks::RollbackArgs),
     /// Unregister a version of a task (refused while jobs pin it).
     Undeploy(tasks::UndeployArgs),
-    /// Drain the node: claim nothing new and fail /readyz; --wait until nothing runs.
+    /// Drain the node (or --node NAME of the cluster): claim nothing new and fail /readyz;
+    /// --wait until nothing runs.
     Drain(admin::DrainArgs),
-    /// Stop draining.
-    Resume(admin::NodeArgs),
+    /// Stop draining (the node, or --node NAME of the cluster).
+    Resume(admin::ResumeArgs),
     /// Show the attempts running on the node.
     Inflight(admin::NodeArgs),
     /// The node registry: every node process, its state, catalog and heartbeat (`*`: the one

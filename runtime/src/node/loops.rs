@@ -140,8 +140,19 @@ async fn keep_registered(node: Arc<Node>, address: String, mut stop: Stopping) {
                 .node_heartbeat(node.holder(), node.is_draining(), inflight, store.now())
                 .await
             {
-                Ok(true) => {}
-                Ok(false) => {
+                Ok(beat) if beat.live => {
+                    if let Some(drain) = beat.drain_request
+                        && drain != node.is_draining()
+                    {
+                        node.set_draining(drain);
+                        tracing::info!(
+                            draining = drain,
+                            "{} (asked through another node's API)",
+                            if drain { "draining" } else { "resumed" }
+                        );
+                    }
+                }
+                Ok(_) => {
                     tracing::warn!(
                         "the registry had marked this node gone (no heartbeat within the node TTL); registering again"
                     );

@@ -456,12 +456,18 @@ impl<B: Backend> NodeStore for B {
         draining: bool,
         inflight: u32,
         now: i64,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Beat> {
         let process = process.to_string();
         self.write(op!(|s| ops::nodes::heartbeat(
             s, &process, draining, inflight, now
         )))
         .await
+    }
+
+    async fn request_drain(&self, node: &str, drain: bool) -> StoreResult<u64> {
+        let node = node.to_string();
+        self.write(op!(|s| ops::nodes::request_drain(s, &node, drain)))
+            .await
     }
 
     async fn leave_node(&self, process: &str, now: i64) -> StoreResult<()> {

@@ -321,15 +321,19 @@ pub trait NodeStore: Send + Sync {
     /// process), live from `now_ms`.
     async fn register_node(&self, node: NodeRegistration) -> StoreResult<()>;
 
-    /// Record a live node process's heartbeat, draining flag and in-flight count. Returns
-    /// false when the registry has no live row for it (it was marked gone: register again).
+    /// Record a live node process's heartbeat, draining flag and in-flight count; read any
+    /// drain or resume asked of it (cleared once its draining flag matches).
     async fn node_heartbeat(
         &self,
         process: &str,
         draining: bool,
         inflight: u32,
         now_ms: i64,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<Beat>;
+
+    /// Ask every live process of `node` to drain (`true`) or resume (`false`) at its next
+    /// heartbeat. Returns how many processes were asked (0: no live process has that name).
+    async fn request_drain(&self, node: &str, drain: bool) -> StoreResult<u64>;
 
     /// Mark a process gone at once (a clean exit), releasing nothing else.
     async fn leave_node(&self, process: &str, now_ms: i64) -> StoreResult<()>;

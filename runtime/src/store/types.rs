@@ -144,6 +144,17 @@ pub struct NodeRegistration {
     pub now_ms: i64,
 }
 
+/// What a node process's heartbeat found in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Beat {
+    /// False when the registry has no live row for the process (it was marked gone: register
+    /// again).
+    pub live: bool,
+    /// A drain (`true`) or resume (`false`) asked of the node through any node's API, not yet
+    /// acted on.
+    pub drain_request: Option<bool>,
+}
+
 /// A node process as the registry knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeRecord {

@@ -23,7 +23,10 @@ pub use jobs::{
     EventList, GetQuery, Job, JobList, JobRecord, JobSpec, JobSummary, JobView, LimitQuery,
     ListQuery, ModuleList, PageQuery, Progress, SubmitAnswer, SubmitQuery,
 };
-pub use nodes::{Inflight, InflightAttempt, NodeInfo, NodeList, NodeState, NodeVerdict, Placement};
+pub use nodes::{
+    DrainRequested, Inflight, InflightAttempt, NodeInfo, NodeList, NodeState, NodeVerdict,
+    Placement,
+};
 pub use tasks::{
     AuditEntry, DeleteQuery, DeployAnswer, DeployQuery, JobCounts, NodeResolution, RollbackAnswer,
     RollbackSpec, Task, TaskList, TaskSummary, TaskVersion, ThisNode, UnregisterAnswer,

@@ -112,6 +112,19 @@ pub struct NodeList {
     pub nodes: Vec<NodeInfo>,
 }
 
+/// The answer to `POST /v1/nodes/{node}/drain` and `POST /v1/nodes/{node}/resume`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainRequested {
+    /// The node asked.
+    pub node: String,
+    /// True: asked to drain; false: to resume.
+    pub draining: bool,
+    /// How many live processes of the node were asked.
+    pub processes: u64,
+    /// When it takes effect, in words.
+    pub message: String,
+}
+
 /// An attempt running on a node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InflightAttempt {

@@ -748,7 +748,7 @@ export async function nodes(root, ctx) {
       list,
       table(
         null,
-        ["Node", "Process", "State", "Address", "Version", "Identities", "In flight", "Heartbeat"],
+        ["Node", "Process", "State", "Address", "Version", "Identities", "In flight", "Heartbeat", "Drain"],
         registry.nodes.map((n) => [
           n.node + (n.this_process ? " (this node)" : ""),
           h("code", {}, n.process),
@@ -758,6 +758,11 @@ export async function nodes(root, ctx) {
           n.identities.join(", ") || "—",
           String(n.inflight),
           n.state === "gone" ? `gone ${when(n.gone_ms).textContent}` : `${duration(n.heartbeat_age_ms)} ago`,
+          n.state === "gone" || !ctx.can("admin")
+            ? "—"
+            : n.state === "draining"
+              ? h("button", { type: "button", "data-resume": n.node, onclick: () => ask(n.node, "resume") }, `Resume ${n.node}`)
+              : h("button", { type: "button", class: "danger", "data-drain": n.node, onclick: () => ask(n.node, "drain") }, `Drain ${n.node}`),
         ]),
         { id: "node-list" },
       ),
@@ -784,8 +789,17 @@ export async function nodes(root, ctx) {
             { id: "inflight" },
           )
         : null,
-      h("p", { class: "help" }, "Drain and resume act on the node that serves this page; open another node's console at its address to drain it."),
+      h("p", { class: "help" }, "The buttons here act on this node at once. The Drain column asks any node of the cluster through the registry (POST /v1/nodes/NODE/drain): it acts at its next heartbeat, within a second."),
     );
+  };
+  const ask = async (node, what) => {
+    if (what === "drain" && !(await ctx.confirm(`Drain ${node}?`, `${node} stops claiming new attempts at its next heartbeat and fails /readyz (load balancers take it out); reads and submissions go on, and running attempts finish. Resume undoes it.`, "Drain"))) return;
+    try {
+      await api("POST", `/v1/nodes/${encodeURIComponent(node)}/${what}`);
+      await refresh();
+    } catch (err) {
+      ctx.alarm(err);
+    }
   };
   const change = async (what) => {
     if (what === "drain" && !(await ctx.confirm("Drain this node?", "It stops claiming new attempts and fails /readyz (load balancers take it out); reads and submissions go on, and running attempts finish. Resume undoes it.", "Drain"))) return;

@@ -79,14 +79,34 @@ pub(crate) async fn heartbeat(
     draining: bool,
     inflight: u32,
     now: i64,
-) -> StoreResult<bool> {
-    let n = s
-        .exec(
-            "UPDATE nodes SET heartbeat_ms = $2, draining = $3, inflight = $4 WHERE process = $1 AND gone_ms IS NULL",
+) -> StoreResult<Beat> {
+    // A drain request the node already follows is done: cleared here.
+    let row = s
+        .row(
+            "UPDATE nodes SET heartbeat_ms = $2, draining = $3, inflight = $4, drain_request = CASE WHEN drain_request = $3 THEN NULL ELSE drain_request END WHERE process = $1 AND gone_ms IS NULL RETURNING drain_request",
             params![process, now, draining, inflight],
         )
         .await?;
-    Ok(n == 1)
+    Ok(match row {
+        None => Beat {
+            live: false,
+            drain_request: None,
+        },
+        Some(r) => Beat {
+            live: true,
+            drain_request: r.get("drain_request")?,
+        },
+    })
+}
+
+/// Ask every live process of `node` to drain (`true`) or resume (`false`) at its next
+/// heartbeat. Returns how many processes were asked.
+pub(crate) async fn request_drain(s: &mut impl Sql, node: &str, drain: bool) -> StoreResult<u64> {
+    s.exec(
+        "UPDATE nodes SET drain_request = $2 WHERE node = $1 AND gone_ms IS NULL",
+        params![node, drain],
+    )
+    .await
 }
 
 /// Mark a process gone (a clean exit).

@@ -35,3 +35,7 @@ CREATE TABLE concurrency_keys (
 -- A task version may limit how many of its task's jobs run at once: a job of the task without
 -- a concurrency key of its own gets the key `task:<name>` with this limit when it is submitted.
 ALTER TABLE task_versions ADD COLUMN max_concurrency INTEGER;
+
+-- A drain or resume asked of a node through any node's API: the node's next heartbeat reads
+-- it and acts on it (NULL once the node's draining flag matches it).
+ALTER TABLE nodes ADD COLUMN drain_request BOOLEAN;
