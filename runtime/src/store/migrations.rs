@@ -13,6 +13,7 @@ pub(crate) const SQLITE: &[&str] = &[
     include_str!("migrations/sqlite/0005_one_shape.sql"),
     include_str!("migrations/sqlite/0006_tokens.sql"),
     include_str!("migrations/sqlite/0007_claim_heads.sql"),
+    include_str!("migrations/sqlite/0008_retention.sql"),
 ];
 
 /// PostgreSQL's schema versions (`schema_migrations` records those applied).
@@ -22,6 +23,7 @@ pub(crate) const POSTGRES: &[&str] = &[
     include_str!("migrations/postgres/0003_one_shape.sql"),
     include_str!("migrations/postgres/0004_tokens.sql"),
     include_str!("migrations/postgres/0005_claim_heads.sql"),
+    include_str!("migrations/postgres/0006_retention.sql"),
 ];
 
 /// The migrations a database at schema version `applied` lacks, numbered from 1; refuses a

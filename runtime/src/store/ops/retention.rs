@@ -1,0 +1,122 @@
+//! Retention: deleting finished jobs some time after they ended, then the components nothing
+//! references any more, and (SQLite) giving the freed pages back to the file system.
+//!
+//! Every deletion is bounded (a batch of at most `limit` rows per call, one transaction), so a
+//! claim never waits behind a long one, and idempotent: on PostgreSQL the rows a batch takes
+//! are locked `FOR UPDATE SKIP LOCKED`, so two nodes sweeping at once take disjoint batches.
+//! What is never deleted: a job that is not finished (queued or running: `finished_ms` is set
+//! exactly when a job is finished) or whose attempt still runs, and a component that a job or
+//! a task version (registered or not) references.
+
+use crate::store::sql::{Dialect, Record, Sql, params};
+use crate::store::*;
+
+/// What one batch of [`expire_jobs`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExpiredJobs {
+    /// Jobs deleted, with their attempts, events, queue rows and job-scoped kv data.
+    pub jobs: u64,
+    /// Rows deleted in all, the jobs' own included.
+    pub rows: u64,
+}
+
+/// What one batch of [`expire_blobs`] deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExpiredBlobs {
+    /// The components deleted, by hash.
+    pub hashes: Vec<String>,
+    /// Their sizes in bytes, summed.
+    pub bytes: u64,
+}
+
+/// Delete at most `limit` jobs that finished before `before_ms` (oldest first), with every row
+/// that belongs to them: attempts, events, a queue row should one be left, and the kv data of
+/// a job-scoped kv (`kv_scope` = the job's id; a task's kv scope outlives its jobs).
+pub(crate) async fn expire_jobs(
+    s: &mut impl Sql,
+    before_ms: i64,
+    limit: u32,
+) -> StoreResult<ExpiredJobs> {
+    let pg = s.dialect() == Dialect::Postgres;
+    let pick = if pg {
+        "SELECT id FROM jobs j WHERE finished_ms < $1 AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.job_id = j.id AND a.state = 'running') ORDER BY finished_ms LIMIT $2 FOR UPDATE SKIP LOCKED"
+    } else {
+        "SELECT id FROM jobs j WHERE finished_ms < $1 AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.job_id = j.id AND a.state = 'running') ORDER BY finished_ms LIMIT $2"
+    };
+    let ids = s
+        .rows(pick, params![before_ms, limit])
+        .await?
+        .iter()
+        .map(|r| r.get::<String>("id"))
+        .collect::<StoreResult<Vec<_>>>()?;
+    if ids.is_empty() {
+        return Ok(ExpiredJobs::default());
+    }
+    // Children first: attempts and events reference their job.
+    let statements: [&'static str; 5] = if pg {
+        [
+            "DELETE FROM events WHERE job_id = ANY($1)",
+            "DELETE FROM attempts WHERE job_id = ANY($1)",
+            "DELETE FROM queue WHERE job_id = ANY($1)",
+            "DELETE FROM kv WHERE scope = ANY($1)",
+            "DELETE FROM jobs WHERE id = ANY($1)",
+        ]
+    } else {
+        [
+            "DELETE FROM events WHERE job_id IN (SELECT value FROM json_each($1))",
+            "DELETE FROM attempts WHERE job_id IN (SELECT value FROM json_each($1))",
+            "DELETE FROM queue WHERE job_id IN (SELECT value FROM json_each($1))",
+            "DELETE FROM kv WHERE scope IN (SELECT value FROM json_each($1))",
+            "DELETE FROM jobs WHERE id IN (SELECT value FROM json_each($1))",
+        ]
+    };
+    let mut done = ExpiredJobs::default();
+    for sql in statements {
+        // The last statement deletes the jobs themselves.
+        done.jobs = s.exec(sql, params![ids.as_slice()]).await?;
+        done.rows += done.jobs;
+    }
+    Ok(done)
+}
+
+/// Delete at most `limit` components unused since before `before_ms` (stored or uploaded
+/// again: `used_ms`) that no job and no task version references.
+pub(crate) async fn expire_blobs(
+    s: &mut impl Sql,
+    before_ms: i64,
+    limit: u32,
+) -> StoreResult<ExpiredBlobs> {
+    let sql = match s.dialect() {
+        Dialect::Postgres => {
+            "DELETE FROM blobs WHERE hash IN (SELECT b.hash FROM blobs b WHERE b.used_ms < $1 AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.component = b.hash) AND NOT EXISTS (SELECT 1 FROM task_versions v WHERE v.component = b.hash) ORDER BY b.used_ms LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING hash, size"
+        }
+        Dialect::Sqlite => {
+            "DELETE FROM blobs WHERE hash IN (SELECT b.hash FROM blobs b WHERE b.used_ms < $1 AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.component = b.hash) AND NOT EXISTS (SELECT 1 FROM task_versions v WHERE v.component = b.hash) ORDER BY b.used_ms LIMIT $2) RETURNING hash, size"
+        }
+    };
+    let mut out = ExpiredBlobs::default();
+    for r in s.rows(sql, params![before_ms, limit]).await? {
+        out.hashes.push(r.get("hash")?);
+        out.bytes += r.get::<u64>("size")?;
+    }
+    Ok(out)
+}
+
+/// SQLite: give at most 1000 free pages (4 MiB at the default page size) back to the file system (an incremental
+/// vacuum step; the file shrinks at the next checkpoint). Returns the bytes given back and
+/// whether free pages remain. PostgreSQL reuses freed space itself (autovacuum): nothing to do.
+pub(crate) async fn reclaim(s: &mut impl Sql) -> StoreResult<(u64, bool)> {
+    if s.dialect() != Dialect::Sqlite {
+        return Ok((0, false));
+    }
+    let free = |r: Record| r.get::<u64>("freelist_count");
+    let page_size: u64 = s.one("PRAGMA page_size", &[]).await?.get("page_size")?;
+    let before = free(s.one("PRAGMA freelist_count", &[]).await?)?;
+    if before == 0 {
+        return Ok((0, false));
+    }
+    // A pragma takes no parameters: the step is a constant.
+    s.rows("PRAGMA incremental_vacuum(1000)", &[]).await?;
+    let after = free(s.one("PRAGMA freelist_count", &[]).await?)?;
+    Ok((before.saturating_sub(after) * page_size, after > 0))
+}
