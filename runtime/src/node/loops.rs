@@ -1,11 +1,12 @@
 //! Every background loop of a node, started in one place ([`start`]) and stopped in one
 //! ([`Loops::stop`]): the agents, the renewal of their identities, the lease reaper, the
-//! registry heartbeat, the resolution-cache refresh and, on PostgreSQL, the followers of the
-//! store's notifications. Each loop holds a [`Stopping`] and ends at its next wait once the
+//! registry heartbeat, the resolution-cache refresh, retention and, on PostgreSQL, the
+//! followers of the store's notifications. Each loop holds a [`Stopping`] and ends at its next wait once the
 //! node stops; [`Loops`] keeps every handle so stopping awaits them all.
 
 use super::agent;
 use super::identity;
+use super::retention;
 use super::state::Node;
 use super::stop::{StopSignal, Stopping};
 use crate::store::NodeRegistration;
@@ -54,6 +55,7 @@ pub fn start(node: Arc<Node>, address: String, notices: Option<Notices>) -> Loop
         keep_registered(node.clone(), address, stop)
     });
     loops.spawn("resolution refresh", |stop| keep_fresh(node.clone(), stop));
+    loops.spawn("retention", |stop| retention::run(node.clone(), stop));
     if let Some(notices) = notices {
         loops.spawn("notices", |stop| {
             follow_notices(node.clone(), notices.changes, stop)
@@ -242,7 +244,7 @@ mod tests {
         };
         let node = node(dir.path(), config);
         let loops = start(node.clone(), "127.0.0.1:1".into(), None);
-        assert_eq!(loops.handles.len(), 2 + 4, "two agents and four loops");
+        assert_eq!(loops.handles.len(), 2 + 5, "two agents and five loops");
         // Past taking their identities, the agents look for work and wait for it.
         driftless_tests::poll::until("both agents to take an identity", STOP_WAIT, async || {
             node.identities().len() == 2
