@@ -258,6 +258,12 @@ async fn a_job_deleted_by_retention_answers_job_expired_and_the_cli_says_so() {
             "{message}"
         );
     }
+    let cancel = c.request(reqwest::Method::POST, &format!("/v1/jobs/{id}/cancel"));
+    let (status, body) = c.send(cancel).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (404, &json!("job-expired"))
+    );
     // An id made just now, or not a job id at all, is simply not found.
     let fresh = format!("job_{}", uuid::Uuid::now_v7().simple());
     for unknown in [fresh.as_str(), "job_nope"] {

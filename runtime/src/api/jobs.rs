@@ -663,7 +663,10 @@ pub async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<crate::wire::Job>, ApiError> {
-    let job = state.node.store().cancel_job(&id, now_ms()).await?;
+    let job = match state.node.store().cancel_job(&id, now_ms()).await {
+        Err(StoreError::NotFound(_)) => return Err(missing(&state, &id)),
+        cancelled => cancelled?,
+    };
     if job.status == JobStatus::Running {
         state.node.stop_attempt(&id);
     }
