@@ -1,6 +1,7 @@
 //! Retention on the real daemon: 100,000 finished jobs older than `--retention` are deleted
 //! while new jobs keep completing, and the SQLite file shrinks; a deleted job answers
-//! `job-expired`, through the API and the CLI.
+//! `job-expired`, through the API and the CLI, and its unused component is deleted and
+//! forgotten.
 
 use driftless_tests::daemon::{Client, DaemonProcess};
 use driftless_tests::poll::until;
@@ -270,6 +271,35 @@ async fn a_job_deleted_by_retention_answers_job_expired_and_the_cli_says_so() {
         let (status, body) = c.get(&format!("/v1/jobs/{unknown}")).await;
         assert_eq!((status, &body["error"]["code"]), (404, &json!("not-found")));
     }
+
+    // Its component, now used by no job, goes too (it was stored more than a second ago),
+    // and the node forgets it: a submission naming it is told to upload it again.
+    until(
+        "the unused component to be deleted",
+        Duration::from_secs(30),
+        async || metric(&c, "driftless_retention_components_deleted_total").await >= 1.0,
+    )
+    .await;
+    let hash = answer["job"]["component"].as_str().unwrap();
+    let by_hash = c
+        .request(reqwest::Method::POST, "/v1/jobs")
+        .json(&json!({"component": hash, "input": {"n": 8}}));
+    let (status, body) = c.send(by_hash).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (404, &json!("unknown-component")),
+        "{body}"
+    );
+    let (status, again) = c
+        .submit(
+            &bytes(HELLO),
+            &[("input", json!({"n": 9}).to_string())],
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "uploaded again, it is stored again: {again}");
+    let job = c.wait(again["job"]["id"].as_str().unwrap()).await;
+    assert_eq!(job["output"], json!({"n": 9}));
 
     let cli = |args: &[&str]| {
         Command::new(BIN)

@@ -2155,8 +2155,8 @@ mod postgres_only {
     use super::{Agents, end, new_job, run_agent, take, version, with_jobs};
     use driftless::store::postgres::{Notice, PostgresStore};
     use driftless::store::{
-        AttemptStore, BlobStore, DeleteOutcome, JobStatus, JobStore, Next, Store, StoreError,
-        TaskStore, now_ms,
+        AttemptStore, BlobStore, DeleteOutcome, JobStatus, JobStore, Next, RetentionStore, Store,
+        StoreError, TaskStore, now_ms,
     };
     use driftless_tests::stores::{Backend, TestDb, fresh_database};
     use std::collections::HashSet;
@@ -2515,6 +2515,14 @@ mod postgres_only {
             .await
             .unwrap();
         assert_eq!(heard(&mut rx).await, Notice::Task("t".into()));
+        // A component retention deletes is told (its hash), so nodes forget it.
+        node_a.put_blob("loose", b"loose").await.unwrap();
+        let deleted = node_a.expire_blobs(now_ms() + 1, 10).await.unwrap();
+        assert_eq!(deleted.hashes, ["loose"]);
+        assert_eq!(
+            heard(&mut rx).await,
+            Notice::ComponentDeleted("loose".into())
+        );
         // Deploying the same bytes changes nothing and tells nobody: the next notice is the
         // job queued after it.
         let same = node_a.deploy_task(version("t", "c2", "cy")).await.unwrap();

@@ -180,8 +180,9 @@ async fn reap_gone_nodes(node: &Node) {
 }
 
 /// Act on the store's notifications: new jobs wake the agents (after judging any new
-/// compatibility class), and a task deploy or rollback made through any node drops this
-/// node's cached resolution at once. Polling stays the backstop.
+/// compatibility class), a task deploy or rollback made through any node drops this
+/// node's cached resolution at once, and a component retention deleted through any node is
+/// forgotten here. Polling stays the backstop.
 async fn follow_notices(
     node: Arc<Node>,
     mut notices: broadcast::Receiver<Notice>,
@@ -195,6 +196,10 @@ async fn follow_notices(
         let (jobs, tasks) = match notice {
             Ok(Notice::Jobs) => (true, false),
             Ok(Notice::Task(_)) => (false, true),
+            Ok(Notice::ComponentDeleted(hash)) => {
+                node.sandbox().forget(&hash);
+                (false, false)
+            }
             Ok(Notice::Reconnected) | Err(RecvError::Lagged(_)) => (true, true),
             Err(RecvError::Closed) => return,
         };

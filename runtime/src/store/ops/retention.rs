@@ -11,6 +11,10 @@
 use crate::store::sql::{Dialect, Record, Sql, params};
 use crate::store::*;
 
+/// The channel that tells nodes a component was deleted (payload: its hash), so they forget
+/// what they prepared from it.
+pub(crate) const COMPONENTS_CHANNEL: &str = "driftless_components";
+
 /// What one batch of [`expire_jobs`] deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExpiredJobs {
@@ -96,7 +100,9 @@ pub(crate) async fn expire_blobs(
     };
     let mut out = ExpiredBlobs::default();
     for r in s.rows(sql, params![before_ms, limit]).await? {
-        out.hashes.push(r.get("hash")?);
+        let hash: String = r.get("hash")?;
+        s.notify(COMPONENTS_CHANNEL, &hash).await?;
+        out.hashes.push(hash);
         out.bytes += r.get::<u64>("size")?;
     }
     Ok(out)
