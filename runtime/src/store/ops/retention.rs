@@ -15,6 +15,33 @@ use crate::store::*;
 /// what they prepared from it.
 pub(crate) const COMPONENTS_CHANNEL: &str = "driftless_components";
 
+/// The finished jobs a batch takes (`$1` the cutoff, `$2` the batch size), oldest first: one
+/// range of the `jobs_finished` index, skipping any whose attempt still runs.
+macro_rules! pick_jobs {
+    () => {
+        "SELECT id FROM jobs j WHERE finished_ms < $1 AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.job_id = j.id AND a.state = 'running') ORDER BY finished_ms LIMIT $2"
+    };
+}
+
+/// [`pick_jobs!`] on SQLite (PostgreSQL adds `FOR UPDATE SKIP LOCKED`).
+pub(crate) const SQLITE_PICK_JOBS: &str = pick_jobs!();
+
+/// Delete the unused components a batch takes (`$1` the cutoff, `$2` the batch size; `$lock`
+/// locks the rows taken, on PostgreSQL): one range of the `blobs_used` index, each checked
+/// against the `jobs_component` and `task_versions_blob` indexes.
+macro_rules! delete_blobs {
+    ($lock:literal) => {
+        concat!(
+            "DELETE FROM blobs WHERE hash IN (SELECT b.hash FROM blobs b WHERE b.used_ms < $1 AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.component = b.hash) AND NOT EXISTS (SELECT 1 FROM task_versions v WHERE v.component = b.hash) ORDER BY b.used_ms LIMIT $2",
+            $lock,
+            ") RETURNING hash, size"
+        )
+    };
+}
+
+/// [`delete_blobs!`] on SQLite.
+pub(crate) const SQLITE_DELETE_BLOBS: &str = delete_blobs!("");
+
 /// What one batch of [`expire_jobs`] deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExpiredJobs {
@@ -43,9 +70,9 @@ pub(crate) async fn expire_jobs(
 ) -> StoreResult<ExpiredJobs> {
     let pg = s.dialect() == Dialect::Postgres;
     let pick = if pg {
-        "SELECT id FROM jobs j WHERE finished_ms < $1 AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.job_id = j.id AND a.state = 'running') ORDER BY finished_ms LIMIT $2 FOR UPDATE SKIP LOCKED"
+        concat!(pick_jobs!(), " FOR UPDATE SKIP LOCKED")
     } else {
-        "SELECT id FROM jobs j WHERE finished_ms < $1 AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.job_id = j.id AND a.state = 'running') ORDER BY finished_ms LIMIT $2"
+        SQLITE_PICK_JOBS
     };
     let ids = s
         .rows(pick, params![before_ms, limit])
@@ -91,12 +118,8 @@ pub(crate) async fn expire_blobs(
     limit: u32,
 ) -> StoreResult<ExpiredBlobs> {
     let sql = match s.dialect() {
-        Dialect::Postgres => {
-            "DELETE FROM blobs WHERE hash IN (SELECT b.hash FROM blobs b WHERE b.used_ms < $1 AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.component = b.hash) AND NOT EXISTS (SELECT 1 FROM task_versions v WHERE v.component = b.hash) ORDER BY b.used_ms LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING hash, size"
-        }
-        Dialect::Sqlite => {
-            "DELETE FROM blobs WHERE hash IN (SELECT b.hash FROM blobs b WHERE b.used_ms < $1 AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.component = b.hash) AND NOT EXISTS (SELECT 1 FROM task_versions v WHERE v.component = b.hash) ORDER BY b.used_ms LIMIT $2) RETURNING hash, size"
-        }
+        Dialect::Postgres => delete_blobs!(" FOR UPDATE SKIP LOCKED"),
+        Dialect::Sqlite => SQLITE_DELETE_BLOBS,
     };
     let mut out = ExpiredBlobs::default();
     for r in s.rows(sql, params![before_ms, limit]).await? {

@@ -466,6 +466,38 @@ mod tests {
         assert_eq!(mode(&open(again.path(), READER_CACHE_KIB).unwrap().0), 2);
     }
 
+    /// SQLite's plan for `sql` (parameters bound as `params`), one step per line.
+    fn plan(lite: &Lite, sql: &'static str, params: impl rusqlite::Params) -> String {
+        let sql = format!("EXPLAIN QUERY PLAN {}", sql::translated(sql));
+        let mut plan = lite.0.prepare(&sql).unwrap();
+        let steps: Vec<String> = plan
+            .query_map(params, |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        steps.join("\n")
+    }
+
+    #[test]
+    fn retention_takes_its_batches_by_index_never_scanning_a_table() {
+        use crate::store::ops::retention::{SQLITE_DELETE_BLOBS, SQLITE_PICK_JOBS};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("driftless.db")).unwrap();
+        let lite = open(store.path(), READER_CACHE_KIB).unwrap();
+        let jobs = plan(&lite, SQLITE_PICK_JOBS, rusqlite::params![0, 500]);
+        assert!(
+            jobs.contains("SEARCH j USING INDEX jobs_finished"),
+            "finished jobs by the index of their end:\n{jobs}"
+        );
+        let blobs = plan(&lite, SQLITE_DELETE_BLOBS, rusqlite::params![0, 20]);
+        for index in ["blobs_used", "jobs_component", "task_versions_blob"] {
+            assert!(blobs.contains(index), "{index}:\n{blobs}");
+        }
+        for plan in [jobs, blobs] {
+            assert!(!plan.contains("SCAN"), "no table is scanned:\n{plan}");
+        }
+    }
+
     #[test]
     fn a_claim_probes_the_head_of_each_class_instead_of_walking_the_queue() {
         let dir = tempfile::tempdir().unwrap();
