@@ -1,7 +1,7 @@
 //! Retention on the real daemon: 100,000 finished jobs older than `--retention` are deleted
 //! while new jobs keep completing, and the SQLite file shrinks; a deleted job answers
 //! `job-expired`, through the API and the CLI, and its unused component is deleted and
-//! forgotten.
+//! forgotten; two nodes on PostgreSQL sweep at once.
 
 use driftless_tests::daemon::{Client, DaemonProcess};
 use driftless_tests::poll::until;
@@ -323,4 +323,95 @@ async fn a_job_deleted_by_retention_answers_job_expired_and_the_cli_says_so() {
     let out = cli(&["status", &fresh]);
     assert_eq!(out.status.code(), Some(2), "not found stays an error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("not-found"));
+}
+
+#[tokio::test]
+async fn two_nodes_on_postgres_sweep_at_once_and_both_forget_a_deleted_component() {
+    let pg = driftless_tests::postgres::PgServer::start();
+    let store = pg.url();
+    let root = tempfile::tempdir().unwrap();
+    let args = |node: &'static str| {
+        [
+            "--store",
+            &store,
+            "--node",
+            node,
+            "--agents",
+            "2",
+            "--retention",
+            "1s",
+        ]
+        .map(str::to_string)
+    };
+    let start = |node: &'static str| {
+        let a = args(node);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        DaemonProcess::start(BIN, &root.path().join(node), &a)
+    };
+    let (a, b) = (start("node-a"), start("node-b"));
+    let (ca, cb) = (Client::new(&a.url), Client::new(&b.url));
+    // Each node prepares the component: one from the upload, one from the hash.
+    let (status, first) = ca
+        .submit(
+            &bytes(HELLO),
+            &[("input", json!({"n": 1}).to_string())],
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{first}");
+    let hash = first["job"]["component"].as_str().unwrap().to_string();
+    let by_hash = |c: &Client, n: i64| {
+        c.request(reqwest::Method::POST, "/v1/jobs")
+            .json(&json!({"component": hash, "input": {"n": n}}))
+    };
+    let mut ids = vec![first["job"]["id"].as_str().unwrap().to_string()];
+    for n in 2..=20 {
+        let c = if n % 2 == 0 { &cb } else { &ca };
+        let (status, body) = c.send(by_hash(c, n)).await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["job"]["id"].as_str().unwrap().to_string());
+    }
+    // Both nodes sweep every second: every job goes once it has been finished a second,
+    // each deleted by one node, then the component.
+    until(
+        "every job and the component to be deleted",
+        Duration::from_secs(60),
+        async || {
+            let jobs = metric(&ca, "driftless_retention_jobs_deleted_total").await
+                + metric(&cb, "driftless_retention_jobs_deleted_total").await;
+            let components = metric(&ca, "driftless_retention_components_deleted_total").await
+                + metric(&cb, "driftless_retention_components_deleted_total").await;
+            assert!(
+                jobs <= 20.0 && components <= 1.0,
+                "deleted once: {jobs}, {components}"
+            );
+            jobs == 20.0 && components == 1.0
+        },
+    )
+    .await;
+    for id in &ids {
+        let (status, body) = ca.get(&format!("/v1/jobs/{id}")).await;
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (404, &json!("job-expired"))
+        );
+    }
+    // Whichever node deleted it, both forgot it (the other through the notification).
+    for c in [&ca, &cb] {
+        until(
+            "the node to forget the component",
+            Duration::from_secs(10),
+            async || c.send(by_hash(c, 0)).await.0 == 404,
+        )
+        .await;
+        let (_, body) = c.send(by_hash(c, 0)).await;
+        assert_eq!(body["error"]["code"], "unknown-component", "{body}");
+    }
+    for d in [&a, &b] {
+        assert!(
+            !d.log().contains("retention: could not"),
+            "no sweep failed:\n{}",
+            d.log()
+        );
+    }
 }
