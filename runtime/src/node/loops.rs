@@ -1,8 +1,8 @@
 //! Every background loop of a node, started in one place ([`start`]) and stopped in one
 //! ([`Loops::stop`]): the agents, the renewal of their identities, the lease reaper, the
 //! registry heartbeat, the resolution-cache refresh, retention and, on PostgreSQL, the
-//! followers of the store's notifications. Each loop holds a [`Stopping`] and ends at its next wait once the
-//! node stops; [`Loops`] keeps every handle so stopping awaits them all.
+//! followers of the store's notifications. Each loop holds a [`Stopping`] and ends at its
+//! next wait once the node stops; [`Loops`] keeps every handle so stopping awaits them all.
 
 use super::agent;
 use super::identity;

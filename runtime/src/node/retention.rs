@@ -16,9 +16,9 @@ use std::time::Duration;
 /// Jobs deleted per transaction.
 pub const BATCH: u32 = 500;
 /// Components deleted per transaction (each may be megabytes).
-const BLOB_BATCH: u32 = 20;
+pub const BLOB_BATCH: u32 = 20;
 /// The pause between two steps of a sweep.
-const PAUSE: Duration = Duration::from_millis(20);
+pub const PAUSE: Duration = Duration::from_millis(20);
 
 /// How often a node sweeps: a tenth of the retention, between 1 s and 1 min.
 pub fn sweep_every(retention: Duration) -> Duration {

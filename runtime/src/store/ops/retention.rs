@@ -42,7 +42,7 @@ macro_rules! delete_blobs {
 /// [`delete_blobs!`] on SQLite.
 pub(crate) const SQLITE_DELETE_BLOBS: &str = delete_blobs!("");
 
-/// What one batch of [`expire_jobs`] deleted.
+/// What one batch of [`RetentionStore::expire_jobs`] deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExpiredJobs {
     /// Jobs deleted, with their attempts, events, queue rows and job-scoped kv data.
@@ -51,7 +51,7 @@ pub struct ExpiredJobs {
     pub rows: u64,
 }
 
-/// What one batch of [`expire_blobs`] deleted.
+/// What one batch of [`RetentionStore::expire_blobs`] deleted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExpiredBlobs {
     /// The components deleted, by hash.
@@ -131,9 +131,10 @@ pub(crate) async fn expire_blobs(
     Ok(out)
 }
 
-/// SQLite: give at most 1000 free pages (4 MiB at the default page size) back to the file system (an incremental
-/// vacuum step; the file shrinks at the next checkpoint). Returns the bytes given back and
-/// whether free pages remain. PostgreSQL reuses freed space itself (autovacuum): nothing to do.
+/// SQLite: give at most 1000 free pages (4 MiB at the default page size) back to the file
+/// system, an incremental vacuum step (the file shrinks at the next checkpoint). Returns the
+/// bytes given back and whether free pages remain. PostgreSQL reuses freed space itself
+/// (autovacuum): nothing to do.
 pub(crate) async fn reclaim(s: &mut impl Sql) -> StoreResult<(u64, bool)> {
     if s.dialect() != Dialect::Sqlite {
         return Ok((0, false));
