@@ -42,6 +42,35 @@ macro_rules! delete_blobs {
 /// [`delete_blobs!`] on SQLite.
 pub(crate) const SQLITE_DELETE_BLOBS: &str = delete_blobs!("");
 
+/// The statements deleting the rows of the jobs listed in `$1` from `$table`, by `$column`:
+/// (table, PostgreSQL's, SQLite's).
+macro_rules! delete_rows {
+    ($table:literal, $column:literal) => {
+        (
+            $table,
+            concat!("DELETE FROM ", $table, " WHERE ", $column, " = ANY($1)"),
+            concat!(
+                "DELETE FROM ",
+                $table,
+                " WHERE ",
+                $column,
+                " IN (SELECT value FROM json_each($1))"
+            ),
+        )
+    };
+}
+
+/// Every table holding rows of a job, children first (they reference their job), the jobs
+/// last: a new table with a `job_id` column belongs here (a test checks the schema).
+pub(crate) const JOB_ROWS: [(&str, &str, &str); 5] = [
+    delete_rows!("events", "job_id"),
+    delete_rows!("attempts", "job_id"),
+    delete_rows!("queue", "job_id"),
+    // A job-scoped kv's data (its scope is the job's id; a task's scope outlives its jobs).
+    delete_rows!("kv", "scope"),
+    delete_rows!("jobs", "id"),
+];
+
 /// What one batch of [`RetentionStore::expire_jobs`] deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExpiredJobs {
@@ -83,28 +112,12 @@ pub(crate) async fn expire_jobs(
     if ids.is_empty() {
         return Ok(ExpiredJobs::default());
     }
-    // Children first: attempts and events reference their job.
-    let statements: [&'static str; 5] = if pg {
-        [
-            "DELETE FROM events WHERE job_id = ANY($1)",
-            "DELETE FROM attempts WHERE job_id = ANY($1)",
-            "DELETE FROM queue WHERE job_id = ANY($1)",
-            "DELETE FROM kv WHERE scope = ANY($1)",
-            "DELETE FROM jobs WHERE id = ANY($1)",
-        ]
-    } else {
-        [
-            "DELETE FROM events WHERE job_id IN (SELECT value FROM json_each($1))",
-            "DELETE FROM attempts WHERE job_id IN (SELECT value FROM json_each($1))",
-            "DELETE FROM queue WHERE job_id IN (SELECT value FROM json_each($1))",
-            "DELETE FROM kv WHERE scope IN (SELECT value FROM json_each($1))",
-            "DELETE FROM jobs WHERE id IN (SELECT value FROM json_each($1))",
-        ]
-    };
     let mut done = ExpiredJobs::default();
-    for sql in statements {
+    for (_, postgres, sqlite) in JOB_ROWS {
         // The last statement deletes the jobs themselves.
-        done.jobs = s.exec(sql, params![ids.as_slice()]).await?;
+        done.jobs = s
+            .exec(if pg { postgres } else { sqlite }, params![ids.as_slice()])
+            .await?;
         done.rows += done.jobs;
     }
     Ok(done)

@@ -499,6 +499,37 @@ mod tests {
     }
 
     #[test]
+    fn retention_deletes_from_every_table_that_holds_a_jobs_rows() {
+        use crate::store::ops::retention::JOB_ROWS;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("driftless.db")).unwrap();
+        let lite = open(store.path(), READER_CACHE_KIB).unwrap();
+        let mut holders: Vec<String> = lite
+            .0
+            .prepare("SELECT m.name FROM sqlite_master m, pragma_table_info(m.name) c WHERE m.type = 'table' AND c.name = 'job_id' ORDER BY m.name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        holders.push("jobs".into());
+        for table in &holders {
+            assert!(
+                JOB_ROWS.iter().any(|(t, _, _)| t == table),
+                "retention does not delete a finished job's rows in `{table}`: add it to JOB_ROWS (store/ops/retention.rs)"
+            );
+        }
+        assert_eq!(JOB_ROWS.last().unwrap().0, "jobs", "the jobs go last");
+        for (table, _, sqlite) in JOB_ROWS {
+            let steps = plan(&lite, sqlite, rusqlite::params!["[]"]);
+            assert!(
+                steps.contains(&format!("SEARCH {table} USING")),
+                "{table} by index:\n{steps}"
+            );
+        }
+    }
+
+    #[test]
     fn a_claim_probes_the_head_of_each_class_instead_of_walking_the_queue() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("driftless.db")).unwrap();
