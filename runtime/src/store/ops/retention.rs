@@ -1,8 +1,8 @@
 //! Retention: deleting finished jobs some time after they ended, then the components nothing
 //! references any more, and (SQLite) giving the freed pages back to the file system.
 //!
-//! Every deletion is bounded (a batch of at most `limit` rows per call, one transaction), so a
-//! claim never waits behind a long one, and idempotent: on PostgreSQL the rows a batch takes
+//! Every deletion is bounded (at most `limit` jobs or components per call, one transaction),
+//! so a claim never waits behind a long one, and idempotent: on PostgreSQL the rows a batch takes
 //! are locked `FOR UPDATE SKIP LOCKED`, so two nodes sweeping at once take disjoint batches.
 //! What is never deleted: a job that is not finished (queued or running: `finished_ms` is set
 //! exactly when a job is finished) or whose attempt still runs, and a component that a job or
