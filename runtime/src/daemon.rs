@@ -120,6 +120,7 @@ impl Daemon {
         refuse_open_off_loopback(&config, store.as_ref()).await?;
         let engine = Engine::new(EngineConfig {
             cache_dir: Some(config.data_dir.join("cache")),
+            cache_max_bytes: config.node.compile_cache_bytes,
             max_instances: (config.node.agents as u32 * 2).max(16),
             compile: config.node.compile.clone(),
             ..EngineConfig::default()

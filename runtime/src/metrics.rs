@@ -75,6 +75,10 @@ pub struct Metrics {
     finished: Mutex<BTreeMap<&'static str, u64>>,
     attempts: Mutex<BTreeMap<String, u64>>,
     duration: Mutex<([u64; BUCKETS.len()], u64, f64)>,
+    jobs_expired: AtomicU64,
+    blobs_expired: AtomicU64,
+    blob_bytes_expired: AtomicU64,
+    bytes_reclaimed: AtomicU64,
 }
 
 impl Metrics {
@@ -96,6 +100,22 @@ impl Metrics {
             .expect("metrics")
             .entry(status.as_str())
             .or_default() += 1;
+    }
+
+    /// Retention deleted `jobs` finished jobs.
+    pub fn jobs_expired(&self, jobs: u64) {
+        self.jobs_expired.fetch_add(jobs, Ordering::Relaxed);
+    }
+
+    /// Retention deleted `blobs` components of `bytes` bytes in all.
+    pub fn blobs_expired(&self, blobs: u64, bytes: u64) {
+        self.blobs_expired.fetch_add(blobs, Ordering::Relaxed);
+        self.blob_bytes_expired.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// The store gave `bytes` back to the file system (SQLite's incremental vacuum).
+    pub fn bytes_reclaimed(&self, bytes: u64) {
+        self.bytes_reclaimed.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// One pass through `stage` took `took`.
@@ -222,6 +242,36 @@ impl Metrics {
             out,
             "driftless_compile_cache_total{{result=\"compiled\"}} {}",
             cache.compiles
+        );
+        let _ = writeln!(
+            out,
+            "# HELP driftless_compile_cache_evictions_total Compiled artifacts removed from the disk cache to keep it under --compile-cache-bytes.\n# TYPE driftless_compile_cache_evictions_total counter\ndriftless_compile_cache_evictions_total {}",
+            cache.evictions
+        );
+        let _ = writeln!(
+            out,
+            "# HELP driftless_compile_cache_evicted_bytes_total Bytes of compiled artifacts removed from the disk cache.\n# TYPE driftless_compile_cache_evicted_bytes_total counter\ndriftless_compile_cache_evicted_bytes_total {}",
+            cache.evicted_bytes
+        );
+        let _ = writeln!(
+            out,
+            "# HELP driftless_retention_jobs_deleted_total Finished jobs this node deleted after --retention, with their attempts, events, logs and output.\n# TYPE driftless_retention_jobs_deleted_total counter\ndriftless_retention_jobs_deleted_total {}",
+            self.jobs_expired.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP driftless_retention_components_deleted_total Components no job or task version referenced, deleted by this node after --retention.\n# TYPE driftless_retention_components_deleted_total counter\ndriftless_retention_components_deleted_total {}",
+            self.blobs_expired.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP driftless_retention_component_bytes_deleted_total Bytes of the components this node deleted.\n# TYPE driftless_retention_component_bytes_deleted_total counter\ndriftless_retention_component_bytes_deleted_total {}",
+            self.blob_bytes_expired.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP driftless_retention_reclaimed_bytes_total Bytes of the database file given back to the file system (SQLite's incremental vacuum; 0 on PostgreSQL, which reuses freed space).\n# TYPE driftless_retention_reclaimed_bytes_total counter\ndriftless_retention_reclaimed_bytes_total {}",
+            self.bytes_reclaimed.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

@@ -151,6 +151,20 @@ fn probes(job: &str, caller: &str) -> Vec<Probe> {
         p("/v1/modules", Method::GET, "/v1/modules", Body::None, read),
         p("/v1/nodes", Method::GET, "/v1/nodes", Body::None, read),
         p(
+            "/v1/nodes/{node}/drain",
+            Method::POST,
+            "/v1/nodes/nobody/drain",
+            Body::None,
+            admin,
+        ),
+        p(
+            "/v1/nodes/{node}/resume",
+            Method::POST,
+            "/v1/nodes/nobody/resume",
+            Body::None,
+            admin,
+        ),
+        p(
             "/v1/activity",
             Method::GET,
             "/v1/activity",

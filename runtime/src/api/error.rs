@@ -66,6 +66,48 @@ impl ApiError {
             ),
         )
     }
+
+    /// 404 for a job id the store does not have: `job-expired` when the id (`job_` and a
+    /// UUIDv7, which carries the time it was made) is older than `retention` at `now_ms`, as
+    /// the job was then most likely deleted by retention; `not-found` otherwise.
+    pub fn job_missing(id: &str, retention: std::time::Duration, now_ms: i64) -> Self {
+        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        match job_created_ms(id) {
+            Some(created) if created < now_ms.saturating_sub(retention_ms) => Self::new(
+                ErrorCode::JobExpired,
+                format!(
+                    "job {id} is no longer stored: it was submitted {} ago, and finished jobs are deleted {} after they end (the daemon's --retention), with their attempts, events, logs and output. Read results within the retention, or start the daemons with a longer --retention (DRIFTLESS_RETENTION) to keep jobs longer",
+                    ago(now_ms - created),
+                    crate::node::format_duration(retention)
+                ),
+            ),
+            _ => Self::not_found(format!("job {id}")),
+        }
+    }
+}
+
+/// When a job id was made, in milliseconds since the epoch: job ids are `job_` and a UUIDv7
+/// in simple form (32 hex digits), whose first 48 bits are that time.
+pub fn job_created_ms(id: &str) -> Option<i64> {
+    let hex = id.strip_prefix("job_").filter(|h| h.len() == 32)?;
+    let uuid = uuid::Uuid::try_parse(hex).ok()?;
+    if uuid.get_version_num() != 7 {
+        return None;
+    }
+    let (secs, nanos) = uuid.get_timestamp()?.to_unix();
+    Some(secs as i64 * 1000 + i64::from(nanos / 1_000_000))
+}
+
+/// A past span for people: `3 days`, `5 hours`, `12 minutes`, `40 seconds`.
+fn ago(ms: i64) -> String {
+    let secs = (ms / 1000).max(0);
+    let (n, unit) = match secs {
+        s if s >= 2 * 86_400 => (s / 86_400, "days"),
+        s if s >= 2 * 3600 => (s / 3600, "hours"),
+        s if s >= 120 => (s / 60, "minutes"),
+        s => (s, "seconds"),
+    };
+    format!("{n} {unit}")
 }
 
 impl IntoResponse for ApiError {
@@ -196,5 +238,49 @@ impl From<PathRejection> for ApiError {
             "the path is not valid: {}; see GET /openapi.json for each route's parameters",
             e.body_text()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_missing_job_older_than_the_retention_is_told_expired_else_not_found() {
+        let id = format!("job_{}", uuid::Uuid::now_v7().simple());
+        let made = job_created_ms(&id).unwrap();
+        let now = crate::store::now_ms();
+        assert!(
+            (now - made).abs() < 5_000,
+            "a v7 id carries its time: {made} vs {now}"
+        );
+        let day = Duration::from_secs(86_400);
+        let later = made + 3 * 86_400_000;
+        let expired = ApiError::job_missing(&id, day, later);
+        assert_eq!(expired.code, ErrorCode::JobExpired);
+        assert_eq!(expired.code.status(), axum::http::StatusCode::NOT_FOUND);
+        assert!(
+            expired.message.contains("submitted 3 days ago")
+                && expired.message.contains("deleted 1d after they end")
+                && expired.message.contains("--retention"),
+            "{}",
+            expired.message
+        );
+        // Within the retention, or not a v7 job id: simply not found.
+        assert_eq!(
+            ApiError::job_missing(&id, day, made + 1000).code,
+            ErrorCode::NotFound
+        );
+        for other in [
+            "job_nope",
+            "nope",
+            &format!("job_{}", uuid::Uuid::new_v4().simple()),
+        ] {
+            assert_eq!(
+                ApiError::job_missing(other, day, later).code,
+                ErrorCode::NotFound
+            );
+        }
     }
 }

@@ -551,7 +551,7 @@ async fn wait_with(
                 .store()
                 .get_job(id)
                 .await?
-                .ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
+                .ok_or_else(|| missing(state, id))?;
             if record.job.status.is_terminal() || tokio::time::Instant::now() >= deadline {
                 return Ok(record);
             }
@@ -570,6 +570,13 @@ async fn wait_with(
             None => poll.await,
         }
     }
+}
+
+/// 404 for a job the store does not have: `job-expired` when its id is older than the
+/// retention, `not-found` otherwise.
+fn missing(state: &AppState, id: &str) -> ApiError {
+    let node = &state.node;
+    ApiError::job_missing(id, node.config().retention, node.store().now())
 }
 
 /// `GET /v1/jobs?status=&limit=&before=`: summaries, never inputs or outputs.
@@ -655,7 +662,7 @@ pub async fn output(
         .store()
         .get_job(&id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
+        .ok_or_else(|| missing(&state, &id))?;
     let Some(output) = record.job.output else {
         return Err(ApiError::new(
             ErrorCode::NoOutput,
@@ -678,7 +685,10 @@ pub async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<crate::wire::Job>, ApiError> {
-    let job = state.node.store().cancel_job(&id, now_ms()).await?;
+    let job = match state.node.store().cancel_job(&id, now_ms()).await {
+        Err(StoreError::NotFound(_)) => return Err(missing(&state, &id)),
+        cancelled => cancelled?,
+    };
     if job.status == JobStatus::Running {
         state.node.stop_attempt(&id);
     }
@@ -701,7 +711,7 @@ pub async fn logs(
         .store()
         .job_logs(&id, size)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
+        .ok_or_else(|| missing(&state, &id))?;
     let mut text = String::new();
     if let Some(first) = attempts.first()
         && first.number > 1
@@ -759,7 +769,7 @@ pub async fn events(
         .store()
         .events(&id, after, size + 1)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
+        .ok_or_else(|| missing(&state, &id))?;
     let (events, next) = page::page(rows, size, |e| e.id.to_string());
     Ok(Json(EventList {
         events: events.into_iter().map(Into::into).collect(),

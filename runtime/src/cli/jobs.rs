@@ -1,12 +1,13 @@
 //! The CLI's daemon commands: `submit`, `status`, `logs`, `jobs`, `cancel`, `modules`.
 
-use super::client::{Client, ClientArgs, decode};
+use super::client::{ApiFailure, Client, ClientArgs, decode};
 use super::read_component;
 use anyhow::{Context, Result};
 use driftless::compat::Verdict;
 use driftless::node::resolver::TaskRef;
 use driftless::wire::{
-    GetQuery, JobList, JobRecord, JobSpec, JobStatus, ListQuery, ModuleList, SubmitAnswer,
+    ErrorCode, GetQuery, JobList, JobRecord, JobSpec, JobStatus, ListQuery, ModuleList,
+    SubmitAnswer,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
@@ -316,11 +317,17 @@ fn finish(record: &JobRecord, raw: Option<&Value>) -> Result<i32> {
 
 pub async fn status(args: StatusArgs) -> Result<i32> {
     let client = Client::new(&args.daemon)?;
-    let (job, raw) = if args.wait {
-        wait(&client, &args.id).await?
+    let fetched = if args.wait {
+        wait(&client, &args.id).await
     } else {
-        let raw: Value = client.get(&format!("/v1/jobs/{}", args.id)).await?;
-        (decode(&raw)?, raw)
+        match client.get::<Value>(&format!("/v1/jobs/{}", args.id)).await {
+            Ok(raw) => decode(&raw).map(|job| (job, raw)),
+            Err(e) => Err(e),
+        }
+    };
+    let (job, raw) = match fetched {
+        Ok(fetched) => fetched,
+        Err(e) => return expired(&args, e),
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&raw)?);
@@ -328,6 +335,27 @@ pub async fn status(args: StatusArgs) -> Result<i32> {
     }
     print_status(&job)?;
     Ok(0)
+}
+
+/// A job retention deleted (404 `job-expired`) is a status of its own: said on stdout (as the
+/// error body with `--json`), exit code 1. Any other error stands.
+fn expired(args: &StatusArgs, e: anyhow::Error) -> Result<i32> {
+    let Some(failure) = e.downcast_ref::<ApiFailure>() else {
+        return Err(e);
+    };
+    let Ok(body) = &failure.body else {
+        return Err(e);
+    };
+    if body.error.code != ErrorCode::JobExpired {
+        return Err(e);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(body)?);
+    } else {
+        println!("{}  expired (deleted by retention)", args.id);
+        println!("  why        {}", body.error.message);
+    }
+    Ok(1)
 }
 
 /// A job, its attempts, and its error or output, for a person.

@@ -3,8 +3,8 @@
 use super::HostArgs;
 use anyhow::Result;
 use driftless::daemon::{Daemon, DaemonConfig, StoreChoice};
-use driftless::node::NodeConfig;
 use driftless::node::server::{ServerConfig, TlsFiles};
+use driftless::node::{DEFAULT_COMPILE_CACHE_BYTES, NodeConfig, parse_duration};
 use driftless::tokens::{AdminToken, AuthConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -117,6 +117,27 @@ pub struct Args {
     /// in milliseconds.
     #[arg(long, env = "DRIFTLESS_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
     idle_timeout_ms: u64,
+    /// How long finished jobs (succeeded, failed, cancelled) are kept after they end: then
+    /// they are deleted with their attempts, events, logs and output, and components no job
+    /// or task version uses are deleted once unused as long. A whole number and a unit: 10s,
+    /// 90m, 36h, 7d.
+    #[arg(
+        long,
+        env = "DRIFTLESS_RETENTION",
+        value_name = "DURATION",
+        default_value = "7d",
+        value_parser = parse_duration
+    )]
+    retention: Duration,
+    /// The most bytes of compiled components kept on disk (the compile cache in the data
+    /// directory); past it, the least recently used are removed (and compiled again if needed).
+    #[arg(
+        long,
+        env = "DRIFTLESS_COMPILE_CACHE_BYTES",
+        value_name = "BYTES",
+        default_value_t = DEFAULT_COMPILE_CACHE_BYTES
+    )]
+    compile_cache_bytes: u64,
     /// Most client connections served at once; over it a new connection is answered 503
     /// too-many-connections (with Retry-After) and closed. Default: the descriptor limit
     /// (raised to its hard maximum at start) less 256, at most 10,000.
@@ -180,6 +201,8 @@ pub async fn run(args: Args) -> Result<i32> {
         "--node-ttl-ms must be at least 1000: nodes heartbeat every second"
     );
     node.node_ttl = Duration::from_millis(args.node_ttl_ms);
+    node.retention = args.retention;
+    node.compile_cache_bytes = args.compile_cache_bytes;
     node.auth = auth;
     if let Some(n) = args.compile_workers {
         anyhow::ensure!(n >= 1, "--compile-workers must be at least 1");

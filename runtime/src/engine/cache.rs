@@ -6,6 +6,10 @@
 //! readable only by its owner) over the source hash and the artifact, checked before
 //! `Component::deserialize`. Artifacts live under a folder named for the engine's
 //! compatibility fingerprint, so a wasmtime upgrade or config change starts a fresh folder.
+//!
+//! The disk cache is bounded in bytes: after each write (and at start), the least recently
+//! used artifacts (by modification time, which a load from disk renews) are removed until the
+//! artifacts fit, so a node running for months does not fill its disk with compiled code.
 
 use std::collections::HashMap;
 use std::fs;
@@ -37,6 +41,10 @@ pub struct CacheStats {
     pub compiles: u64,
     /// Disk artifacts refused (bad MAC, corrupt, or incompatible) and replaced.
     pub rejected_artifacts: u64,
+    /// Disk artifacts removed to keep the cache under its bound.
+    pub evictions: u64,
+    /// Their bytes.
+    pub evicted_bytes: u64,
 }
 
 /// Why a component could not be compiled or cached.
@@ -62,10 +70,16 @@ pub struct CompileCache {
     dir: Option<PathBuf>,
     key: [u8; 32],
     memory: Mutex<(HashMap<String, Component>, Vec<String>)>,
+    /// The most bytes of artifacts kept on disk.
+    max_bytes: u64,
+    /// Held while the disk cache is trimmed, so two trims do not count one removal twice.
+    trimming: Mutex<()>,
     memory_hits: AtomicU64,
     disk_hits: AtomicU64,
     compiles: AtomicU64,
     rejected: AtomicU64,
+    evictions: AtomicU64,
+    evicted_bytes: AtomicU64,
 }
 
 struct FingerprintHasher(blake3::Hasher);
@@ -123,8 +137,13 @@ fn load_or_make_key(base: &Path) -> Result<[u8; 32], CacheError> {
 }
 
 impl CompileCache {
-    /// A cache in memory only (`dir` = None) or also on disk under `dir`.
-    pub fn new(engine: &wasmtime::Engine, dir: Option<&Path>) -> Result<Self, CacheError> {
+    /// A cache in memory only (`dir` = None) or also on disk under `dir`, holding at most
+    /// `max_bytes` of artifacts there (the least recently used go first).
+    pub fn new(
+        engine: &wasmtime::Engine,
+        dir: Option<&Path>,
+        max_bytes: u64,
+    ) -> Result<Self, CacheError> {
         let (dir, key) = match dir {
             None => (None, [0u8; 32]),
             Some(base) => {
@@ -135,15 +154,59 @@ impl CompileCache {
                 (Some(dir), key)
             }
         };
-        Ok(CompileCache {
+        let cache = CompileCache {
             dir,
             key,
             memory: Mutex::default(),
+            max_bytes,
+            trimming: Mutex::default(),
             memory_hits: AtomicU64::new(0),
             disk_hits: AtomicU64::new(0),
             compiles: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
-        })
+            evictions: AtomicU64::new(0),
+            evicted_bytes: AtomicU64::new(0),
+        };
+        cache.trim(None);
+        Ok(cache)
+    }
+
+    /// Remove the least recently used artifacts (oldest modification time first) until the
+    /// rest fit in the bound; `keep` (the artifact just written) goes last, and only if it
+    /// alone is over the bound. Files another process removes meanwhile are skipped.
+    fn trim(&self, keep: Option<&Path>) {
+        let Some(dir) = &self.dir else {
+            return;
+        };
+        let _one_at_a_time = self.trimming.lock().expect("trim lock");
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        let mut artifacts: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+            .filter_map(|e| {
+                let meta = e.metadata().ok()?;
+                Some((meta.modified().ok()?, meta.len(), e.path()))
+            })
+            .collect();
+        let mut total: u64 = artifacts.iter().map(|(_, len, _)| len).sum();
+        if total <= self.max_bytes {
+            return;
+        }
+        // Oldest first; the artifact just written last of all.
+        artifacts.sort_by_key(|(modified, _, path)| (Some(path.as_path()) == keep, *modified));
+        for (_, len, path) in artifacts {
+            if total <= self.max_bytes {
+                break;
+            }
+            if fs::remove_file(&path).is_ok() {
+                total -= len;
+                self.evictions.fetch_add(1, Ordering::Relaxed);
+                self.evicted_bytes.fetch_add(len, Ordering::Relaxed);
+                tracing::debug!(path = %path.display(), bytes = len, "compile cache: removed the least recently used artifact");
+            }
+        }
     }
 
     /// Counters since start.
@@ -153,6 +216,8 @@ impl CompileCache {
             disk_hits: self.disk_hits.load(Ordering::Relaxed),
             compiles: self.compiles.load(Ordering::Relaxed),
             rejected_artifacts: self.rejected.load(Ordering::Relaxed),
+            evictions: self.evictions.load(Ordering::Relaxed),
+            evicted_bytes: self.evicted_bytes.load(Ordering::Relaxed),
         }
     }
 
@@ -182,6 +247,7 @@ impl CompileCache {
         let component = match self.load(engine, hash) {
             Some(c) => {
                 self.disk_hits.fetch_add(1, Ordering::Relaxed);
+                self.used(hash);
                 c
             }
             None => {
@@ -205,6 +271,15 @@ impl CompileCache {
             order.push(hash.to_string());
         }
         Ok(component)
+    }
+
+    /// Mark an artifact used now (its modification time), so trimming removes it last.
+    fn used(&self, hash: &str) {
+        if let Some(path) = self.artifact_path(hash)
+            && let Ok(f) = fs::File::options().append(true).open(&path)
+        {
+            let _ = f.set_modified(std::time::SystemTime::now());
+        }
     }
 
     fn load(&self, engine: &wasmtime::Engine, hash: &str) -> Option<Component> {
@@ -254,6 +329,92 @@ impl CompileCache {
             f.write_all(&artifact).map_err(io(&tmp))?;
             f.sync_all().map_err(io(&tmp))?;
         }
-        fs::rename(&tmp, &path).map_err(io(&path))
+        fs::rename(&tmp, &path).map_err(io(&path))?;
+        self.trim(Some(&path));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    /// A small component of its own, numbered `i`.
+    fn wat(i: usize) -> String {
+        format!("(component (core module (func (export \"f{i}\") (result i32) i32.const {i})))")
+    }
+
+    fn set_age(cache: &CompileCache, hash: &str, secs: u64) {
+        let f = fs::File::options()
+            .append(true)
+            .open(cache.artifact_path(hash).unwrap())
+            .unwrap();
+        f.set_modified(SystemTime::now() - Duration::from_secs(secs))
+            .unwrap();
+    }
+
+    fn on_disk(cache: &CompileCache, hash: &str) -> bool {
+        cache.artifact_path(hash).unwrap().exists()
+    }
+
+    #[test]
+    fn the_disk_cache_stays_under_its_bound_dropping_the_least_recently_used() {
+        let engine = wasmtime::Engine::default();
+        let probe_dir = tempfile::tempdir().unwrap();
+        let probe = CompileCache::new(&engine, Some(probe_dir.path()), u64::MAX).unwrap();
+        probe
+            .get_or_compile(&engine, "p", wat(9).as_bytes())
+            .unwrap();
+        let size = fs::metadata(probe.artifact_path("p").unwrap())
+            .unwrap()
+            .len();
+
+        // Room for two artifacts and a half.
+        let dir = tempfile::tempdir().unwrap();
+        let bound = size * 5 / 2;
+        let first = CompileCache::new(&engine, Some(dir.path()), bound).unwrap();
+        first
+            .get_or_compile(&engine, "a", wat(1).as_bytes())
+            .unwrap();
+        first
+            .get_or_compile(&engine, "b", wat(2).as_bytes())
+            .unwrap();
+        assert!(on_disk(&first, "a") && on_disk(&first, "b"));
+        assert_eq!(first.stats().evictions, 0);
+        // `a` was written before `b`; then a restart loads `a` from disk, which marks it used.
+        set_age(&first, "a", 100);
+        set_age(&first, "b", 50);
+        let second = CompileCache::new(&engine, Some(dir.path()), bound).unwrap();
+        second
+            .get_or_compile(&engine, "a", wat(1).as_bytes())
+            .unwrap();
+        assert_eq!(second.stats().disk_hits, 1);
+        // A third artifact does not fit: the least recently used (`b`) goes.
+        second
+            .get_or_compile(&engine, "c", wat(3).as_bytes())
+            .unwrap();
+        assert!(on_disk(&second, "a") && on_disk(&second, "c"));
+        assert!(
+            !on_disk(&second, "b"),
+            "the least recently used artifact was removed"
+        );
+        let stats = second.stats();
+        assert_eq!(stats.evictions, 1);
+        assert!(stats.evicted_bytes > 0 && stats.evicted_bytes <= size * 2);
+        // What was removed compiles again when needed.
+        second
+            .get_or_compile(&engine, "b", wat(2).as_bytes())
+            .unwrap();
+        assert!(on_disk(&second, "b"));
+
+        // A lower bound at start trims at once, down to what fits.
+        let third = CompileCache::new(&engine, Some(dir.path()), size + size / 2).unwrap();
+        let left = ["a", "b", "c"]
+            .iter()
+            .filter(|h| on_disk(&third, h))
+            .count();
+        assert_eq!(left, 1, "one artifact fits");
+        assert_eq!(third.stats().evictions, 1);
     }
 }

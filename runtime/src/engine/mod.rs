@@ -31,6 +31,8 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 pub struct EngineConfig {
     /// Where compiled artifacts are kept across restarts; `None` keeps them in memory only.
     pub cache_dir: Option<PathBuf>,
+    /// The most bytes of artifacts kept in `cache_dir` (least recently used out first).
+    pub cache_max_bytes: u64,
     /// Attempts that may be instantiated at once (pooling allocator slots).
     pub max_instances: u32,
     /// The most memory any attempt may be allowed (per linear memory), in bytes.
@@ -45,6 +47,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             cache_dir: None,
+            cache_max_bytes: 1 << 30,
             max_instances: 128,
             max_memory_bytes: 1 << 30,
             max_wasm_stack: 1 << 20,
@@ -111,7 +114,11 @@ impl Engine {
             .wasm_component_model(true);
         let wasmtime =
             wasmtime::Engine::new(&wc).map_err(|e| EngineError::Config(format!("{e:#}")))?;
-        let cache = cache::CompileCache::new(&wasmtime, config.cache_dir.as_deref())?;
+        let cache = cache::CompileCache::new(
+            &wasmtime,
+            config.cache_dir.as_deref(),
+            config.cache_max_bytes,
+        )?;
         let pool = CompilePool::new(config.compile.clone()).map_err(EngineError::Pool)?;
         let engine = Arc::new(Engine {
             wasmtime,

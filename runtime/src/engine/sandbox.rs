@@ -315,6 +315,16 @@ impl Sandbox {
             .get(&cache_key(hash, extra_optional))
     }
 
+    /// Forget what was prepared from component `hash` (retention deleted it from the store),
+    /// so a submission naming it is looked up in the store again, which no longer has it.
+    pub fn forget(&self, hash: &str) {
+        let extra = format!("{hash}+");
+        self.prepared
+            .lock()
+            .expect("prepared lock")
+            .remove_where(|key| key == hash || key.starts_with(&extra));
+    }
+
     /// Run one attempt of a prepared job.
     pub async fn run(&self, prepared: &Prepared, mut request: AttemptRequest) -> AttemptResult {
         request.limits.memory_bytes = request
@@ -366,6 +376,11 @@ impl<V> Default for Bounded<V> {
 impl<V: Clone> Bounded<V> {
     fn get(&self, key: &str) -> Option<V> {
         self.entries.get(key).cloned()
+    }
+
+    fn remove_where(&mut self, drop: impl Fn(&str) -> bool) {
+        self.entries.retain(|key, _| !drop(key));
+        self.order.retain(|key| !drop(key));
     }
 
     fn insert(&mut self, key: String, value: V) {

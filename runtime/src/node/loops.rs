@@ -1,11 +1,13 @@
 //! Every background loop of a node, started in one place ([`start`]) and stopped in one
 //! ([`Loops::stop`]): the agents, the renewal of their identities, the lease reaper, the
-//! timers of delayed jobs, the registry heartbeat, the resolution-cache refresh and, on PostgreSQL, the followers of the
-//! store's notifications. Each loop holds a [`Stopping`] and ends at its next wait once the
-//! node stops; [`Loops`] keeps every handle so stopping awaits them all.
+//! timers of delayed jobs, the registry heartbeat, the resolution-cache refresh, retention
+//! and, on PostgreSQL, the followers of the store's notifications. Each loop holds a
+//! [`Stopping`] and ends at its next wait once the node stops; [`Loops`] keeps every handle so
+//! stopping awaits them all.
 
 use super::agent;
 use super::identity;
+use super::retention;
 use super::state::Node;
 use super::stop::{StopSignal, Stopping};
 use crate::store::NodeRegistration;
@@ -55,6 +57,7 @@ pub fn start(node: Arc<Node>, address: String, notices: Option<Notices>) -> Loop
         keep_registered(node.clone(), address, stop)
     });
     loops.spawn("resolution refresh", |stop| keep_fresh(node.clone(), stop));
+    loops.spawn("retention", |stop| retention::run(node.clone(), stop));
     if let Some(notices) = notices {
         loops.spawn("notices", |stop| {
             follow_notices(node.clone(), notices.changes, stop)
@@ -190,8 +193,9 @@ async fn reap_gone_nodes(node: &Node) {
 }
 
 /// Act on the store's notifications: new jobs wake the agents (after judging any new
-/// compatibility class), and a task deploy or rollback made through any node drops this
-/// node's cached resolution at once. Polling stays the backstop.
+/// compatibility class), a task deploy or rollback made through any node drops this
+/// node's cached resolution at once, and a component retention deleted through any node is
+/// forgotten here. Polling stays the backstop.
 async fn follow_notices(
     node: Arc<Node>,
     mut notices: broadcast::Receiver<Notice>,
@@ -205,6 +209,10 @@ async fn follow_notices(
         let (jobs, tasks) = match notice {
             Ok(Notice::Jobs) => (true, false),
             Ok(Notice::Task(_)) => (false, true),
+            Ok(Notice::ComponentDeleted(hash)) => {
+                node.sandbox().forget(&hash);
+                (false, false)
+            }
             Ok(Notice::Reconnected) | Err(RecvError::Lagged(_)) => (true, true),
             Err(RecvError::Closed) => return,
         };
@@ -254,7 +262,7 @@ mod tests {
         };
         let node = node(dir.path(), config);
         let loops = start(node.clone(), "127.0.0.1:1".into(), None);
-        assert_eq!(loops.handles.len(), 2 + 5, "two agents and five loops");
+        assert_eq!(loops.handles.len(), 2 + 6, "two agents and six loops");
         // Past taking their identities, the agents look for work and wait for it.
         driftless_tests::poll::until("both agents to take an identity", STOP_WAIT, async || {
             node.identities().len() == 2

@@ -10,12 +10,13 @@
 //! - `agent`: the agents (claim, lease, run, record, recover) and the lease reaper;
 //! - [`listener`]: the daemon's TCP listener, shared with the process that replaces it;
 //! - [`server`]: the HTTP server on it: accept loop, TLS, connection cap and deadlines;
+//! - [`retention`]: deleting finished jobs and unused components after `--retention`;
 //! - [`loops`]: the one place that starts every background loop and keeps its handle, so a
 //!   stopping node stops and awaits them all (`stop`: the signal they wait on).
 //!
 //! Submodules import their siblings, never this module, and none imports one that imports
 //! it back: `state` sits on `config`, `registry`, `resolver` and `identity`; `agent` on
-//! `state`; `loops` on `agent` and `state`.
+//! `state`; `retention` on `state`; `loops` on `agent`, `retention` and `state`.
 
 mod agent;
 mod config;
@@ -25,11 +26,15 @@ pub mod listener;
 pub mod loops;
 pub mod registry;
 pub mod resolver;
+pub mod retention;
 pub mod server;
 mod state;
 mod stop;
 mod timers;
 
-pub use config::NodeConfig;
+pub use config::{
+    BadDuration, DEFAULT_COMPILE_CACHE_BYTES, DEFAULT_RETENTION, NodeConfig, format_duration,
+    parse_duration,
+};
 pub use finish_waits::FinishWatch;
 pub use state::{Node, PrepareStoredError, Running};

@@ -149,10 +149,19 @@ impl<B: Backend> Clock for B {
 #[async_trait]
 impl<B: Backend> BlobStore for B {
     async fn put_blob(&self, hash: &str, bytes: &[u8]) -> StoreResult<bool> {
-        // Most uploads repeat a component already stored: check before sending the bytes.
+        // Most uploads repeat a component already stored: check before sending the bytes,
+        // and record the use (retention goes by it) at most once a second.
         let h = hash.to_string();
-        if self.read(op!(|s| ops::blobs::has(s, &h))).await? {
-            return Ok(false);
+        if let Some(used) = self.read(op!(|s| ops::blobs::used(s, &h))).await? {
+            let now = now_ms();
+            if now - used < 1000 {
+                return Ok(false);
+            }
+            let h = hash.to_string();
+            if self.write(op!(|s| ops::blobs::touch(s, &h, now))).await? {
+                return Ok(false);
+            }
+            // Retention deleted it meanwhile: store it again.
         }
         let (hash, bytes) = (hash.to_string(), bytes.to_vec());
         self.write(op!(|s| ops::blobs::put(s, &hash, &bytes, now_ms())))
@@ -564,5 +573,22 @@ impl<B: Backend> TokenStore for B {
     async fn touch_token(&self, name: &str, now: i64) -> StoreResult<()> {
         let name = name.to_string();
         self.write(op!(|s| ops::tokens::touch(s, &name, now))).await
+    }
+}
+
+#[async_trait]
+impl<B: Backend> RetentionStore for B {
+    async fn expire_jobs(&self, before_ms: i64, limit: u32) -> StoreResult<ExpiredJobs> {
+        self.atomic(op!(|s| ops::retention::expire_jobs(s, before_ms, limit)))
+            .await
+    }
+
+    async fn expire_blobs(&self, before_ms: i64, limit: u32) -> StoreResult<ExpiredBlobs> {
+        self.atomic(op!(|s| ops::retention::expire_blobs(s, before_ms, limit)))
+            .await
+    }
+
+    async fn reclaim_space(&self) -> StoreResult<(u64, bool)> {
+        self.write(op!(|s| ops::retention::reclaim(s))).await
     }
 }

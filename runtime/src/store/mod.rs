@@ -1,5 +1,6 @@
 //! store: everything durable, behind one [`Store`] (a trait per concern: [`BlobStore`],
-//! [`JobStore`], [`AttemptStore`], [`TaskStore`], [`NodeStore`], [`KvStore`], [`TokenStore`]).
+//! [`JobStore`], [`AttemptStore`], [`TaskStore`], [`NodeStore`], [`KvStore`], [`TokenStore`],
+//! [`RetentionStore`]).
 //!
 //! The rules live elsewhere, once: [`crate::lifecycle`] decides what every step of a job's and
 //! a task's life does and how it is told; `ops/` holds every operation written once against
@@ -37,6 +38,7 @@ pub use health::CannotWrite;
 pub use kv::StoreKv;
 pub use ops::activity::ActivityCounts;
 pub use ops::listing::JobFilter;
+pub use ops::retention::{ExpiredBlobs, ExpiredJobs};
 pub use types::*;
 
 use async_trait::async_trait;
@@ -403,6 +405,25 @@ pub trait TokenStore: Send + Sync {
     async fn touch_token(&self, name: &str, now_ms: i64) -> StoreResult<()>;
 }
 
+/// Retention: what is old is deleted in bounded batches, each one transaction, so claims never
+/// wait behind a long one. Every call is safe on several nodes at once.
+#[async_trait]
+pub trait RetentionStore: Send + Sync {
+    /// Delete at most `limit` jobs that finished before `before_ms`, oldest first, with their
+    /// attempts, events and job-scoped kv data, in one transaction. A queued or running job is
+    /// never deleted.
+    async fn expire_jobs(&self, before_ms: i64, limit: u32) -> StoreResult<ExpiredJobs>;
+
+    /// Delete at most `limit` components unused since before `before_ms` (stored or uploaded
+    /// again) that no job and no task version references.
+    async fn expire_blobs(&self, before_ms: i64, limit: u32) -> StoreResult<ExpiredBlobs>;
+
+    /// Give freed space back to the file system, one bounded step (SQLite: an incremental
+    /// vacuum of at most 1000 pages). Returns the bytes given back and whether more are free;
+    /// PostgreSQL reuses freed space itself (autovacuum) and answers `(0, false)`.
+    async fn reclaim_space(&self) -> StoreResult<(u64, bool)>;
+}
+
 /// The one clock leases, identity holds and the registry's heartbeats are judged by.
 pub trait Clock: Send + Sync {
     /// Milliseconds since the Unix epoch, by the store's clock: the database server's on
@@ -416,7 +437,16 @@ pub trait Clock: Send + Sync {
 /// ([`sqlite::SqliteStore`], [`postgres::PostgresStore`]). Callers hold an `Arc<dyn Store>`
 /// and bring the traits they call into scope (`use crate::store::*` brings them all).
 pub trait Store:
-    BlobStore + JobStore + AttemptStore + TaskStore + NodeStore + KvStore + TokenStore + Clock + 'static
+    BlobStore
+    + JobStore
+    + AttemptStore
+    + TaskStore
+    + NodeStore
+    + KvStore
+    + TokenStore
+    + RetentionStore
+    + Clock
+    + 'static
 {
 }
 
@@ -428,6 +458,7 @@ impl<
         + NodeStore
         + KvStore
         + TokenStore
+        + RetentionStore
         + Clock
         + 'static,
 > Store for T

@@ -56,6 +56,9 @@ error_codes! {
     CrossSiteRequest = "cross-site-request", FORBIDDEN;
     /// No such job.
     NotFound = "not-found", NOT_FOUND;
+    /// The job is no longer stored: its id was made longer ago than the daemon's
+    /// `--retention`, so it was deleted after it finished, with its attempts, logs and output.
+    JobExpired = "job-expired", NOT_FOUND;
     /// A JSON submission names a component hash that is not stored.
     UnknownComponent = "unknown-component", NOT_FOUND;
     /// No such task or version.

@@ -14,7 +14,8 @@
 //! `schema_migrations`: nodes starting together apply each migration exactly once.
 //!
 //! Wake-ups travel over LISTEN/NOTIFY: `driftless_jobs` after jobs are queued,
-//! `driftless_tasks` (payload: the task's name) when a task's `current` moves, and
+//! `driftless_tasks` (payload: the task's name) when a task's `current` moves,
+//! `driftless_components` (payload: its hash) when retention deletes a component, and
 //! `driftless_done` (payload: job ids) when jobs finish. See [`PostgresStore::listen`] and
 //! [`PostgresStore::listen_finished`].
 
@@ -167,7 +168,8 @@ impl PostgresStore {
     }
 
     /// Subscribe to the store's notifications. Each call opens one dedicated connection that
-    /// LISTENs on `driftless_jobs` and `driftless_tasks` (it is listening when this returns)
+    /// LISTENs on `driftless_jobs`, `driftless_tasks` and `driftless_components` (it is
+    /// listening when this returns)
     /// and forwards what arrives; if that connection drops it reconnects with backoff and then
     /// sends [`Notice::Reconnected`], since notices may have been missed meanwhile. It closes
     /// once every receiver is dropped. Notices are wake-ups, not a log: polling stays the

@@ -20,6 +20,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 pub const JOBS_CHANNEL: &str = "driftless_jobs";
 /// The channel notified when a task's `current` moves (payload: the task's name).
 pub const TASKS_CHANNEL: &str = "driftless_tasks";
+/// The channel notified when retention deletes a component (payload: its hash).
+pub const COMPONENTS_CHANNEL: &str = crate::store::ops::retention::COMPONENTS_CHANNEL;
 /// The channel notified when jobs finish (payload: their ids, one per line).
 pub const DONE_CHANNEL: &str = "driftless_done";
 
@@ -35,6 +37,8 @@ pub enum Notice {
     Jobs,
     /// The task's `current` moved (deploy or rollback): drop its cached resolution.
     Task(String),
+    /// Retention deleted the component with this hash: forget what was prepared from it.
+    ComponentDeleted(String),
     /// The listening connection dropped and is back: notices may have been missed, so act
     /// as if every job and task changed.
     Reconnected,
@@ -152,13 +156,14 @@ pub(super) struct Subscription<T> {
     pub reconnected: Option<T>,
 }
 
-/// [`Notice`]s from `driftless_jobs` and `driftless_tasks`.
+/// [`Notice`]s from `driftless_jobs`, `driftless_tasks` and `driftless_components`.
 pub(super) fn notices() -> Subscription<Notice> {
     Subscription {
-        channels: &[JOBS_CHANNEL, TASKS_CHANNEL],
+        channels: &[JOBS_CHANNEL, TASKS_CHANNEL, COMPONENTS_CHANNEL],
         parse: |n| match n.channel() {
             JOBS_CHANNEL => vec![Notice::Jobs],
             TASKS_CHANNEL => vec![Notice::Task(n.payload().to_string())],
+            COMPONENTS_CHANNEL => vec![Notice::ComponentDeleted(n.payload().to_string())],
             _ => vec![],
         },
         reconnected: Some(Notice::Reconnected),

@@ -87,10 +87,52 @@ fn open(path: &Path, cache_kib: u32) -> StoreResult<Lite> {
     conn.set_prepared_statement_cache_capacity(256);
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
-         PRAGMA cache_size = -{cache_kib}; PRAGMA temp_store = MEMORY;"
+         PRAGMA cache_size = -{cache_kib}; PRAGMA temp_store = MEMORY;
+         PRAGMA journal_size_limit = {WAL_LIMIT_BYTES};"
     ))
     .map_err(backend)?;
     Ok(Lite(conn, Default::default()))
+}
+
+/// The write-ahead log is truncated to this size when it restarts after a checkpoint, so the
+/// space a burst of writes (retention's deletions, an incremental vacuum) took goes back too.
+const WAL_LIMIT_BYTES: u64 = 64 << 20;
+
+/// Turn on incremental vacuum (`auto_vacuum = INCREMENTAL`), so retention can give the pages
+/// it frees back to the file system ([`RetentionStore::reclaim_space`]). The setting only
+/// takes effect through a `VACUUM`, which rewrites the whole file: once, on a database made
+/// before it (said in the log, as it may take a while). Outside any transaction, before the
+/// writer thread and the readers start. A `VACUUM` that fails (it needs free space about the
+/// size of the database) is logged and the store opens without it: freed pages are then
+/// reused, not given back.
+fn incremental_vacuum(conn: &Connection, path: &Path) -> StoreResult<()> {
+    let mode: i64 = conn
+        .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+        .map_err(backend)?;
+    if mode == 2 {
+        return Ok(());
+    }
+    let tables: i64 = conn
+        .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+        .map_err(backend)?;
+    let began = std::time::Instant::now();
+    if tables > 0 {
+        tracing::info!(database = %path.display(), "turning on incremental vacuum: a one-time VACUUM rewrites the database (this takes a while for a large one)");
+    }
+    match conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;") {
+        Ok(()) if tables > 0 => tracing::info!(
+            database = %path.display(),
+            took_ms = began.elapsed().as_millis() as u64,
+            "incremental vacuum is on: space freed by retention goes back to the file system"
+        ),
+        Ok(()) => {}
+        Err(e) => tracing::warn!(
+            database = %path.display(),
+            error = %e,
+            "could not turn on incremental vacuum (VACUUM needs free space about the size of the database); freed space is reused but the file does not shrink. It is tried again at the next start"
+        ),
+    }
+    Ok(())
 }
 
 fn migrate(conn: &Connection, path: &Path) -> StoreResult<()> {
@@ -114,6 +156,7 @@ impl SqliteStore {
     /// Open (creating and migrating) the database at `path`.
     pub fn open(path: &Path) -> StoreResult<SqliteStore> {
         let writer = open(path, WRITER_CACHE_KIB)?;
+        incremental_vacuum(&writer.0, path)?;
         migrate(&writer.0, path)?;
         let (tx, rx) = mpsc::channel::<Work>();
         let health = Arc::new(WriteHealth::default());
@@ -392,6 +435,99 @@ fn writer_loop(mut lite: Lite, rx: mpsc::Receiver<Work>, health: &WriteHealth) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_made_before_incremental_vacuum_is_rewritten_once_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let mode = |c: &Connection| -> i64 {
+            c.query_row("PRAGMA auto_vacuum", [], |r| r.get(0)).unwrap()
+        };
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "PRAGMA journal_mode = WAL; CREATE TABLE kept (x); INSERT INTO kept VALUES (42);",
+            )
+            .unwrap();
+            assert_eq!(mode(&c), 0, "made without auto-vacuum");
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let lite = open(store.path(), READER_CACHE_KIB).unwrap();
+        assert_eq!(mode(&lite.0), 2, "incremental from now on");
+        let kept: i64 = lite
+            .0
+            .query_row("SELECT x FROM kept", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kept, 42);
+        // A fresh database is incremental from the start, and reopening changes nothing.
+        let fresh = dir.path().join("fresh.db");
+        drop(SqliteStore::open(&fresh).unwrap());
+        let again = SqliteStore::open(&fresh).unwrap();
+        assert_eq!(mode(&open(again.path(), READER_CACHE_KIB).unwrap().0), 2);
+    }
+
+    /// SQLite's plan for `sql` (parameters bound as `params`), one step per line.
+    fn plan(lite: &Lite, sql: &'static str, params: impl rusqlite::Params) -> String {
+        let sql = format!("EXPLAIN QUERY PLAN {}", sql::translated(sql));
+        let mut plan = lite.0.prepare(&sql).unwrap();
+        let steps: Vec<String> = plan
+            .query_map(params, |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        steps.join("\n")
+    }
+
+    #[test]
+    fn retention_takes_its_batches_by_index_never_scanning_a_table() {
+        use crate::store::ops::retention::{SQLITE_DELETE_BLOBS, SQLITE_PICK_JOBS};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("driftless.db")).unwrap();
+        let lite = open(store.path(), READER_CACHE_KIB).unwrap();
+        let jobs = plan(&lite, SQLITE_PICK_JOBS, rusqlite::params![0, 500]);
+        assert!(
+            jobs.contains("SEARCH j USING INDEX jobs_finished"),
+            "finished jobs by the index of their end:\n{jobs}"
+        );
+        let blobs = plan(&lite, SQLITE_DELETE_BLOBS, rusqlite::params![0, 20]);
+        for index in ["blobs_used", "jobs_component", "task_versions_blob"] {
+            assert!(blobs.contains(index), "{index}:\n{blobs}");
+        }
+        for plan in [jobs, blobs] {
+            assert!(!plan.contains("SCAN"), "no table is scanned:\n{plan}");
+        }
+    }
+
+    #[test]
+    fn retention_deletes_from_every_table_that_holds_a_jobs_rows() {
+        use crate::store::ops::retention::JOB_ROWS;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("driftless.db")).unwrap();
+        let lite = open(store.path(), READER_CACHE_KIB).unwrap();
+        let mut holders: Vec<String> = lite
+            .0
+            .prepare("SELECT m.name FROM sqlite_master m, pragma_table_info(m.name) c WHERE m.type = 'table' AND c.name = 'job_id' ORDER BY m.name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        holders.push("jobs".into());
+        for table in &holders {
+            assert!(
+                JOB_ROWS.iter().any(|(t, _, _)| t == table),
+                "retention does not delete a finished job's rows in `{table}`: add it to JOB_ROWS (store/ops/retention.rs)"
+            );
+        }
+        assert_eq!(JOB_ROWS.last().unwrap().0, "jobs", "the jobs go last");
+        for (table, _, sqlite) in JOB_ROWS {
+            let steps = plan(&lite, sqlite, rusqlite::params!["[]"]);
+            assert!(
+                steps.contains(&format!("SEARCH {table} USING")),
+                "{table} by index:\n{steps}"
+            );
+        }
+    }
 
     #[test]
     fn a_claim_probes_the_head_of_each_class_instead_of_walking_the_queue() {
