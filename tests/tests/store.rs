@@ -74,6 +74,7 @@ suite!(
     retention_deletes_aged_finished_jobs_with_every_row_in_bounded_batches,
     retention_deletes_unreferenced_components_after_the_grace_and_referenced_ones_never,
     two_sweepers_at_once_delete_each_job_once,
+    retention_forgets_a_concurrency_key_with_its_last_job,
 );
 
 fn new_job(id: &str, max_attempts: u32) -> NewJob {
@@ -3437,4 +3438,52 @@ async fn two_sweepers_at_once_delete_each_job_once(db: TestDb) {
     let rest = store.expire_jobs(before, 100).await.unwrap().jobs;
     assert_eq!(a.unwrap() + b.unwrap() + rest, 60, "each job deleted once");
     assert_eq!(store.list_jobs(None, None, 100).await.unwrap().len(), 0);
+}
+
+/// A concurrency key's row goes with the last job of the key that retention deletes, never
+/// while a job of the key waits: counted in the rows a batch deletes (one job each, each with
+/// one attempt and three events).
+async fn retention_forgets_a_concurrency_key_with_its_last_job(db: TestDb) {
+    let store = db.open().await;
+    store.put_blob("c0ffee", b"component").await.unwrap();
+    let old = now_ms() - 10 * DAY_MS;
+    let agent = take(&*store, "r/0", "suite").await;
+    for (i, (id, turn)) in [
+        ("plain", Turn::default()),
+        ("last-of-gone", keyed("gone", 1)),
+        ("one-of-kept", keyed("kept", 1)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        store
+            .insert_job(job_with(id, old + i as i64, turn))
+            .await
+            .unwrap();
+        run_once(
+            &store,
+            &agent,
+            end(Next::Succeed(b"1".to_vec())),
+            old + i as i64,
+        )
+        .await;
+    }
+    store
+        .insert_job(job_with("waiting", now_ms(), keyed("kept", 1)))
+        .await
+        .unwrap();
+    let before = now_ms() - DAY_MS;
+    let mut deleted = Vec::new();
+    for _ in 0..3 {
+        let done = store.expire_jobs(before, 1).await.unwrap();
+        assert_eq!(done.jobs, 1);
+        deleted.push(done.rows);
+    }
+    let plain = deleted[0];
+    assert_eq!(
+        deleted,
+        [plain, plain + 1, plain],
+        "gone's row went with its last job; kept's stays while a job of it waits"
+    );
+    assert_eq!(store.expire_jobs(before, 1).await.unwrap().jobs, 0);
 }

@@ -19,7 +19,7 @@ pub(crate) const COMPONENTS_CHANNEL: &str = "driftless_components";
 /// range of the `jobs_finished` index, skipping any whose attempt still runs.
 macro_rules! pick_jobs {
     () => {
-        "SELECT id FROM jobs j WHERE finished_ms < $1 AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.job_id = j.id AND a.state = 'running') ORDER BY finished_ms LIMIT $2"
+        "SELECT id, concurrency_key FROM jobs j WHERE finished_ms < $1 AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.job_id = j.id AND a.state = 'running') ORDER BY finished_ms LIMIT $2"
     };
 }
 
@@ -90,8 +90,9 @@ pub struct ExpiredBlobs {
 }
 
 /// Delete at most `limit` jobs that finished before `before_ms` (oldest first), with every row
-/// that belongs to them: attempts, events, a queue row should one be left, and the kv data of
-/// a job-scoped kv (`kv_scope` = the job's id; a task's kv scope outlives its jobs).
+/// that belongs to them: attempts, events, a queue row should one be left, the kv data of
+/// a job-scoped kv (`kv_scope` = the job's id; a task's kv scope outlives its jobs), and the
+/// row of a concurrency key no queued or running job uses any more.
 pub(crate) async fn expire_jobs(
     s: &mut impl Sql,
     before_ms: i64,
@@ -103,14 +104,17 @@ pub(crate) async fn expire_jobs(
     } else {
         SQLITE_PICK_JOBS
     };
-    let ids = s
-        .rows(pick, params![before_ms, limit])
-        .await?
+    let picked = s.rows(pick, params![before_ms, limit]).await?;
+    let ids = picked
         .iter()
         .map(|r| r.get::<String>("id"))
         .collect::<StoreResult<Vec<_>>>()?;
     if ids.is_empty() {
         return Ok(ExpiredJobs::default());
+    }
+    let mut keys = std::collections::BTreeSet::new();
+    for r in &picked {
+        keys.extend(r.get::<Option<String>>("concurrency_key")?);
     }
     let mut done = ExpiredJobs::default();
     for (_, postgres, sqlite) in JOB_ROWS {
@@ -119,6 +123,15 @@ pub(crate) async fn expire_jobs(
             .exec(if pg { postgres } else { sqlite }, params![ids.as_slice()])
             .await?;
         done.rows += done.jobs;
+    }
+    // A concurrency key's row goes with its last job (a later job of the key writes it anew).
+    for key in &keys {
+        done.rows += s
+            .exec(
+                "DELETE FROM concurrency_keys WHERE key = $1 AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.concurrency_key = $1) AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.concurrency_key = $1 AND j.status = 'running')",
+                params![key],
+            )
+            .await?;
     }
     Ok(done)
 }
