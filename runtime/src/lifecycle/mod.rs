@@ -8,9 +8,11 @@
 //! out of attempts, cancelled when cancellation was requested). [`attempts`] turns each of
 //! these into a [`attempts::JobMove`] (the job's next state) and an [`attempts::Told`] event.
 //! [`tasks`] holds the task-version rules: numbering, the no-op redeploy, rollback targets and
-//! unregistering while pinned. The shared store suite (`tests/tests/store.rs`) holds both
+//! unregistering while pinned. [`schedules`] holds when a cron schedule's ticks fall and the
+//! missed-tick policy. The shared store suite (`tests/tests/store.rs`) holds both
 //! backends to these meanings.
 
 pub mod attempts;
+pub mod schedules;
 pub mod states;
 pub mod tasks;
