@@ -6,10 +6,12 @@
 //! are in `mod postgres_only` at the end.
 
 use driftless::engine::Limits;
+use driftless::lifecycle::schedules::Timetable;
 use driftless::store::{
-    AttemptEnd, AttemptState, ConcurrencyKey, DeleteOutcome, Held, JobFailure, JobStatus,
-    KvEffects, KvObserved, KvValue, KvWrite, NewJob, NewTaskVersion, Next, NodeRegistration,
-    Requirements, Store, StoreError, TaskPin, TokenRecord, Turn, now_ms,
+    AttemptEnd, AttemptState, ConcurrencyKey, DeleteOutcome, Firing, Held, Inserted, JobFailure,
+    JobStatus, KvEffects, KvObserved, KvValue, KvWrite, NewJob, NewSchedule, NewTaskVersion, Next,
+    NodeRegistration, Requirements, ScheduleTick, Store, StoreError, TaskPin, TokenRecord, Turn,
+    now_ms,
 };
 use driftless_tests::stores::TestDb;
 use std::collections::HashSet;
@@ -75,6 +77,10 @@ suite!(
     retention_deletes_unreferenced_components_after_the_grace_and_referenced_ones_never,
     two_sweepers_at_once_delete_each_job_once,
     retention_forgets_a_concurrency_key_with_its_last_job,
+    schedules_are_put_read_listed_and_deleted,
+    a_schedule_tick_fired_by_two_stores_at_once_makes_one_job,
+    a_schedule_moves_on_tick_by_tick_and_a_stale_firing_changes_nothing,
+    a_schedule_past_several_ticks_fires_the_latest_once_and_counts_the_skipped,
 );
 
 fn new_job(id: &str, max_attempts: u32) -> NewJob {
@@ -93,6 +99,7 @@ fn new_job(id: &str, max_attempts: u32) -> NewJob {
         requirements: None,
         now_ms: now_ms(),
         turn: Turn::default(),
+        schedule: None,
     }
 }
 
@@ -3486,4 +3493,304 @@ async fn retention_forgets_a_concurrency_key_with_its_last_job(db: TestDb) {
         "gone's row went with its last job; kept's stays while a job of it waits"
     );
     assert_eq!(store.expire_jobs(before, 1).await.unwrap().jobs, 0);
+}
+
+/// A schedule of task `t` ticking every second, its next tick at `next_ms`.
+fn every_second(name: &str, next_ms: i64, now: i64) -> NewSchedule {
+    NewSchedule {
+        name: name.into(),
+        task: "t".into(),
+        cron: "* * * * * *".into(),
+        timezone: "UTC".into(),
+        input: br#"{"n": 1}"#.to_vec(),
+        next_tick_ms: next_ms,
+        now_ms: now,
+    }
+}
+
+/// A schedule's job `id` for the tick due at `now` (as read from `store`, decided by the
+/// lifecycle's missed-tick policy), fired through `store`; `None` when nothing was due.
+async fn fire_at(store: &Arc<dyn Store>, name: &str, now: i64, id: &str) -> Option<NewJob> {
+    let s = store.get_schedule(name).await.unwrap()?;
+    let due = Timetable::parse(&s.cron, Some(&s.timezone), now)
+        .unwrap()
+        .due(s.next_tick_ms, now)?;
+    Some(NewJob {
+        input: s.input.clone(),
+        schedule: Some(Firing {
+            schedule: s.name.clone(),
+            revision: s.revision,
+            due_ms: s.next_tick_ms,
+            tick_ms: due.tick_ms,
+            skipped: due.skipped,
+            next_ms: due.next_ms,
+        }),
+        ..job_at(id, 3, now)
+    })
+}
+
+/// The jobs a schedule made, oldest tick first: (id, tick).
+async fn made_by(store: &Arc<dyn Store>, name: &str) -> Vec<(String, i64)> {
+    let mut jobs: Vec<(String, i64)> = store
+        .schedule_jobs(name, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| (j.id, j.tick_ms))
+        .collect();
+    jobs.reverse();
+    jobs
+}
+
+async fn schedules_are_put_read_listed_and_deleted(db: TestDb) {
+    let store = db.open().await;
+    let now = 1_000_000;
+    assert!(
+        store
+            .put_schedule(every_second("b", now + 1000, now))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .put_schedule(every_second("a", now + 1000, now))
+            .await
+            .unwrap()
+    );
+    let b = store.get_schedule("b").await.unwrap().unwrap();
+    assert_eq!(
+        (b.task.as_str(), b.cron.as_str(), b.timezone.as_str()),
+        ("t", "* * * * * *", "UTC")
+    );
+    assert_eq!(b.input, br#"{"n": 1}"#);
+    assert_eq!((b.created_ms, b.updated_ms, b.revision), (now, now, 1));
+    assert_eq!(
+        (b.next_tick_ms, b.last_tick_ms, b.last_job.as_deref()),
+        (now + 1000, None, None)
+    );
+    assert_eq!((b.fired, b.skipped), (0, 0));
+
+    // A put of an existing name replaces it: a new revision, the same creation time.
+    let replaced = NewSchedule {
+        task: "u".into(),
+        cron: "0 30 2 * * *".into(),
+        timezone: "Europe/Berlin".into(),
+        input: b"null".to_vec(),
+        ..every_second("b", now + 9_000, now + 5)
+    };
+    assert!(!store.put_schedule(replaced).await.unwrap());
+    let b = store.get_schedule("b").await.unwrap().unwrap();
+    assert_eq!(
+        (b.task.as_str(), b.cron.as_str(), b.timezone.as_str()),
+        ("u", "0 30 2 * * *", "Europe/Berlin")
+    );
+    assert_eq!((b.created_ms, b.updated_ms, b.revision), (now, now + 5, 2));
+    assert_eq!(
+        (b.next_tick_ms, b.input.as_slice()),
+        (now + 9_000, b"null".as_slice())
+    );
+
+    let names =
+        |l: Vec<driftless::store::Schedule>| l.into_iter().map(|s| s.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(store.list_schedules(None, 10).await.unwrap()),
+        ["a", "b"]
+    );
+    assert_eq!(names(store.list_schedules(None, 1).await.unwrap()), ["a"]);
+    assert_eq!(
+        names(store.list_schedules(Some("a"), 10).await.unwrap()),
+        ["b"]
+    );
+    assert_eq!(store.next_schedule_tick().await.unwrap(), Some(now + 1000));
+
+    assert!(store.delete_schedule("a").await.unwrap());
+    assert!(!store.delete_schedule("a").await.unwrap(), "already gone");
+    assert_eq!(store.get_schedule("a").await.unwrap(), None);
+    assert_eq!(names(store.list_schedules(None, 10).await.unwrap()), ["b"]);
+    assert_eq!(store.next_schedule_tick().await.unwrap(), Some(now + 9_000));
+    // A deleted schedule's due tick fires nothing.
+    let job = NewJob {
+        schedule: Some(Firing {
+            schedule: "a".into(),
+            revision: 1,
+            due_ms: now + 1000,
+            tick_ms: now + 1000,
+            skipped: 0,
+            next_ms: now + 2000,
+        }),
+        ..job_at("j-a", 3, now + 1000)
+    };
+    store.put_blob("c0ffee", b"component").await.unwrap();
+    assert_eq!(store.fire_schedule(job).await.unwrap(), None);
+    assert!(store.get_job("j-a").await.unwrap().is_none());
+    assert!(store.delete_schedule("b").await.unwrap());
+    assert_eq!(store.next_schedule_tick().await.unwrap(), None);
+}
+
+async fn a_schedule_tick_fired_by_two_stores_at_once_makes_one_job(db: TestDb) {
+    let nodes = [db.open().await, db.open().await];
+    nodes[0].put_blob("c0ffee", b"component").await.unwrap();
+    let start = 2_000_000;
+    nodes[0]
+        .put_schedule(every_second("s", start + 1000, start))
+        .await
+        .unwrap();
+    for round in 1..=8i64 {
+        let now = start + round * 1000 + 10;
+        // Four firers on two store handles read the same due tick, then fire it at once.
+        let mut read = Vec::new();
+        for p in 0..4 {
+            let store = nodes[p % 2].clone();
+            let job = fire_at(&store, "s", now, &format!("j{round}-{p}"))
+                .await
+                .expect("due");
+            read.push((store, job));
+        }
+        let firings: Vec<_> = read
+            .into_iter()
+            .map(|(store, job)| {
+                tokio::spawn(async move { (job.id.clone(), store.fire_schedule(job).await) })
+            })
+            .collect();
+        let mut stored: Vec<Inserted> = Vec::new();
+        for f in firings {
+            let (id, fired) = f.await.unwrap();
+            match fired
+                .unwrap_or_else(|e| panic!("round {round}: {id}'s firing failed loudly: {e}"))
+            {
+                Some(inserted) => stored.push(inserted),
+                None => assert!(
+                    nodes[1].get_job(&id).await.unwrap().is_none(),
+                    "round {round}: the losing firing {id} left its job behind"
+                ),
+            }
+        }
+        assert_eq!(stored.len(), 1, "round {round}: one job per tick");
+        let job = &stored[0].job;
+        assert_eq!(
+            job.schedule,
+            Some(ScheduleTick {
+                name: "s".into(),
+                tick_ms: start + round * 1000
+            })
+        );
+        let s = nodes[1].get_schedule("s").await.unwrap().unwrap();
+        assert_eq!(s.next_tick_ms, start + (round + 1) * 1000);
+        assert_eq!((s.fired, s.skipped), (round as u64, 0));
+        assert_eq!(s.last_job.as_deref(), Some(job.id.as_str()));
+    }
+    let ticks: Vec<i64> = made_by(&nodes[0], "s")
+        .await
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(ticks, (1..=8).map(|r| start + r * 1000).collect::<Vec<_>>());
+    let all = nodes[0].list_jobs(None, None, 100).await.unwrap();
+    assert_eq!(all.len(), 8, "no job of a losing firing was stored");
+}
+
+async fn a_schedule_moves_on_tick_by_tick_and_a_stale_firing_changes_nothing(db: TestDb) {
+    let store = db.open().await;
+    store.put_blob("c0ffee", b"component").await.unwrap();
+    let t = 3_000_000;
+    store
+        .put_schedule(every_second("s", t, t - 400))
+        .await
+        .unwrap();
+    assert!(
+        store.due_schedules(t - 1, 10).await.unwrap().is_empty(),
+        "not due yet"
+    );
+    assert_eq!(store.next_schedule_tick().await.unwrap(), Some(t));
+    assert!(fire_at(&store, "s", t - 1, "early").await.is_none());
+
+    let first = fire_at(&store, "s", t + 5, "first").await.unwrap();
+    let stale = NewJob {
+        id: "stale".into(),
+        ..first.clone()
+    };
+    let inserted = store.fire_schedule(first).await.unwrap().unwrap();
+    assert!(inserted.created);
+    assert_eq!(inserted.job.input, br#"{"n": 1}"#);
+    assert_eq!(store.next_schedule_tick().await.unwrap(), Some(t + 1000));
+    assert!(store.due_schedules(t + 999, 10).await.unwrap().is_empty());
+    let due = store.due_schedules(t + 1000, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].last_tick_ms, Some(t));
+    // The same tick fired again (a node that read it before the move) stores nothing.
+    assert_eq!(store.fire_schedule(stale).await.unwrap(), None);
+    assert!(store.get_job("stale").await.unwrap().is_none());
+
+    let second = fire_at(&store, "s", t + 1000, "second").await.unwrap();
+    let of_old_revision = NewJob {
+        id: "old-revision".into(),
+        ..second.clone()
+    };
+    store.fire_schedule(second).await.unwrap().unwrap();
+    assert_eq!(
+        made_by(&store, "s").await,
+        [("first".into(), t), ("second".into(), t + 1000)]
+    );
+
+    // A replaced schedule's firings read before the put change nothing; a put that steps the
+    // schedule back onto a tick that already has its job (a clock stepped back) moves it on
+    // and stores nothing: one job per schedule and tick.
+    store
+        .put_schedule(every_second("s", t + 1000, t + 1000))
+        .await
+        .unwrap();
+    assert_eq!(store.fire_schedule(of_old_revision).await.unwrap(), None);
+    let again = fire_at(&store, "s", t + 1000, "again").await.unwrap();
+    assert_eq!(store.fire_schedule(again).await.unwrap(), None);
+    assert!(store.get_job("again").await.unwrap().is_none());
+    assert_eq!(store.next_schedule_tick().await.unwrap(), Some(t + 2000));
+    let third = fire_at(&store, "s", t + 2000, "third").await.unwrap();
+    store.fire_schedule(third).await.unwrap().unwrap();
+    assert_eq!(
+        made_by(&store, "s").await,
+        [
+            ("first".into(), t),
+            ("second".into(), t + 1000),
+            ("third".into(), t + 2000)
+        ]
+    );
+}
+
+async fn a_schedule_past_several_ticks_fires_the_latest_once_and_counts_the_skipped(db: TestDb) {
+    let store = db.open().await;
+    store.put_blob("c0ffee", b"component").await.unwrap();
+    let t = 4_000_000;
+    store
+        .put_schedule(every_second("s", t, t - 500))
+        .await
+        .unwrap();
+    // Every node was down from before tick t until t + 5.5 s: ticks t .. t+4s are missed.
+    let late = fire_at(&store, "s", t + 5_500, "late").await.unwrap();
+    let inserted = store.fire_schedule(late).await.unwrap().unwrap();
+    assert_eq!(
+        inserted.job.schedule,
+        Some(ScheduleTick {
+            name: "s".into(),
+            tick_ms: t + 5_000
+        })
+    );
+    assert_eq!(made_by(&store, "s").await, [("late".into(), t + 5_000)]);
+    let s = store.get_schedule("s").await.unwrap().unwrap();
+    assert_eq!((s.fired, s.skipped, s.next_tick_ms), (1, 5, t + 6_000));
+    let queued = &events_of(&store, "late").await[0];
+    assert_eq!(queued.1, "queued");
+    assert!(
+        queued
+            .2
+            .contains("made by schedule s for its tick at 1970-01-01T01:06:45Z")
+            && queued.2.contains("skipped 5 earlier missed tick(s)"),
+        "{queued:?}"
+    );
+    // On time again: nothing skipped, and the event says so.
+    let on_time = fire_at(&store, "s", t + 6_020, "on-time").await.unwrap();
+    store.fire_schedule(on_time).await.unwrap().unwrap();
+    let queued = &events_of(&store, "on-time").await[0];
+    assert!(!queued.2.contains("skipped"), "{queued:?}");
+    let s = store.get_schedule("s").await.unwrap().unwrap();
+    assert_eq!((s.fired, s.skipped), (2, 5));
 }

@@ -6,11 +6,15 @@
 //! of the cluster can run.
 
 use crate::compat::{CompatReport, InspectError, Requirements};
-use crate::engine::{Judged, PrepareError, Prepared, Ready, WhenBusy, hash_hex};
+use crate::engine::{Judged, Limits, PrepareError, Prepared, Ready, WhenBusy, hash_hex};
 use crate::node::Node;
-use crate::store::StoreError;
+use crate::node::resolver::TaskRef;
+use crate::store::{NewJob, ResolvedTask, StoreError, TaskPin, Turn};
 use bytes::Bytes;
 use std::sync::Arc;
+
+/// Attempts a job is allowed when its submission names no number.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
 /// Bodies up to this size are hashed where they are; bigger ones on a blocking thread.
 const HASH_INLINE_BYTES: usize = 1 << 20;
@@ -71,6 +75,42 @@ impl Admitted {
             runs_on: None,
         }
     }
+
+    /// A job `id` of this component with `input`, accepted at `now_ms`, with the defaults of
+    /// a submission that names nothing else (limits, [`DEFAULT_MAX_ATTEMPTS`], its turn at
+    /// once): its report and requirements, and for a job of a deployed task the version it
+    /// pins, the task's kv scope (`task:NAME`; any other job's scope is its own id) and the
+    /// version's concurrency limit, if it has one (the key `task:NAME`). Every job is made
+    /// here: a submission over the API (which sets its options on top) and a schedule's
+    /// firing alike.
+    pub fn job(
+        &self,
+        task: Option<&ResolvedTask>,
+        id: String,
+        input: Vec<u8>,
+        now_ms: i64,
+    ) -> NewJob {
+        NewJob {
+            kv_scope: task.map_or_else(|| id.clone(), |t| format!("task:{}", t.task)),
+            id,
+            component: self.hash.clone(),
+            input,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            limits: Limits::default(),
+            optional_imports: Vec::new(),
+            report: self.report_json.clone(),
+            requirements: Some(self.requirements.clone()),
+            task: task.map(|t| TaskPin::new(t.task.clone(), t.version)),
+            idempotency_key: None,
+            request_hash: None,
+            now_ms,
+            turn: Turn {
+                concurrency: task.and_then(ResolvedTask::concurrency),
+                ..Turn::default()
+            },
+            schedule: None,
+        }
+    }
 }
 
 /// Why a component was not admitted. Nothing was stored.
@@ -89,6 +129,16 @@ pub enum AdmissionError {
     /// No component with that hash is stored.
     #[error("no component with hash {0} is stored; upload it with PUT /v1/components")]
     UnknownComponent(String),
+    /// The task (or the version) a submission names does not exist.
+    #[error(
+        "{what} does not exist; deploy it with PUT /v1/tasks/{task} (GET /v1/tasks lists tasks)"
+    )]
+    UnknownTask {
+        /// What was not found (`task demo`, `version 3 of task demo`).
+        what: String,
+        /// The task's name.
+        task: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -149,6 +199,25 @@ pub async fn admit(
             }
         },
     }
+}
+
+/// Resolve a deployed task's reference now (`name`, `name@current`: its current version;
+/// `name@7`) and admit that version's component, as for a job that pins it: a submission to
+/// a task and a schedule's firing come through here alike.
+pub async fn admit_task(
+    node: &Node,
+    r: &TaskRef,
+    optional: &[String],
+) -> Result<(Admitted, ResolvedTask), AdmissionError> {
+    let resolved = node.resolve_task(r).await.map_err(|e| match e {
+        StoreError::NotFound(what) => AdmissionError::UnknownTask {
+            what,
+            task: r.name.clone(),
+        },
+        other => other.into(),
+    })?;
+    let admitted = admit(node, Component::Stored(&resolved.component), optional).await?;
+    Ok((admitted, resolved))
 }
 
 /// A stored component's bytes (read once per admission).

@@ -190,6 +190,9 @@ impl From<AdmissionError> for ApiError {
             AdmissionError::UnknownComponent(_) => {
                 ApiError::new(ErrorCode::UnknownComponent, e.to_string())
             }
+            AdmissionError::UnknownTask { .. } => {
+                ApiError::new(ErrorCode::UnknownTask, e.to_string())
+            }
             AdmissionError::Rejected(report) => {
                 ApiError::new(ErrorCode::Rejected, crate::admission::refusal(&report))
                     .with_report(report)

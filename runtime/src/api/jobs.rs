@@ -8,9 +8,7 @@ use crate::engine::{Limits, Ready, WhenBusy};
 use crate::metrics::Stage;
 use crate::node::FinishWatch;
 use crate::node::resolver::TaskRef;
-use crate::store::{
-    Job, JobFilter, JobStatus, NewJob, ResolvedTask, StoreError, TaskPin, Turn, now_ms,
-};
+use crate::store::{Job, JobFilter, JobStatus, NewJob, ResolvedTask, StoreError, Turn, now_ms};
 use crate::wire::AttemptState;
 use crate::wire::{
     Activity, ActivityBucket, ActivityQuery, ComponentAnswer, ErrorCode, EventList, GetQuery,
@@ -91,7 +89,7 @@ fn limits(state: &AppState, spec: &JobSpec) -> Result<(Limits, u32), ApiError> {
         }
         limits.memory_bytes = m << 20;
     }
-    let attempts = spec.max_attempts.unwrap_or(3);
+    let attempts = spec.max_attempts.unwrap_or(admission::DEFAULT_MAX_ATTEMPTS);
     if attempts == 0 || attempts > MAX_ATTEMPTS {
         return Err(ApiError::new(
             ErrorCode::BadSpec,
@@ -145,21 +143,10 @@ async fn admit(
             admission::admit(&state.node, Component::Stored(hash), optional).await,
             None,
         ),
-        Source::Task(r) => {
-            let resolved = state.node.resolve_task(r).await.map_err(|e| match e {
-                StoreError::NotFound(what) => ApiError::new(ErrorCode::UnknownTask,
-                    format!("{what} does not exist; deploy it with PUT /v1/tasks/{} (GET /v1/tasks lists tasks)", r.name),
-                ),
-                other => other.into(),
-            })?;
-            let admitted = admission::admit(
-                &state.node,
-                Component::Stored(&resolved.component),
-                optional,
-            )
-            .await;
-            (admitted, Some(resolved))
-        }
+        Source::Task(r) => match admission::admit_task(&state.node, r, optional).await {
+            Ok((admitted, resolved)) => (Ok(admitted), Some(resolved)),
+            Err(e) => (Err(e), None),
+        },
     };
     match admitted {
         (Ok(admitted), task) => Ok((admitted, task)),
@@ -168,6 +155,7 @@ async fn admit(
                 e,
                 AdmissionError::Store(_)
                     | AdmissionError::UnknownComponent(_)
+                    | AdmissionError::UnknownTask { .. }
                     | AdmissionError::Prepare(crate::engine::PrepareError::Pool(_))
             ) {
                 state.node.metrics().job_rejected();
@@ -216,35 +204,26 @@ pub async fn submit(
         .wait
         .filter(|w| *w > 0)
         .map(|_| state.node.watch_finish(&id));
-    let job = |admitted: &Admitted, task: &Option<ResolvedTask>| NewJob {
-        kv_scope: task
-            .as_ref()
-            .map(|t| format!("task:{}", t.task))
-            .unwrap_or_else(|| id.clone()),
-        id: id.clone(),
-        component: admitted.hash.clone(),
-        input: serde_json::to_vec(spec.input.as_ref().unwrap_or(&Value::Null))
-            .expect("JSON encodes"),
-        max_attempts,
-        limits,
-        optional_imports: spec.optional_imports.clone(),
-        report: admitted.report_json.clone(),
-        requirements: Some(admitted.requirements.clone()),
-        task: task.as_ref().map(|t| TaskPin {
-            task: t.task.clone(),
-            version: t.version,
-        }),
-        idempotency_key: idempotency_key.clone(),
-        request_hash: Some(fingerprint.clone()),
-        now_ms: state.node.store().now(),
-        // A job without a key of its own is held to its task version's limit, if any.
-        turn: Turn {
-            concurrency: turn
-                .concurrency
-                .clone()
-                .or_else(|| task.as_ref().and_then(ResolvedTask::concurrency)),
-            ..turn.clone()
-        },
+    let job = |admitted: &Admitted, task: &Option<ResolvedTask>| {
+        let made = admitted.job(
+            task.as_ref(),
+            id.clone(),
+            serde_json::to_vec(spec.input.as_ref().unwrap_or(&Value::Null)).expect("JSON encodes"),
+            state.node.store().now(),
+        );
+        NewJob {
+            max_attempts,
+            limits,
+            optional_imports: spec.optional_imports.clone(),
+            idempotency_key: idempotency_key.clone(),
+            request_hash: Some(fingerprint.clone()),
+            // A job without a key of its own is held to its task version's limit, if any.
+            turn: Turn {
+                concurrency: turn.concurrency.clone().or(made.turn.concurrency.clone()),
+                ..turn.clone()
+            },
+            ..made
+        }
     };
     let began = std::time::Instant::now();
     let (inserted, admitted) = match state.node.store().insert_job(job(&admitted, &task)).await {

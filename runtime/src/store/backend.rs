@@ -592,3 +592,50 @@ impl<B: Backend> RetentionStore for B {
         self.write(op!(|s| ops::retention::reclaim(s))).await
     }
 }
+
+#[async_trait]
+impl<B: Backend> ScheduleStore for B {
+    async fn put_schedule(&self, schedule: NewSchedule) -> StoreResult<bool> {
+        self.atomic(op!(|s| ops::schedules::put(s, &schedule)))
+            .await
+    }
+
+    async fn get_schedule(&self, name: &str) -> StoreResult<Option<Schedule>> {
+        let name = name.to_string();
+        self.read(op!(|s| ops::schedules::get(s, &name))).await
+    }
+
+    async fn list_schedules(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<Schedule>> {
+        let after = after.map(str::to_string);
+        self.read(op!(|s| ops::schedules::list(s, after.as_deref(), limit)))
+            .await
+    }
+
+    async fn delete_schedule(&self, name: &str) -> StoreResult<bool> {
+        let name = name.to_string();
+        self.write(op!(|s| ops::schedules::delete(s, &name))).await
+    }
+
+    async fn due_schedules(&self, now: i64, limit: u32) -> StoreResult<Vec<Schedule>> {
+        self.read(op!(|s| ops::schedules::due(s, now, limit))).await
+    }
+
+    async fn next_schedule_tick(&self) -> StoreResult<Option<i64>> {
+        self.read(op!(|s| ops::schedules::next_tick(s))).await
+    }
+
+    async fn fire_schedule(&self, job: NewJob) -> StoreResult<Option<Inserted>> {
+        let fired = self.atomic(op!(|s| ops::schedules::fire(s, &job))).await?;
+        if fired.is_some() {
+            // Other nodes' idle agents claim it without waiting for their next poll.
+            self.announce_ready();
+        }
+        Ok(fired)
+    }
+
+    async fn schedule_jobs(&self, name: &str, limit: u32) -> StoreResult<Vec<ScheduledJob>> {
+        let name = name.to_string();
+        self.read(op!(|s| ops::schedules::jobs(s, &name, limit)))
+            .await
+    }
+}

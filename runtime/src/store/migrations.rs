@@ -15,6 +15,7 @@ pub(crate) const SQLITE: &[&str] = &[
     include_str!("migrations/sqlite/0007_claim_heads.sql"),
     include_str!("migrations/sqlite/0008_scheduling.sql"),
     include_str!("migrations/sqlite/0009_retention.sql"),
+    include_str!("migrations/sqlite/0010_schedules.sql"),
 ];
 
 /// PostgreSQL's schema versions (`schema_migrations` records those applied).
@@ -26,6 +27,7 @@ pub(crate) const POSTGRES: &[&str] = &[
     include_str!("migrations/postgres/0005_claim_heads.sql"),
     include_str!("migrations/postgres/0006_scheduling.sql"),
     include_str!("migrations/postgres/0007_retention.sql"),
+    include_str!("migrations/postgres/0008_schedules.sql"),
 ];
 
 /// The migrations a database at schema version `applied` lacks, numbered from 1; refuses a

@@ -1,6 +1,6 @@
 //! store: everything durable, behind one [`Store`] (a trait per concern: [`BlobStore`],
 //! [`JobStore`], [`AttemptStore`], [`TaskStore`], [`NodeStore`], [`KvStore`], [`TokenStore`],
-//! [`RetentionStore`]).
+//! [`RetentionStore`], [`ScheduleStore`]).
 //!
 //! The rules live elsewhere, once: [`crate::lifecycle`] decides what every step of a job's and
 //! a task's life does and how it is told; `ops/` holds every operation written once against
@@ -424,6 +424,44 @@ pub trait RetentionStore: Send + Sync {
     async fn reclaim_space(&self) -> StoreResult<(u64, bool)>;
 }
 
+/// Cron schedules: each names a task and the input of the jobs its ticks make. When ticks fall
+/// and which fires is [`crate::lifecycle::schedules`]'s to decide; the store keeps each
+/// schedule's next tick and fires a tick at most once.
+#[async_trait]
+pub trait ScheduleStore: Send + Sync {
+    /// Create a schedule, or replace it (a new revision, ticking from its `next_tick_ms`);
+    /// true when created.
+    async fn put_schedule(&self, schedule: NewSchedule) -> StoreResult<bool>;
+
+    /// One schedule.
+    async fn get_schedule(&self, name: &str) -> StoreResult<Option<Schedule>>;
+
+    /// Schedules by name after `after` (the last name of the previous page), at most `limit`.
+    async fn list_schedules(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<Schedule>>;
+
+    /// Delete a schedule; whether it existed. Its jobs stay.
+    async fn delete_schedule(&self, name: &str) -> StoreResult<bool>;
+
+    /// Schedules whose next tick is at or before `now_ms`, the most overdue first, at most
+    /// `limit`.
+    async fn due_schedules(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<Schedule>>;
+
+    /// The earliest next tick of any schedule.
+    async fn next_schedule_tick(&self) -> StoreResult<Option<i64>>;
+
+    /// Fire the tick `job` carries ([`NewJob::schedule`]), in one transaction: move the
+    /// schedule on to the tick's `next_ms` if its revision and next tick are still those the
+    /// firing read (compare-and-set), and store the job. `None`, with nothing changed, when
+    /// another firing moved the schedule on first, or it was replaced or deleted meanwhile: of
+    /// several nodes firing one tick at once, exactly one stores its job. A job pinned to a
+    /// version unregistered meanwhile is refused ([`StoreError::TaskVersionGone`]) and nothing
+    /// changes.
+    async fn fire_schedule(&self, job: NewJob) -> StoreResult<Option<Inserted>>;
+
+    /// The newest `limit` jobs a schedule made, newest tick first.
+    async fn schedule_jobs(&self, name: &str, limit: u32) -> StoreResult<Vec<ScheduledJob>>;
+}
+
 /// The one clock leases, identity holds and the registry's heartbeats are judged by.
 pub trait Clock: Send + Sync {
     /// Milliseconds since the Unix epoch, by the store's clock: the database server's on
@@ -445,6 +483,7 @@ pub trait Store:
     + KvStore
     + TokenStore
     + RetentionStore
+    + ScheduleStore
     + Clock
     + 'static
 {
@@ -459,6 +498,7 @@ impl<
         + KvStore
         + TokenStore
         + RetentionStore
+        + ScheduleStore
         + Clock
         + 'static,
 > Store for T

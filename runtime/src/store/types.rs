@@ -37,6 +37,9 @@ pub struct NewJob {
     pub now_ms: i64,
     /// Its place in the queue: priority, earliest start, concurrency key.
     pub turn: Turn,
+    /// The schedule tick that makes it (stored only through
+    /// [`ScheduleStore::fire_schedule`](super::ScheduleStore::fire_schedule)).
+    pub schedule: Option<Firing>,
 }
 
 impl NewJob {
@@ -48,17 +51,117 @@ impl NewJob {
             .max(self.now_ms)
     }
 
-    /// Its `queued` event.
+    /// Its `queued` event (for a schedule's job, with the schedule and tick that made it).
     pub(crate) fn queued(&self) -> crate::lifecycle::attempts::Told {
         let run_after = self.run_after_ms();
-        crate::lifecycle::attempts::queued(
+        let mut told = crate::lifecycle::attempts::queued(
             (run_after > self.now_ms).then_some(run_after),
             self.turn
                 .concurrency
                 .as_ref()
                 .map(|c| (c.key.as_str(), c.limit)),
-        )
+        );
+        if let Some(f) = &self.schedule {
+            told.message = format!(
+                "{}; {}",
+                told.message,
+                crate::lifecycle::schedules::made_by(&f.schedule, f.tick_ms, f.skipped)
+            );
+        }
+        told
     }
+}
+
+/// One tick of a schedule firing: the job it makes carries it, and the schedule moves on from
+/// `due_ms` to `next_ms` in the same transaction, or nothing happens (another node fired it,
+/// or the schedule was replaced or deleted meanwhile).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Firing {
+    /// The schedule's name.
+    pub schedule: String,
+    /// The schedule's revision when its due tick was read.
+    pub revision: i64,
+    /// Its `next_tick_ms` when read: the compare-and-set expects it.
+    pub due_ms: i64,
+    /// The tick that fires (the latest due one).
+    pub tick_ms: i64,
+    /// Earlier due ticks skipped (the missed-tick policy).
+    pub skipped: u64,
+    /// Its next tick after this one.
+    pub next_ms: i64,
+}
+
+/// The schedule and tick that made a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleTick {
+    /// The schedule's name.
+    pub name: String,
+    /// The tick (ms since the epoch).
+    pub tick_ms: i64,
+}
+
+/// A schedule to create or replace, for
+/// [`ScheduleStore::put_schedule`](super::ScheduleStore::put_schedule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSchedule {
+    /// Its name (checked by the caller).
+    pub name: String,
+    /// The task each firing submits to (its `current` version then).
+    pub task: String,
+    /// The cron pattern (checked by the caller).
+    pub cron: String,
+    /// The IANA time zone the pattern is read in.
+    pub timezone: String,
+    /// The jobs' input (JSON bytes).
+    pub input: Vec<u8>,
+    /// Its first tick after now.
+    pub next_tick_ms: i64,
+    /// When.
+    pub now_ms: i64,
+}
+
+/// A schedule as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    /// Its name.
+    pub name: String,
+    /// The task each firing submits to.
+    pub task: String,
+    /// The cron pattern.
+    pub cron: String,
+    /// The IANA time zone.
+    pub timezone: String,
+    /// The jobs' input (JSON bytes).
+    pub input: Vec<u8>,
+    /// Created at.
+    pub created_ms: i64,
+    /// Last put.
+    pub updated_ms: i64,
+    /// Grows with every put.
+    pub revision: i64,
+    /// Its next tick.
+    pub next_tick_ms: i64,
+    /// The tick that fired last.
+    pub last_tick_ms: Option<i64>,
+    /// The job that tick made.
+    pub last_job: Option<String>,
+    /// Ticks fired since it was created.
+    pub fired: u64,
+    /// Missed ticks skipped since it was created.
+    pub skipped: u64,
+}
+
+/// A job a schedule made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledJob {
+    /// The job's id.
+    pub id: String,
+    /// The tick that made it.
+    pub tick_ms: i64,
+    /// Where it is.
+    pub status: JobStatus,
+    /// The task version it was pinned to.
+    pub task: Option<TaskPin>,
 }
 
 /// How a job waits its turn: claims take the highest priority first, oldest first within a
@@ -233,6 +336,8 @@ pub struct Job {
     pub priority: i32,
     /// The concurrency key it shares, with its limit.
     pub concurrency: Option<ConcurrencyKey>,
+    /// The schedule and tick that made it.
+    pub schedule: Option<ScheduleTick>,
 }
 
 /// A job as a listing shows it: what it is and where it stands, with the sizes of its input

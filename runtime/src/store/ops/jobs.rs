@@ -8,7 +8,7 @@ use crate::store::*;
 /// The columns [`job`] reads, in every statement that returns a job.
 macro_rules! job_columns {
     () => {
-        "id, seq, component, status, input, max_attempts, attempts, limits, optional, kv_scope, task_name, task_version, run_after_ms, created_ms, updated_ms, finished_ms, output, error, progress, progress_msg, cancel_requested, class, request_hash, priority, concurrency_key, concurrency_limit"
+        "id, seq, component, status, input, max_attempts, attempts, limits, optional, kv_scope, task_name, task_version, run_after_ms, created_ms, updated_ms, finished_ms, output, error, progress, progress_msg, cancel_requested, class, request_hash, priority, concurrency_key, concurrency_limit, schedule_name, schedule_tick_ms"
     };
 }
 pub(crate) use job_columns;
@@ -95,6 +95,13 @@ pub(crate) fn job(r: &Record) -> StoreResult<Job> {
             Some(key) => Some(ConcurrencyKey {
                 key,
                 limit: r.get::<Option<u32>>("concurrency_limit")?.unwrap_or(1),
+            }),
+            None => None,
+        },
+        schedule: match r.get::<Option<String>>("schedule_name")? {
+            Some(name) => Some(ScheduleTick {
+                name,
+                tick_ms: r.get("schedule_tick_ms")?,
             }),
             None => None,
         },
@@ -822,8 +829,8 @@ pub(crate) async fn insert(s: &mut impl Sql, j: &NewJob) -> StoreResult<Inserted
     .await?;
     let stored = s
         .one(
-        concat!("INSERT INTO jobs (id, component, input, status, max_attempts, limits, optional, report_hash, kv_scope, task_name, task_version, idempotency_key, class, run_after_ms, created_ms, updated_ms, request_hash, priority, concurrency_key, concurrency_limit)
-         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $15, $13, $13, $14, $16, $17, $18) RETURNING ", job_columns!()),
+        concat!("INSERT INTO jobs (id, component, input, status, max_attempts, limits, optional, report_hash, kv_scope, task_name, task_version, idempotency_key, class, run_after_ms, created_ms, updated_ms, request_hash, priority, concurrency_key, concurrency_limit, schedule_name, schedule_tick_ms)
+         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $15, $13, $13, $14, $16, $17, $18, $19, $20) RETURNING ", job_columns!()),
         params![
             &j.id,
             &j.component,
@@ -843,6 +850,8 @@ pub(crate) async fn insert(s: &mut impl Sql, j: &NewJob) -> StoreResult<Inserted
             j.turn.priority,
             j.turn.concurrency.as_ref().map(|c| c.key.as_str()),
             j.turn.concurrency.as_ref().map(|c| c.limit),
+            j.schedule.as_ref().map(|f| f.schedule.as_str()),
+            j.schedule.as_ref().map(|f| f.tick_ms),
         ],
     )
     .await

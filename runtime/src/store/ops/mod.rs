@@ -13,6 +13,7 @@ pub(crate) mod kv;
 pub(crate) mod listing;
 pub(crate) mod nodes;
 pub(crate) mod retention;
+pub(crate) mod schedules;
 pub(crate) mod tasks;
 pub(crate) mod tokens;
 pub(crate) mod turns;

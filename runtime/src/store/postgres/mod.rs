@@ -506,8 +506,9 @@ impl Backend for PostgresStore {
         if let Some(r) = &job.requirements {
             self.ensure_class(r, job.now_ms).await?;
         }
-        let inserted = if job.turn.concurrency.is_some() {
-            // Its key is settled in the same transaction (see `ops::turns`).
+        let inserted = if job.turn.concurrency.is_some() || job.schedule.is_some() {
+            // Its key is settled in the same transaction (see `ops::turns`); a schedule's job
+            // is stored with its schedule and tick.
             self.atomic(op!(|s| ops::jobs::insert(s, &job))).await
         } else {
             let inserted = queue::insert(&self.client().await?, &job).await;
