@@ -8,6 +8,7 @@ pub mod error;
 mod jobs;
 mod nodes;
 mod page;
+mod schedules;
 pub mod submission;
 mod system;
 mod tasks;
@@ -53,6 +54,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/tasks/{name}"),
     ("POST", "/v1/tasks/{name}/rollback"),
     ("DELETE", "/v1/tasks/{name}/versions/{version}"),
+    ("GET", "/v1/schedules"),
+    ("PUT", "/v1/schedules/{name}"),
+    ("GET", "/v1/schedules/{name}"),
+    ("DELETE", "/v1/schedules/{name}"),
     ("POST", "/v1/check"),
     ("GET", "/v1/modules"),
     ("GET", "/v1/nodes"),
@@ -100,6 +105,14 @@ pub const ACCESS: &[(&str, &str, Access)] = &[
     (
         "DELETE",
         "/v1/tasks/{name}/versions/{version}",
+        Access::Scope(Scope::Deploy),
+    ),
+    ("GET", "/v1/schedules", Access::Scope(Scope::Read)),
+    ("PUT", "/v1/schedules/{name}", Access::Scope(Scope::Deploy)),
+    ("GET", "/v1/schedules/{name}", Access::Scope(Scope::Read)),
+    (
+        "DELETE",
+        "/v1/schedules/{name}",
         Access::Scope(Scope::Deploy),
     ),
     ("POST", "/v1/check", Access::Scope(Scope::Submit)),
@@ -162,6 +175,13 @@ pub fn router(node: Arc<Node>) -> Router {
         .route(
             "/v1/tasks/{name}/versions/{version}",
             axum::routing::delete(tasks::delete_version),
+        )
+        .route("/v1/schedules", get(schedules::list))
+        .route(
+            "/v1/schedules/{name}",
+            put(schedules::put)
+                .get(schedules::get)
+                .delete(schedules::delete),
         )
         .route("/v1/check", post(system::check))
         .route("/v1/modules", get(system::modules))

@@ -310,6 +310,10 @@ fn job() -> Job {
         priority: 5,
         concurrency_key: Some("customer-42".into()),
         concurrency_limit: Some(2),
+        schedule: Some(JobSchedule {
+            name: "nightly".into(),
+            tick_ms: 1_000,
+        }),
     }
 }
 
@@ -325,6 +329,7 @@ fn sparse_job() -> Job {
         class: None,
         concurrency_key: None,
         concurrency_limit: None,
+        schedule: None,
         status: JobStatus::Queued,
         ..job()
     }
@@ -539,6 +544,7 @@ fn samples() -> Vec<(&'static str, Value)> {
     .into_iter()
     .chain(job_samples())
     .chain(task_samples())
+    .chain(schedule_samples())
     .chain([
         ("NodeList", value(nodes())),
         (
@@ -754,6 +760,84 @@ fn task_samples() -> Vec<(&'static str, Value)> {
     ]
 }
 
+/// The bodies of `/v1/schedules`.
+fn schedule_samples() -> Vec<(&'static str, Value)> {
+    let schedule = |last: Option<i64>| Schedule {
+        name: "nightly".into(),
+        task: "report".into(),
+        cron: "0 30 2 * * *".into(),
+        timezone: "Europe/Berlin".into(),
+        input: json!({"full": true}),
+        created_ms: 1,
+        updated_ms: 2,
+        next_tick_ms: 3,
+        last_tick_ms: last,
+        last_job: last.map(|_| job().id),
+        fired: 4,
+        skipped: 1,
+    };
+    vec![
+        (
+            "ScheduleSpec",
+            value(ScheduleSpec {
+                task: "report".into(),
+                cron: "0 30 2 * * *".into(),
+                input: Some(json!({"full": true})),
+                timezone: Some("Europe/Berlin".into()),
+            }),
+        ),
+        (
+            "ScheduleSpec",
+            value(ScheduleSpec {
+                task: "report".into(),
+                cron: "*/5 * * * *".into(),
+                ..ScheduleSpec::default()
+            }),
+        ),
+        (
+            "ScheduleResponse",
+            value(ScheduleAnswer {
+                schedule: schedule(None),
+                created: true,
+            }),
+        ),
+        (
+            "ScheduleRecord",
+            value(ScheduleRecord {
+                schedule: schedule(Some(2)),
+                jobs: vec![
+                    ScheduledJob {
+                        id: job().id,
+                        tick_ms: 2,
+                        status: JobStatus::Succeeded,
+                        task: Some("report@3".into()),
+                    },
+                    ScheduledJob {
+                        id: job().id,
+                        tick_ms: 1,
+                        status: JobStatus::Queued,
+                        task: None,
+                    },
+                ],
+            }),
+        ),
+        (
+            "ScheduleList",
+            value(ScheduleList {
+                schedules: vec![schedule(Some(2)), schedule(None)],
+                next: Some("nightly".into()),
+            }),
+        ),
+        (
+            "ScheduleDeleted",
+            value(ScheduleDeleted {
+                name: "nightly".into(),
+                deleted: true,
+            }),
+        ),
+    ]
+}
+
 fn document() -> Value {
     serde_json::from_str(OPENAPI).expect("openapi.json is JSON")
 }
@@ -888,8 +972,10 @@ fn query_types_match_the_documented_parameters() {
         ("/v1/jobs/{id}", "get", value(GetQuery { wait: Some(1) })),
         ("/v1/jobs/{id}/events", "get", page.clone()),
         ("/v1/jobs/{id}/logs", "get", limit.clone()),
-        ("/v1/tasks", "get", page),
+        ("/v1/tasks", "get", page.clone()),
         ("/v1/tasks/{name}", "get", limit.clone()),
+        ("/v1/schedules", "get", page),
+        ("/v1/schedules/{name}", "get", limit.clone()),
         ("/v1/nodes", "get", limit),
         (
             "/v1/activity",

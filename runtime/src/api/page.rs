@@ -35,6 +35,16 @@ pub(super) const TASK_VERSIONS: Bound = Bound {
     default: 100,
     max: 1000,
 };
+/// `GET /v1/schedules`.
+pub(super) const SCHEDULES: Bound = Bound {
+    default: 100,
+    max: 1000,
+};
+/// `GET /v1/schedules/{name}`: the jobs it made, the newest.
+pub(super) const SCHEDULE_JOBS: Bound = Bound {
+    default: 10,
+    max: 100,
+};
 /// `GET /v1/nodes`: node processes.
 pub(super) const NODES: Bound = Bound {
     default: 100,

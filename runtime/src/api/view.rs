@@ -47,6 +47,10 @@ impl From<&store::Job> for wire::Job {
             priority: j.priority,
             concurrency_key: j.concurrency.as_ref().map(|c| c.key.clone()),
             concurrency_limit: j.concurrency.as_ref().map(|c| c.limit),
+            schedule: j.schedule.as_ref().map(|s| wire::JobSchedule {
+                name: s.name.clone(),
+                tick_ms: s.tick_ms,
+            }),
         }
     }
 }
@@ -187,5 +191,34 @@ pub fn task(t: store::Task, this_node: wire::ThisNode) -> wire::Task {
         nodes: t.nodes.into_iter().map(Into::into).collect(),
         audit: t.audit.into_iter().map(Into::into).collect(),
         this_node,
+    }
+}
+
+/// A stored schedule as the API shows it.
+pub fn schedule(s: store::Schedule) -> wire::Schedule {
+    wire::Schedule {
+        input: serde_json::from_slice(&s.input).unwrap_or(Value::Null),
+        name: s.name,
+        task: s.task,
+        cron: s.cron,
+        timezone: s.timezone,
+        created_ms: s.created_ms,
+        updated_ms: s.updated_ms,
+        next_tick_ms: s.next_tick_ms,
+        last_tick_ms: s.last_tick_ms,
+        last_job: s.last_job,
+        fired: s.fired,
+        skipped: s.skipped,
+    }
+}
+
+impl From<store::ScheduledJob> for wire::ScheduledJob {
+    fn from(j: store::ScheduledJob) -> Self {
+        wire::ScheduledJob {
+            id: j.id,
+            tick_ms: j.tick_ms,
+            status: j.status,
+            task: j.task.as_ref().map(ToString::to_string),
+        }
     }
 }

@@ -44,6 +44,8 @@ error_codes! {
     InvalidComponent = "invalid-component", BAD_REQUEST;
     /// The task name or reference is not valid.
     BadTaskName = "bad-task-name", BAD_REQUEST;
+    /// A schedule's name, cron pattern or time zone is not valid.
+    BadSchedule = "bad-schedule", BAD_REQUEST;
     /// The request carries no token, or one that is not valid (unknown or revoked); the answer
     /// has a `WWW-Authenticate: Bearer` header.
     Unauthorized = "unauthorized", UNAUTHORIZED;
@@ -63,6 +65,8 @@ error_codes! {
     UnknownComponent = "unknown-component", NOT_FOUND;
     /// No such task or version.
     UnknownTask = "unknown-task", NOT_FOUND;
+    /// No such schedule.
+    UnknownSchedule = "unknown-schedule", NOT_FOUND;
     /// The path is not an API route.
     NoSuchRoute = "no-such-route", NOT_FOUND;
     /// The path exists but does not take this method.

@@ -1,6 +1,8 @@
 //! `/v1/jobs`, `/v1/components`, `/v1/check`, `/v1/modules`: what goes in and what comes out.
 
-use super::{AttemptState, CompatReport, JobFailure, JobStatus, Limits, Module, Placement};
+use super::{
+    AttemptState, CompatReport, JobFailure, JobSchedule, JobStatus, Limits, Module, Placement,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -177,6 +179,8 @@ pub struct Job {
     pub concurrency_key: Option<String>,
     /// How many jobs of its key may be ready or running at once (`null` without a key).
     pub concurrency_limit: Option<u32>,
+    /// The schedule and tick that made it (`null`: submitted).
+    pub schedule: Option<JobSchedule>,
 }
 
 /// One attempt of a job.

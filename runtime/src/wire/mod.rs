@@ -10,6 +10,7 @@
 mod error;
 mod jobs;
 mod nodes;
+mod schedules;
 mod tasks;
 mod tokens;
 
@@ -26,6 +27,10 @@ pub use jobs::{
 pub use nodes::{
     DrainRequested, Inflight, InflightAttempt, NodeInfo, NodeList, NodeState, NodeVerdict,
     Placement,
+};
+pub use schedules::{
+    JobSchedule, Schedule, ScheduleAnswer, ScheduleDeleted, ScheduleList, ScheduleRecord,
+    ScheduleSpec, ScheduledJob,
 };
 pub use tasks::{
     AuditEntry, DeleteQuery, DeployAnswer, DeployQuery, JobCounts, NodeResolution, RollbackAnswer,
