@@ -72,6 +72,8 @@ pub struct Metrics {
     stages: [(AtomicU64, AtomicU64); Stage::ALL.len()],
     submitted: AtomicU64,
     rejected: AtomicU64,
+    schedule_fired: AtomicU64,
+    schedule_skipped: AtomicU64,
     finished: Mutex<BTreeMap<&'static str, u64>>,
     attempts: Mutex<BTreeMap<String, u64>>,
     duration: Mutex<([u64; BUCKETS.len()], u64, f64)>,
@@ -90,6 +92,12 @@ impl Metrics {
     /// A submission was refused by the version check or as invalid.
     pub fn job_rejected(&self) {
         self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A schedule's tick fired here, after skipping `skipped` missed ones.
+    pub fn schedule_fired(&self, skipped: u64) {
+        self.schedule_fired.fetch_add(1, Ordering::Relaxed);
+        self.schedule_skipped.fetch_add(skipped, Ordering::Relaxed);
     }
 
     /// A job reached a terminal status on this node.
@@ -187,6 +195,16 @@ impl Metrics {
             out,
             "# HELP driftless_jobs_rejected_total Submissions refused (version check or invalid component).\n# TYPE driftless_jobs_rejected_total counter\ndriftless_jobs_rejected_total {}",
             self.rejected.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP driftless_schedule_ticks_fired_total Schedule ticks this node fired (each made a job).\n# TYPE driftless_schedule_ticks_fired_total counter\ndriftless_schedule_ticks_fired_total {}",
+            self.schedule_fired.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP driftless_schedule_ticks_skipped_total Missed schedule ticks skipped by this node's firings (a schedule catches up at most one).\n# TYPE driftless_schedule_ticks_skipped_total counter\ndriftless_schedule_ticks_skipped_total {}",
+            self.schedule_skipped.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

@@ -1,9 +1,9 @@
 //! Every background loop of a node, started in one place ([`start`]) and stopped in one
 //! ([`Loops::stop`]): the agents, the renewal of their identities, the lease reaper, the
-//! timers of delayed jobs, the registry heartbeat, the resolution-cache refresh, retention
-//! and, on PostgreSQL, the followers of the store's notifications. Each loop holds a
-//! [`Stopping`] and ends at its next wait once the node stops; [`Loops`] keeps every handle so
-//! stopping awaits them all.
+//! timers of delayed jobs, the firing of cron schedules, the registry heartbeat, the
+//! resolution-cache refresh, retention and, on PostgreSQL, the followers of the store's
+//! notifications. Each loop holds a [`Stopping`] and ends at its next wait once the node
+//! stops; [`Loops`] keeps every handle so stopping awaits them all.
 
 use super::agent;
 use super::identity;
@@ -53,6 +53,9 @@ pub fn start(node: Arc<Node>, address: String, notices: Option<Notices>) -> Loop
     });
     loops.spawn("reaper", |stop| agent::reap(node.clone(), stop));
     loops.spawn("timers", |stop| super::timers::run(node.clone(), stop));
+    loops.spawn("schedules", |stop| {
+        super::schedules::run(node.clone(), stop)
+    });
     loops.spawn("registry heartbeat", |stop| {
         keep_registered(node.clone(), address, stop)
     });
@@ -262,7 +265,7 @@ mod tests {
         };
         let node = node(dir.path(), config);
         let loops = start(node.clone(), "127.0.0.1:1".into(), None);
-        assert_eq!(loops.handles.len(), 2 + 6, "two agents and six loops");
+        assert_eq!(loops.handles.len(), 2 + 7, "two agents and seven loops");
         // Past taking their identities, the agents look for work and wait for it.
         driftless_tests::poll::until("both agents to take an identity", STOP_WAIT, async || {
             node.identities().len() == 2

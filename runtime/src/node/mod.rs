@@ -8,6 +8,7 @@
 //! - [`resolver`]: task references and the cache of what `current` resolves to;
 //! - `identity`: exclusive agent identities held by this process;
 //! - `agent`: the agents (claim, lease, run, record, recover) and the lease reaper;
+//! - `timers` and `schedules`: delayed jobs made ready when due, and cron schedules fired;
 //! - [`listener`]: the daemon's TCP listener, shared with the process that replaces it;
 //! - [`server`]: the HTTP server on it: accept loop, TLS, connection cap and deadlines;
 //! - [`retention`]: deleting finished jobs and unused components after `--retention`;
@@ -27,6 +28,7 @@ pub mod loops;
 pub mod registry;
 pub mod resolver;
 pub mod retention;
+mod schedules;
 pub mod server;
 mod state;
 mod stop;
