@@ -5,6 +5,7 @@ mod check;
 mod client;
 mod jobs;
 mod run;
+mod schedules;
 mod serve;
 mod tasks;
 mod tokens;
@@ -66,6 +67,8 @@ enum Command {
     Nodes(admin::NodeArgs),
     /// Make, list and revoke API tokens (needs the `admin` scope).
     Tokens(tokens::Args),
+    /// Put, list, show and delete cron schedules that submit jobs to a task.
+    Schedules(schedules::Args),
 }
 
 /// Options shared by commands that build a local host.
@@ -158,6 +161,7 @@ fn client_command(command: Command) -> Result<i32> {
             Command::Inflight(args) => admin::inflight(args).await,
             Command::Nodes(args) => admin::nodes(args).await,
             Command::Tokens(args) => tokens::run(args).await,
+            Command::Schedules(args) => schedules::run(args).await,
             Command::Check(_) | Command::Run(_) | Command::Serve(_) => {
                 unreachable!("local commands are dispatched in main")
             }
