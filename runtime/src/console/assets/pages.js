@@ -386,6 +386,7 @@ export async function job(root, ctx) {
         job.priority ? [h("dt", {}, "Priority"), h("dd", { id: "job-priority" }, String(job.priority))] : null,
         job.status === "queued" && job.run_after_ms > Date.now() ? [h("dt", {}, "Not before"), h("dd", { id: "job-not-before" }, when(job.run_after_ms))] : null,
         job.concurrency_key ? [h("dt", {}, "Concurrency key"), h("dd", { id: "job-key" }, `${job.concurrency_key} (at most ${job.concurrency_limit} of its jobs at once)`)] : null,
+        job.schedule ? [h("dt", {}, "Schedule"), h("dd", { id: "job-schedule" }, `${job.schedule.name}, its tick at `, when(job.schedule.tick_ms))] : null,
         h("dt", {}, "Finished"),
         h("dd", {}, job.finished_ms ? [when(job.finished_ms), ` (after ${duration(job.finished_ms - job.created_ms)})`] : "—"),
         job.progress ? [h("dt", {}, "Progress"), h("dd", {}, `${job.progress.percent}% ${job.progress.message}`)] : null,
