@@ -17,9 +17,14 @@ use std::time::Duration;
 const BIN: &str = env!("CARGO_BIN_EXE_driftless");
 
 async fn deploy(c: &Client, name: &str, wasm: &str) -> Value {
+    deploy_with(c, name, wasm, "").await
+}
+
+/// Deploy with a query (`?max_concurrency=N`).
+async fn deploy_with(c: &Client, name: &str, wasm: &str, query: &str) -> Value {
     let (status, body) = c
         .send(
-            c.request(Method::PUT, &format!("/v1/tasks/{name}"))
+            c.request(Method::PUT, &format!("/v1/tasks/{name}{query}"))
                 .header("content-type", "application/wasm")
                 .body(bytes(wasm)),
         )
@@ -175,13 +180,13 @@ async fn a_schedule_firing_every_second_on_two_nodes_makes_one_job_per_tick() {
 }
 
 /// A schedule pins nothing: each tick resolves the task's current version, so a deploy
-/// between two ticks reaches the next job.
+/// between two ticks reaches the next job, with that version's concurrency limit.
 #[tokio::test]
 async fn a_deploy_between_ticks_reaches_the_next_job() {
     let dir = tempfile::tempdir().unwrap();
     let d = DaemonProcess::start(BIN, dir.path(), &["--agents", "2"]);
     let c = Client::new(&d.url);
-    deploy(&c, "pin", SLOW).await;
+    deploy_with(&c, "pin", SLOW, "?max_concurrency=2").await;
     let (status, put) = put_schedule(
         &c,
         "pinless",
@@ -214,8 +219,18 @@ async fn a_deploy_between_ticks_reaches_the_next_job() {
     assert!(v2["tick_ms"].as_i64() > v1["tick_ms"].as_i64());
     let ran_v1 = c.wait(v1["id"].as_str().unwrap()).await;
     assert_eq!(ran_v1["output"]["slept_ms"], 1, "{ran_v1}");
+    assert_eq!(
+        (&ran_v1["concurrency_key"], &ran_v1["concurrency_limit"]),
+        (&json!("task:pin"), &json!(2)),
+        "version 1's limit: {ran_v1}"
+    );
     let ran_v2 = c.wait(v2["id"].as_str().unwrap()).await;
     assert_eq!(ran_v2["output"], json!({"ms": 1, "tag": "t"}), "{ran_v2}");
+    assert_eq!(
+        ran_v2["concurrency_key"],
+        Value::Null,
+        "version 2 has no limit"
+    );
     // Every tick after the first of version 2 resolved version 2.
     let jobs = jobs_of(&c, "pinless").await;
     let versions: Vec<&str> = jobs.values().map(|j| j["task"].as_str().unwrap()).collect();
