@@ -203,7 +203,7 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP driftless_schedule_ticks_skipped_total Missed schedule ticks skipped by this node's firings (a schedule catches up at most one).\n# TYPE driftless_schedule_ticks_skipped_total counter\ndriftless_schedule_ticks_skipped_total {}",
+            "# HELP driftless_schedule_ticks_skipped_total Missed schedule ticks skipped by this node's firings (ticks more than a minute late).\n# TYPE driftless_schedule_ticks_skipped_total counter\ndriftless_schedule_ticks_skipped_total {}",
             self.schedule_skipped.load(Ordering::Relaxed)
         );
         let _ = writeln!(

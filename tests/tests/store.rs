@@ -80,7 +80,7 @@ suite!(
     schedules_are_put_read_listed_and_deleted,
     a_schedule_tick_fired_by_two_stores_at_once_makes_one_job,
     a_schedule_moves_on_tick_by_tick_and_a_stale_firing_changes_nothing,
-    a_schedule_past_several_ticks_fires_the_latest_once_and_counts_the_skipped,
+    a_schedule_more_than_a_minute_late_skips_the_missed_ticks_and_counts_them,
 );
 
 fn new_job(id: &str, max_attempts: u32) -> NewJob {
@@ -3756,7 +3756,7 @@ async fn a_schedule_moves_on_tick_by_tick_and_a_stale_firing_changes_nothing(db:
     );
 }
 
-async fn a_schedule_past_several_ticks_fires_the_latest_once_and_counts_the_skipped(db: TestDb) {
+async fn a_schedule_more_than_a_minute_late_skips_the_missed_ticks_and_counts_them(db: TestDb) {
     let store = db.open().await;
     store.put_blob("c0ffee", b"component").await.unwrap();
     let t = 4_000_000;
@@ -3764,33 +3764,34 @@ async fn a_schedule_past_several_ticks_fires_the_latest_once_and_counts_the_skip
         .put_schedule(every_second("s", t, t - 500))
         .await
         .unwrap();
-    // Every node was down from before tick t until t + 5.5 s: ticks t .. t+4s are missed.
-    let late = fire_at(&store, "s", t + 5_500, "late").await.unwrap();
+    // Every node was down from before tick t until t + 65.5 s: ticks t .. t+5s are more than a
+    // minute late, missed; t+6s is the first within the minute.
+    let late = fire_at(&store, "s", t + 65_500, "late").await.unwrap();
     let inserted = store.fire_schedule(late).await.unwrap().unwrap();
     assert_eq!(
         inserted.job.schedule,
         Some(ScheduleTick {
             name: "s".into(),
-            tick_ms: t + 5_000
+            tick_ms: t + 6_000
         })
     );
-    assert_eq!(made_by(&store, "s").await, [("late".into(), t + 5_000)]);
+    assert_eq!(made_by(&store, "s").await, [("late".into(), t + 6_000)]);
     let s = store.get_schedule("s").await.unwrap().unwrap();
-    assert_eq!((s.fired, s.skipped, s.next_tick_ms), (1, 5, t + 6_000));
+    assert_eq!((s.fired, s.skipped, s.next_tick_ms), (1, 6, t + 7_000));
     let queued = &events_of(&store, "late").await[0];
     assert_eq!(queued.1, "queued");
     assert!(
         queued
             .2
-            .contains("made by schedule s for its tick at 1970-01-01T01:06:45Z")
-            && queued.2.contains("skipped 5 earlier missed tick(s)"),
+            .contains("made by schedule s for its tick at 1970-01-01T01:06:46Z")
+            && queued.2.contains("skipped 6 earlier missed tick(s)"),
         "{queued:?}"
     );
-    // On time again: nothing skipped, and the event says so.
-    let on_time = fire_at(&store, "s", t + 6_020, "on-time").await.unwrap();
-    store.fire_schedule(on_time).await.unwrap().unwrap();
-    let queued = &events_of(&store, "on-time").await[0];
+    // The ticks within the minute fire next, in order, nothing more skipped.
+    let next = fire_at(&store, "s", t + 65_520, "next").await.unwrap();
+    store.fire_schedule(next).await.unwrap().unwrap();
+    let queued = &events_of(&store, "next").await[0];
     assert!(!queued.2.contains("skipped"), "{queued:?}");
     let s = store.get_schedule("s").await.unwrap().unwrap();
-    assert_eq!((s.fired, s.skipped), (2, 5));
+    assert_eq!((s.fired, s.skipped, s.next_tick_ms), (2, 6, t + 8_000));
 }

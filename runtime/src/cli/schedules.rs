@@ -215,7 +215,7 @@ fn show(s: &Schedule) {
         _ => println!("  last tick: none yet"),
     }
     println!(
-        "  fired {} tick(s); skipped {} missed tick(s) (a schedule catches up at most one)",
+        "  fired {} tick(s); skipped {} missed tick(s) (ticks more than a minute late are skipped)",
         s.fired, s.skipped
     );
 }

@@ -8,9 +8,11 @@
 //! or wildcard pattern (`*/15 * * * *`) skips the ticks inside the gap; in a repeated hour a
 //! fixed-time pattern fires once (the first pass) and an interval pattern fires on both passes.
 //!
-//! Missed ticks (every node was down, or the node that looked slept past several ticks) follow
-//! one policy, [`CATCH_UP`]: at most one catches up. The latest due tick fires; the earlier
-//! due ones are skipped, and the job's `queued` event says how many.
+//! Late and missed ticks follow one policy, [`CATCH_UP`]: a tick due at most [`LATE_GRACE_MS`]
+//! ago still fires, in order (a node that was busy, a short stall of every node); older ticks
+//! are missed (every node was down): skipped, and the job's `queued` event says how many. When
+//! every due tick is older than the grace, the latest of them fires, so an outage ends with
+//! one firing.
 
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -18,8 +20,10 @@ use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 
 /// The missed-tick policy, as the README and the API describe it.
-pub const CATCH_UP: &str =
-    "catch up at most one: the latest due tick fires, earlier missed ticks are skipped and counted";
+pub const CATCH_UP: &str = "ticks up to a minute late fire in order; older ticks are missed: skipped and counted, except that the latest fires when every due tick is older than a minute";
+
+/// How late a tick may be and still fire: one minute.
+pub const LATE_GRACE_MS: i64 = 60_000;
 
 /// Past this many, skipped ticks are not counted one by one (the count says "at least").
 pub const MAX_COUNTED: u64 = 10_000;
@@ -118,16 +122,25 @@ impl Timetable {
     }
 
     /// What fires at `now_ms` for a schedule whose next tick is `next_tick_ms` (`None`: not
-    /// due yet). The policy is [`CATCH_UP`]: of the ticks from `next_tick_ms` to `now_ms`,
-    /// the latest fires and the earlier ones are skipped.
+    /// due yet). The policy is [`CATCH_UP`]: the first due tick at most [`LATE_GRACE_MS`] old
+    /// fires (the ones after it fire next, in order); older ones are skipped; when every due
+    /// tick is older, the latest fires.
     pub fn due(&self, next_tick_ms: i64, now_ms: i64) -> Option<Due> {
         if next_tick_ms > now_ms {
             return None;
         }
-        let tick_ms = self
-            .latest_at_or_before(now_ms)
-            .filter(|t| *t >= next_tick_ms)
-            .unwrap_or(next_tick_ms);
+        let cutoff = now_ms - LATE_GRACE_MS;
+        let tick_ms = if next_tick_ms >= cutoff {
+            next_tick_ms
+        } else {
+            match self.next_after(cutoff - 1).filter(|t| *t <= now_ms) {
+                Some(first_recent) => first_recent,
+                None => self
+                    .latest_at_or_before(now_ms)
+                    .filter(|t| *t >= next_tick_ms)
+                    .unwrap_or(next_tick_ms),
+            }
+        };
         let mut skipped = 0;
         let mut at = next_tick_ms;
         while at < tick_ms && skipped < MAX_COUNTED {
@@ -140,7 +153,7 @@ impl Timetable {
         // A pattern with no tick after this one (past year 5000) is not looked at again for
         // a year.
         let next_ms = self
-            .next_after(tick_ms.max(now_ms))
+            .next_after(tick_ms)
             .unwrap_or(now_ms + 366 * 86_400_000);
         Some(Due {
             tick_ms,
@@ -160,7 +173,7 @@ pub fn made_by(schedule: &str, tick_ms: i64, skipped: u64) -> String {
     match skipped {
         0 => {}
         n => told.push_str(&format!(
-            "; skipped {}{n} earlier missed tick(s): no node fired them in time, and a schedule catches up at most one",
+            "; skipped {}{n} earlier missed tick(s): no node fired them within a minute of their time",
             if n >= MAX_COUNTED { "at least " } else { "" }
         )),
     }
@@ -223,14 +236,33 @@ mod tests {
         assert_eq!(
             t.due(ms(10), ms(15) + 500),
             Some(Due {
-                tick_ms: ms(15),
-                skipped: 5,
-                next_ms: ms(16)
+                tick_ms: ms(10),
+                skipped: 0,
+                next_ms: ms(11)
             }),
-            "ticks 10..14 are skipped, 15 fires"
+            "5.5 s late: still fires, and 11..15 after it"
+        );
+        assert_eq!(
+            t.due(ms(10), ms(75) + 500),
+            Some(Due {
+                tick_ms: ms(16),
+                skipped: 6,
+                next_ms: ms(17)
+            }),
+            "65.5 s late: 10..15 are missed, 16 (a minute ago) fires, then the rest in order"
+        );
+        let hourly = Timetable::parse("0 * * * *", None, 0).unwrap();
+        assert_eq!(
+            hourly.due(ms(3_600), ms(3 * 3_600 + 90)),
+            Some(Due {
+                tick_ms: ms(3 * 3_600),
+                skipped: 2,
+                next_ms: ms(4 * 3_600)
+            }),
+            "every due tick older than a minute: the latest fires"
         );
         let far = t.due(ms(10), ms(10 + 86_400)).unwrap();
-        assert_eq!(far.tick_ms, ms(10 + 86_400));
+        assert_eq!(far.tick_ms, ms(10 + 86_400 - 60));
         assert_eq!(far.skipped, MAX_COUNTED, "counting stops");
         assert!(made_by("s", far.tick_ms, far.skipped).contains("at least 10000"));
         assert!(made_by("nightly", ms(10), 0).ends_with("1970-01-01T00:00:10Z"));

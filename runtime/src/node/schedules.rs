@@ -4,9 +4,10 @@
 //! transaction that moves the schedule on to its next tick by compare-and-set: of the nodes
 //! firing one tick at once, one stores its job and the others change nothing.
 //!
-//! Missed ticks follow [`lifecycle::schedules::CATCH_UP`](crate::lifecycle::schedules::CATCH_UP):
-//! the latest due tick fires and the earlier due ones are skipped, counted in the job's
-//! `queued` event, a log line and `driftless_schedule_ticks_skipped_total`.
+//! Late and missed ticks follow
+//! [`lifecycle::schedules::CATCH_UP`](crate::lifecycle::schedules::CATCH_UP): ticks up to a
+//! minute late fire in order; older ones are skipped, counted in the job's `queued` event, a
+//! log line and `driftless_schedule_ticks_skipped_total`.
 
 use super::resolver::TaskRef;
 use super::state::Node;

@@ -46,7 +46,7 @@ pub struct Schedule {
     pub last_job: Option<String>,
     /// Ticks fired since it was created.
     pub fired: u64,
-    /// Missed ticks skipped since it was created (a schedule catches up at most one).
+    /// Missed ticks skipped since it was created (ticks more than a minute late).
     pub skipped: u64,
 }
 
