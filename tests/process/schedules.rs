@@ -4,8 +4,8 @@
 //! patterns, zones and tasks are refused saying why. (Declared as a test of the runtime
 //! package so the real binary is built for it.)
 
-use driftless_tests::daemon::{Client, DaemonProcess};
-use driftless_tests::poll::{until, until_some};
+use driftless_tests::daemon::{Client, DaemonProcess, cluster};
+use driftless_tests::poll::until_some;
 use driftless_tests::postgres::PgServer;
 use driftless_tests::{bytes, examples::*};
 use reqwest::Method;
@@ -71,24 +71,7 @@ async fn a_schedule_firing_every_second_on_two_nodes_makes_one_job_per_tick() {
     let pg = PgServer::start();
     let store = pg.url();
     let root = tempfile::tempdir().unwrap();
-    let nodes: Vec<DaemonProcess> = ["node-a", "node-b"]
-        .iter()
-        .map(|n| {
-            DaemonProcess::start(
-                BIN,
-                &root.path().join(n),
-                &["--store", &store, "--node", n, "--agents", "2"],
-            )
-        })
-        .collect();
-    let clients: Vec<Client> = nodes.iter().map(|n| Client::new(&n.url)).collect();
-    until("both nodes live", Duration::from_secs(10), async || {
-        let (_, body) = clients[0].get("/v1/nodes").await;
-        body["nodes"]
-            .as_array()
-            .is_some_and(|n| n.iter().filter(|n| n["state"] == "live").count() == 2)
-    })
-    .await;
+    let (_nodes, clients) = cluster(BIN, root.path(), &store, &["node-a", "node-b"], 2).await;
     deploy(&clients[0], "tick", HELLO).await;
 
     let began = std::time::Instant::now();

@@ -3,7 +3,7 @@
 //! of one PostgreSQL. (Declared as a test of the runtime package so the real binary is built
 //! for it.)
 
-use driftless_tests::daemon::{Client, DaemonProcess};
+use driftless_tests::daemon::{Client, DaemonProcess, cluster};
 use driftless_tests::poll::until;
 use driftless_tests::postgres::PgServer;
 use driftless_tests::{bytes, examples::*};
@@ -193,25 +193,8 @@ async fn jobs_sharing_a_key_never_overlap_on_two_nodes() {
     let pg = PgServer::start();
     let store = pg.url();
     let root = tempfile::tempdir().unwrap();
-    let nodes: Vec<DaemonProcess> = ["node-a", "node-b"]
-        .iter()
-        .map(|n| {
-            DaemonProcess::start(
-                BIN,
-                &root.path().join(n),
-                &["--store", &store, "--node", n, "--agents", "2"],
-            )
-        })
-        .collect();
-    let clients: Vec<Client> = nodes.iter().map(|n| Client::new(&n.url)).collect();
+    let (_nodes, clients) = cluster(BIN, root.path(), &store, &["node-a", "node-b"], 2).await;
     let hash = put_slow(&clients[0]).await;
-    until("both nodes live", Duration::from_secs(10), async || {
-        let (_, body) = clients[0].get("/v1/nodes").await;
-        body["nodes"]
-            .as_array()
-            .is_some_and(|n| n.iter().filter(|n| n["state"] == "live").count() == 2)
-    })
-    .await;
 
     let mut keyed = Vec::new();
     let mut free = Vec::new();

@@ -260,3 +260,35 @@ impl Client {
         )
     }
 }
+
+/// Daemons named `names` on one store (`store`: a PostgreSQL URL), `agents` agents each, their
+/// data directories under `root`, with a client each; returns once the registry shows every
+/// one live.
+pub async fn cluster(
+    bin: &str,
+    root: &Path,
+    store: &str,
+    names: &[&str],
+    agents: u32,
+) -> (Vec<DaemonProcess>, Vec<Client>) {
+    let agents = agents.to_string();
+    let nodes: Vec<DaemonProcess> = names
+        .iter()
+        .map(|n| {
+            DaemonProcess::start(
+                bin,
+                &root.join(n),
+                &["--store", store, "--node", n, "--agents", &agents],
+            )
+        })
+        .collect();
+    let clients: Vec<Client> = nodes.iter().map(|n| Client::new(&n.url)).collect();
+    crate::poll::until("every node live", Duration::from_secs(15), async || {
+        let (_, body) = clients[0].get("/v1/nodes").await;
+        body["nodes"]
+            .as_array()
+            .is_some_and(|n| n.iter().filter(|n| n["state"] == "live").count() == names.len())
+    })
+    .await;
+    (nodes, clients)
+}
