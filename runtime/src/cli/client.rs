@@ -170,6 +170,32 @@ impl Client {
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.json(self.request(Method::GET, path)).await
     }
+
+    /// Every page of the listing at `path` (each answer is bounded), handled as it comes:
+    /// `page` gets each answer and whether it is the first, and returns the next page's
+    /// cursor (`None`: stop).
+    pub async fn each_page(
+        &self,
+        path: &str,
+        mut page: impl FnMut(&Value, bool) -> Result<Option<String>>,
+    ) -> Result<()> {
+        let mut after: Option<String> = None;
+        let mut first = true;
+        loop {
+            let query = driftless::wire::PageQuery {
+                limit: None,
+                after: after.take(),
+            };
+            let raw: Value = self
+                .json(self.request(Method::GET, path).query(&query))
+                .await?;
+            match page(&raw, first)? {
+                Some(next) => after = Some(next),
+                None => return Ok(()),
+            }
+            first = false;
+        }
+    }
 }
 
 /// The CA certificates in a PEM file.

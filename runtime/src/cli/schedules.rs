@@ -5,8 +5,7 @@ use super::client::{Client, ClientArgs, decode};
 use anyhow::{Context, Result};
 use driftless::lifecycle::attempts::rfc3339;
 use driftless::wire::{
-    PageQuery, Schedule, ScheduleAnswer, ScheduleDeleted, ScheduleList, ScheduleRecord,
-    ScheduleSpec,
+    Schedule, ScheduleAnswer, ScheduleDeleted, ScheduleList, ScheduleRecord, ScheduleSpec,
 };
 use reqwest::Method;
 use serde_json::Value;
@@ -125,26 +124,17 @@ pub async fn run(args: Args) -> Result<i32> {
         }
         Command::List { daemon, json } => {
             let client = Client::new(&daemon)?;
-            let mut after: Option<String> = None;
-            let mut first = true;
-            loop {
-                let query = PageQuery {
-                    limit: None,
-                    after: after.take(),
-                };
-                let raw: Value = client
-                    .json(client.request(Method::GET, "/v1/schedules").query(&query))
-                    .await?;
+            client.each_page("/v1/schedules", |raw, first| {
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&raw)?);
+                    println!("{}", serde_json::to_string_pretty(raw)?);
                 }
-                let page = decode::<ScheduleList>(&raw)?;
+                let page = decode::<ScheduleList>(raw)?;
                 if !json {
                     if first && page.schedules.is_empty() {
                         eprintln!(
                             "no schedules; make one with `driftless schedules put NAME --task TASK --cron \"*/5 * * * *\"`"
                         );
-                        return Ok(0);
+                        return Ok(None);
                     }
                     if first {
                         println!(
@@ -163,12 +153,8 @@ pub async fn run(args: Args) -> Result<i32> {
                         );
                     }
                 }
-                first = false;
-                match page.next {
-                    Some(next) => after = Some(next),
-                    None => return Ok(0),
-                }
-            }
+                Ok(page.next)
+            }).await?;
         }
         Command::Get { name, daemon, json } => {
             let client = Client::new(&daemon)?;

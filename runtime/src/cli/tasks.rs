@@ -5,8 +5,8 @@ use super::read_component;
 use anyhow::Result;
 use driftless::compat::Verdict;
 use driftless::wire::{
-    DeleteQuery, DeployAnswer, DeployQuery, PageQuery, RollbackAnswer, RollbackSpec, Task,
-    TaskList, UnregisterAnswer,
+    DeleteQuery, DeployAnswer, DeployQuery, RollbackAnswer, RollbackSpec, Task, TaskList,
+    UnregisterAnswer,
 };
 use reqwest::Method;
 use serde_json::Value;
@@ -127,39 +127,28 @@ pub async fn deploy(args: DeployArgs) -> Result<i32> {
 
 pub async fn list(args: ShowArgs) -> Result<i32> {
     let client = Client::new(&args.daemon)?;
-    // Page by page (each answer is bounded), printing as they come.
-    let mut after: Option<String> = None;
-    let mut first = true;
-    loop {
-        let query = PageQuery {
-            limit: None,
-            after: after.take(),
-        };
-        let raw: Value = client
-            .json(client.request(Method::GET, "/v1/tasks").query(&query))
-            .await?;
-        if args.json {
-            println!("{}", serde_json::to_string_pretty(&raw)?);
-        }
-        let page = decode::<TaskList>(&raw)?;
-        if !args.json {
-            if first && page.tasks.is_empty() {
-                eprintln!("no tasks; deploy one with `driftless deploy NAME JOB.wasm`");
-                return Ok(0);
+    client
+        .each_page("/v1/tasks", |raw, first| {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(raw)?);
             }
-            if first {
-                println!("{:<32} {:>8} {:>9}", "NAME", "CURRENT", "VERSIONS");
+            let page = decode::<TaskList>(raw)?;
+            if !args.json {
+                if first && page.tasks.is_empty() {
+                    eprintln!("no tasks; deploy one with `driftless deploy NAME JOB.wasm`");
+                    return Ok(None);
+                }
+                if first {
+                    println!("{:<32} {:>8} {:>9}", "NAME", "CURRENT", "VERSIONS");
+                }
+                for t in &page.tasks {
+                    println!("{:<32} {:>8} {:>9}", t.name, t.current, t.versions);
+                }
             }
-            for t in &page.tasks {
-                println!("{:<32} {:>8} {:>9}", t.name, t.current, t.versions);
-            }
-        }
-        first = false;
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return Ok(0),
-        }
-    }
+            Ok(page.next)
+        })
+        .await?;
+    Ok(0)
 }
 
 pub async fn show(args: TaskArgs) -> Result<i32> {
