@@ -28,21 +28,6 @@ fn with_admin(dir: &Path, extra: &[&str]) -> DaemonProcess {
     DaemonProcess::start_with_env(BIN, dir, extra, &[("DRIFTLESS_ADMIN_TOKEN", ADMIN)])
 }
 
-/// Make a token through the API with `admin`; its secret.
-async fn make_token(admin: &Client, name: &str, scopes: &[&str]) -> String {
-    let (status, body) = admin
-        .send(
-            admin
-                .request(Method::POST, "/v1/admin/tokens")
-                .json(&json!({"name": name, "scopes": scopes})),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let secret = body["secret"].as_str().expect("a secret").to_string();
-    assert!(secret.starts_with("dl_"), "{secret}");
-    secret
-}
-
 /// A request body.
 #[derive(Clone)]
 enum Body {
@@ -342,7 +327,7 @@ async fn every_route_answers_by_scope(backend: Backend) {
         ("deployer", "deploy"),
         ("operator", "admin"),
     ] {
-        let secret = make_token(&admin, name, &[scope]).await;
+        let secret = admin.make_token(name, &[scope]).await;
         callers.push(Caller {
             name,
             client: Client::with_token(&d.url, &secret),
@@ -460,7 +445,9 @@ async fn every_route_answers_by_scope_on_postgres() {
 async fn tokens_survive_a_restart_and_tokens_in_the_store_mean_auth_is_on() {
     let dir = tempfile::tempdir().unwrap();
     let first = with_admin(dir.path(), &[]);
-    let reader = make_token(&Client::with_token(&first.url, ADMIN), "reader", &["read"]).await;
+    let reader = Client::with_token(&first.url, ADMIN)
+        .make_token("reader", &["read"])
+        .await;
     drop(first);
 
     let second = DaemonProcess::start(BIN, dir.path(), &[]);
@@ -485,7 +472,9 @@ async fn a_token_made_on_one_node_works_on_the_other_and_a_revoke_reaches_it() {
     let root = tempfile::tempdir().unwrap();
     let a = with_admin(&root.path().join("a"), &["--store", url, "--node", "a"]);
     let b = with_admin(&root.path().join("b"), &["--store", url, "--node", "b"]);
-    let secret = make_token(&Client::with_token(&a.url, ADMIN), "shared", &["read"]).await;
+    let secret = Client::with_token(&a.url, ADMIN)
+        .make_token("shared", &["read"])
+        .await;
     let on_b = Client::with_token(&b.url, &secret);
     until(
         "node b accepts the token made on node a",
@@ -588,7 +577,7 @@ async fn open_mode_refuses_what_a_web_page_could_send() {
     assert_eq!(health.status(), 200);
 
     // The first token made turns tokens on (tokens in the store mean auth is on).
-    let secret = make_token(&c, "first", &["admin"]).await;
+    let secret = c.make_token("first", &["admin"]).await;
     assert_eq!(c.get("/v1/jobs").await.0, 401);
     assert_eq!(
         Client::with_token(&d.url, &secret).get("/v1/jobs").await.0,

@@ -26,18 +26,6 @@ fn with_admin(dir: &Path, extra: &[&str]) -> DaemonProcess {
     DaemonProcess::start_with_env(BIN, dir, extra, &[("DRIFTLESS_ADMIN_TOKEN", ADMIN)])
 }
 
-async fn make_token(admin: &Client, name: &str, scopes: &[&str]) -> String {
-    let (status, body) = admin
-        .send(
-            admin
-                .request(Method::POST, "/v1/admin/tokens")
-                .json(&json!({"name": name, "scopes": scopes})),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["secret"].as_str().unwrap().to_string()
-}
-
 async fn deploy(c: &Client, name: &str, wasm: &str) -> Value {
     let (status, body) = c
         .send(
@@ -124,13 +112,13 @@ async fn the_page_and_its_files_need_no_token_and_the_data_does() {
     assert_eq!(me["token"], "admin");
     assert_eq!(me["scopes"], json!(["admin"]));
     assert_eq!(me["open"], false);
-    let reader = Client::with_token(&d.url, &make_token(&admin, "viewer", &["read"]).await);
+    let reader = Client::with_token(&d.url, &admin.make_token("viewer", &["read"]).await);
     let (status, me) = reader.get("/v1/whoami").await;
     assert_eq!(
         (status, &me["token"], &me["scopes"]),
         (200, &json!("viewer"), &json!(["read"]))
     );
-    let submitter = Client::with_token(&d.url, &make_token(&admin, "ci", &["submit"]).await);
+    let submitter = Client::with_token(&d.url, &admin.make_token("ci", &["submit"]).await);
     assert_eq!(
         submitter.get("/v1/whoami").await.1["scopes"],
         json!(["submit"])
@@ -324,7 +312,7 @@ async fn two_versions_of_a_task_roll_back_from_the_page() {
     let admin = Client::with_token(&d.url, ADMIN);
     assert_eq!(deploy(&admin, "greet", HELLO).await["version"], 1);
     assert_eq!(deploy(&admin, "greet", WORDCOUNT).await["version"], 2);
-    let viewer = make_token(&admin, "viewer", &["read"]).await;
+    let viewer = admin.make_token("viewer", &["read"]).await;
 
     let b = Browser::start().await;
     b.goto(&format!("{}/#/tasks/greet", d.url)).await;

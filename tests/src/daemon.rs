@@ -233,6 +233,19 @@ impl Client {
         self.http.request(method, format!("{}{path}", self.url))
     }
 
+    /// Make a token named `name` with `scopes` through the API (this client holds an admin
+    /// token); its secret.
+    pub async fn make_token(&self, name: &str, scopes: &[&str]) -> String {
+        let (status, body) = self
+            .send(
+                self.request(reqwest::Method::POST, "/v1/admin/tokens")
+                    .json(&serde_json::json!({"name": name, "scopes": scopes})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["secret"].as_str().unwrap().to_string()
+    }
+
     /// `GET path`.
     pub async fn get(&self, path: &str) -> (u16, Value) {
         self.send(self.request(reqwest::Method::GET, path)).await
